@@ -1,0 +1,47 @@
+"""Lightning callbacks that know nothing of Optuna or MLflow."""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Literal
+
+import pytorch_lightning as pl
+import torch
+
+
+class BestWeights(pl.Callback):
+    """Keeps, in memory, the weights and metrics of the epoch with the best monitored value."""
+
+    def __init__(self, monitor: str = "val/acc", mode: Literal["max", "min"] = "max") -> None:
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', but got mode={mode!r}.")
+        self.monitor = monitor
+        self.mode = mode
+        self.best_value: float | None = None
+        self.best_epoch: int | None = None
+        self.best_metrics: dict[str, float] = {}
+        self.best_state: dict[str, torch.Tensor] | None = None
+
+    def is_better(self, value: float) -> bool:
+        if math.isnan(value):
+            return False
+        if self.best_value is None:
+            return True
+        return value > self.best_value if self.mode == "max" else value < self.best_value
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+            return
+        value = float(trainer.callback_metrics[self.monitor])
+        if not self.is_better(value):
+            return
+        self.best_value = value
+        self.best_epoch = trainer.current_epoch
+        self.best_metrics = {key: float(v) for key, v in trainer.callback_metrics.items() if v.numel() == 1}
+        self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()}
+
+    def restore(self, pl_module: pl.LightningModule) -> None:
+        """Loads the best epoch's weights back into the module (no-op before any validation)."""
+        if self.best_state is not None:
+            pl_module.load_state_dict(copy.deepcopy(self.best_state))

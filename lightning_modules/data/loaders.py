@@ -1,0 +1,240 @@
+"""Batch iterators over in-memory uint8 tensors, plain or augmented.
+
+`InMemoryLoader` slices batches straight out of tensors (optionally already on the device): no
+workers, no collation, no per-sample Python. The augmented path runs an albumentations pipeline per
+sample in DataLoader workers, seeded so that a seeded run is reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, get_worker_info
+
+__all__ = [
+    "AugmentedDataset",
+    "EpochSampler",
+    "InMemoryLoader",
+    "available_cpus",
+    "build_augmented_loader",
+    "resolve_num_workers",
+]
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def _check_images_labels(images: torch.Tensor, labels: torch.Tensor) -> None:
+    if images.dtype != torch.uint8 or images.ndim != 4:
+        raise ValueError(
+            f"images must be a uint8 tensor (N, C, H, W); got {images.dtype} {tuple(images.shape)}."
+        )
+    if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+        raise ValueError(
+            f"labels must have shape ({images.shape[0]},) to match images; got {tuple(labels.shape)}."
+        )
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, but got batch_size={batch_size!r}.")
+
+
+class EpochSampler:
+    """The shuffle order of one epoch: a permutation from a generator seeded with `seed + epoch`.
+
+    Lightning calls `set_epoch` (it looks for `loader.sampler.set_epoch`) before every epoch; without
+    it, each new iteration moves on to the next epoch by itself.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def next_order(self, size: int) -> torch.Tensor:
+        """The permutation of range(size) for the current epoch; advances to the next epoch."""
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        self.epoch += 1
+        return torch.randperm(size, generator=generator)
+
+
+class InMemoryLoader:
+    """Iterates (uint8 images, int64 labels) batches sliced from tensors held in memory.
+
+    With `device` the tensors are moved there once, and every batch is cut on the device.
+    """
+
+    batch_sampler = None  # Lightning inspects `batch_sampler` next to `sampler`
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        seed: int = 0,
+        device: torch.device | str | None = None,
+    ) -> None:
+        _check_images_labels(images, labels)
+        _check_batch_size(batch_size)
+        self.images = images if device is None else images.to(device)
+        self.labels = labels if device is None else labels.to(device)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.sampler = EpochSampler(seed)
+
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.labels.shape[0])
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def to(self, device: torch.device | str) -> InMemoryLoader:
+        """A loader over the same data held on `device` (moved once), at the same epoch."""
+        moved = InMemoryLoader(
+            self.images,
+            self.labels,
+            self.batch_size,
+            shuffle=self.shuffle,
+            drop_last=self.drop_last,
+            seed=self.sampler.seed,
+            device=device,
+        )
+        moved.set_epoch(self.sampler.epoch)
+        return moved
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return self.num_samples // self.batch_size
+        return math.ceil(self.num_samples / self.batch_size)
+
+    def __iter__(self) -> Iterator[Batch]:
+        # a generator: Lightning calls iter() once to check the loader, which must not use up an epoch
+        if self.shuffle:
+            order = self.sampler.next_order(self.num_samples).to(self.device)
+            for start in range(0, len(self) * self.batch_size, self.batch_size):
+                index = order[start : start + self.batch_size]
+                yield self.images.index_select(0, index), self.labels.index_select(0, index)
+        else:
+            for start in range(0, len(self) * self.batch_size, self.batch_size):
+                end = start + self.batch_size
+                yield self.images[start:end], self.labels[start:end]
+
+
+class AugmentedDataset(Dataset[Batch]):
+    """Applies an albumentations pipeline per sample: HWC uint8 numpy in, CHW uint8 tensor out.
+
+    Images are laid out HWC in numpy once, at construction. The pipeline is reseeded with `seed`
+    here and, in each DataLoader worker, from the worker's torch seed (see `seed_worker`).
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: Any, seed: int = 0) -> None:
+        _check_images_labels(images, labels)
+        if not callable(transform):
+            raise ValueError(
+                f"transform must be an albumentations Compose, but got {type(transform).__name__}."
+            )
+        self.images = images.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+        self.labels = labels.cpu()
+        self.transform = transform
+        self.shape = tuple(images.shape[1:])
+        self.reseed(seed)
+
+    def reseed(self, seed: int) -> None:
+        set_seed = getattr(self.transform, "set_random_seed", None)
+        if callable(set_seed):
+            set_seed(seed)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def __getitem__(self, index: int) -> Batch:
+        out = self.transform(image=self.images[index])["image"]
+        if out.ndim == 2:  # some OpenCV paths drop a single channel
+            out = out[:, :, None]
+        image = torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1)
+        if image.shape != self.shape or image.dtype != torch.uint8:
+            raise ValueError(
+                f"augment turned a {self.shape} uint8 image into {tuple(image.shape)} {image.dtype}; "
+                "use transforms that keep the image size and dtype (resize with data.image_size)."
+            )
+        return image, self.labels[index]
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader worker init: seed numpy, random and the pipeline from the worker's torch seed."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+    info = get_worker_info()
+    if info is not None and isinstance(info.dataset, AugmentedDataset):
+        info.dataset.reseed(seed)
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)  # one thread per worker: the workers already share the cores
+    except ImportError:  # pragma: no cover - albumentations always brings OpenCV
+        pass
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity mask, capped by torch's thread count."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, torch.get_num_threads()))
+
+
+def resolve_num_workers(num_workers: int | Literal["auto"]) -> int:
+    """`auto` -> max(0, min(4, available CPUs - 1)); an int is checked and returned."""
+    if num_workers == "auto":
+        return max(0, min(4, available_cpus() - 1))
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        raise ValueError(
+            f"num_workers must be 'auto' or an integer >= 0, but got num_workers={num_workers!r}."
+        )
+    return num_workers
+
+
+def build_augmented_loader(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    transform: Any,
+    batch_size: int,
+    *,
+    shuffle: bool = True,
+    drop_last: bool = False,
+    seed: int = 0,
+    num_workers: int | Literal["auto"] = "auto",
+) -> DataLoader[Batch]:
+    """A DataLoader that augments each sample; reproducible for a given seed and worker count."""
+    _check_batch_size(batch_size)
+    workers = resolve_num_workers(num_workers)
+    return DataLoader(
+        AugmentedDataset(images, labels, transform, seed=seed),
+        batch_size=batch_size,
+        shuffle=shuffle,
+        drop_last=drop_last,
+        num_workers=workers,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=workers > 0,
+        worker_init_fn=seed_worker if workers > 0 else None,
+        generator=torch.Generator().manual_seed(seed),
+    )

@@ -1,0 +1,102 @@
+"""From a `RunConfig` to a ready datamodule, LightningModule and Trainer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from lightning_modules.config import BackboneConfig, RunConfig, TrainerConfig
+from lightning_modules.data import ImageDataModule
+from lightning_modules.models import model_from_config
+from lightning_modules.module import ClassifierModule
+
+
+@dataclass
+class RunParts:
+    datamodule: ImageDataModule
+    module: ClassifierModule
+
+
+def build_datamodule(config: RunConfig) -> ImageDataModule:
+    datamodule = ImageDataModule(config.data, config.augment, seed=config.seed)
+    datamodule.setup()
+    return datamodule
+
+
+def build_module(config: RunConfig, datamodule: ImageDataModule) -> ClassifierModule:
+    model = model_from_config(
+        config.model,
+        in_channels=datamodule.in_channels,
+        num_classes=datamodule.num_classes,
+        image_size=datamodule.image_size,
+    )
+    mean, std = datamodule.mean, datamodule.std
+    normalization = getattr(model, "normalization", None)
+    if normalization is not None:
+        mean, std = _match_channels(normalization, datamodule.in_channels)
+    backbone = config.model if isinstance(config.model, BackboneConfig) else None
+    module = ClassifierModule(
+        model,
+        config.optim,
+        num_classes=datamodule.num_classes,
+        mean=mean,
+        std=std,
+        channels_last=config.trainer.channels_last,
+        freeze=backbone.freeze if backbone else "none",
+        unfreeze_after=backbone.unfreeze_after if backbone else None,
+    )
+    if config.trainer.channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    return module
+
+
+def _match_channels(
+    normalization: tuple[Sequence[float], Sequence[float]], channels: int
+) -> tuple[list[float], list[float]]:
+    """A backbone's RGB statistics applied to data with `channels` channels (grayscale: their mean)."""
+    mean, std = list(normalization[0]), list(normalization[1])
+    if channels == len(mean):
+        return mean, std
+    return [sum(mean) / len(mean)] * channels, [sum(std) / len(std)] * channels
+
+
+def build_run(config: RunConfig) -> RunParts:
+    """Seeds everything, then builds data and model; the same config always builds the same run."""
+    pl.seed_everything(config.seed, workers=True, verbose=False)
+    datamodule = build_datamodule(config)
+    return RunParts(datamodule, build_module(config, datamodule))
+
+
+def create_trainer(
+    config: TrainerConfig,
+    *,
+    callbacks: Sequence[pl.Callback] = (),
+    progress_bar: bool = False,
+    root_dir: str | None = None,
+    **overrides: Any,
+) -> pl.Trainer:
+    """A Trainer without Lightning's own logger and checkpoints: callbacks do the tracking."""
+    options: dict[str, Any] = {
+        "max_epochs": config.max_epochs,
+        "precision": config.precision,
+        "accelerator": config.accelerator,
+        "devices": config.devices,
+        "strategy": config.strategy,
+        "deterministic": config.deterministic,
+        "limit_train_batches": config.limit_train_batches,
+        "limit_val_batches": config.limit_val_batches,
+        "gradient_clip_val": config.gradient_clip_val,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_model_summary": False,
+        "enable_progress_bar": progress_bar,
+        "num_sanity_val_steps": 0,
+        "callbacks": list(callbacks),
+        "default_root_dir": root_dir,
+    }
+    options.update(overrides)
+    return pl.Trainer(**options)

@@ -1,0 +1,1 @@
+"""convtune's search side: experiment specs, Optuna studies, MLflow tracking, pictures, CLI."""

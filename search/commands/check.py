@@ -1,0 +1,53 @@
+"""Validate an experiment file and show its search space and per-layer shapes.
+
+Nothing is trained or written. Prints the search space, then for the base config each layer's
+output shape, receptive field and parameter count, and how many architectures in the space fit.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from search.commands import add_experiment
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_experiment(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from search.describe import architecture_rows
+    from search.runner import preflight
+    from search.spec import load_experiment
+
+    spec = load_experiment(args.experiment, args.overrides)
+    checked = preflight(spec)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)
+    console.print(
+        f"[bold]{spec.name}[/bold]: {spec.data.dataset} ({checked.train_size} train / {checked.val_size} val "
+        f"images, {checked.in_channels}x{checked.image_size[0]}x{checked.image_size[1]}, "
+        f"{checked.num_classes} classes), model {spec.model.name}, {spec.search.n_trials} trials "
+        f"{spec.search.resolved_direction} {spec.search.metric}"
+    )
+    space = Table(title="search space")
+    space.add_column("key")
+    space.add_column("values")
+    for key, param in spec.search.space.items():
+        space.add_row(key, param.describe())
+    console.print(space if spec.search.space else "search space: empty (every trial trains the base config)")
+    console.print(
+        architecture_rows(spec.run_config(), checked.in_channels, checked.image_size, checked.num_classes)
+    )
+    feasible = checked.feasibility
+    if feasible.infeasible:
+        console.print(
+            f"[yellow]{feasible.infeasible} of {feasible.checked} architecture combinations in the space "
+            f"cannot run and will be pruned before training, e.g.: {feasible.first_reason}[/yellow]"
+        )
+    console.print("[green]ok[/green]: the experiment is valid.")
+    return 0

@@ -1,0 +1,60 @@
+"""Show a study's trials: number, state, value, device, duration, MLflow run id, params; and the best.
+
+Examples:
+  convtune status experiments/quickstart.yaml
+  convtune status experiments/quickstart.yaml --storage postgresql://localhost/optuna
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from search.commands import add_experiment, add_study
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_experiment(parser)
+    add_study(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from search.spec import load_experiment
+    from search.study import best_trial, count_states, find_study, open_storage
+
+    spec = load_experiment(args.experiment, args.overrides)
+    handle = open_storage(args.storage)
+    study = find_study(handle, args.study or spec.name)
+    console = Console()
+    table = Table(title=f"study {study.study_name} ({handle.url})")
+    for column in ("trial", "state", "value", "device", "seconds", "mlflow run", "params"):
+        table.add_column(column, overflow="fold")
+    for trial in study.get_trials(deepcopy=False):
+        duration = trial.duration.total_seconds() if trial.duration else None
+        note = trial.user_attrs.get("infeasible_reason") or trial.user_attrs.get("error") or ""
+        params = " ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items()
+        )
+        table.add_row(
+            str(trial.number),
+            trial.state.name,
+            f"{trial.value:.4f}" if trial.value is not None else "",
+            str(trial.user_attrs.get("device", "")),
+            f"{duration:.1f}" if duration is not None else "",
+            str(trial.user_attrs.get("mlflow_run_id", "")),
+            params + (f"  [{note[:100]}]" if note else ""),
+        )
+    console.print(table)
+    counts = count_states(study)
+    console.print(", ".join(f"{n} {state.lower()}" for state, n in counts.items() if n))
+    best = best_trial(study)
+    if best is None:
+        console.print("no completed trial yet.")
+    else:
+        console.print(
+            f"best: trial {best.number} {spec.search.metric}={best.value:.4f} "
+            f"(mlflow run {best.user_attrs.get('mlflow_run_id', '?')})"
+        )
+    return 0

@@ -1,0 +1,59 @@
+"""Run (or resume) an Optuna study: every trial trains a CNN and is tracked as an MLflow run.
+
+Rerunning the same command resumes the study until it holds --n-trials finished trials.
+The same command on another machine with the same --storage (PostgreSQL) joins the study.
+
+Examples:
+  convtune tune experiments/quickstart.yaml
+  convtune tune experiments/quickstart.yaml --n-trials 20 --set trainer.max_epochs=3
+  convtune tune experiments/fashion_mnist.yaml --devices 0,1 --storage postgresql://localhost/optuna
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from search.commands import add_experiment, add_study
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_experiment(parser)
+    add_study(parser)
+    parser.add_argument("--n-trials", type=int, metavar="N", help="finished trials the study should hold")
+    parser.add_argument("--timeout", type=float, metavar="S", help="stop starting new trials after S seconds")
+    parser.add_argument(
+        "--devices",
+        default="auto",
+        metavar="auto|cpu|0,1,..",
+        help="where trials run: 'auto' (all visible GPUs, else one CPU worker), 'cpu', or GPU ids",
+    )
+    parser.add_argument("--workers", type=int, metavar="N", help="CPU worker processes (with --devices cpu)")
+    parser.add_argument(
+        "--trials-per-device",
+        type=int,
+        default=1,
+        metavar="K",
+        help="concurrent trials per GPU for small nets",
+    )
+    parser.add_argument("--no-artifacts", action="store_true", help="skip per-trial pictures and tables")
+    parser.add_argument("--quiet", action="store_true", help="no live progress display")
+
+
+def run(args: argparse.Namespace) -> int:
+    from search.errors import ConfigError
+    from search.runner import TuneOptions, tune
+    from search.spec import load_experiment
+
+    if args.n_trials is not None and args.n_trials < 1:
+        raise ConfigError(f"--n-trials must be at least 1, but got {args.n_trials}.")
+    spec = load_experiment(args.experiment, args.overrides)
+    options = TuneOptions(
+        study_name=args.study,
+        storage=args.storage,
+        n_trials=args.n_trials,
+        timeout=args.timeout,
+        artifacts=False if args.no_artifacts else None,
+        progress=not args.quiet,
+    )
+    tune(spec, options)
+    return 0

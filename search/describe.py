@@ -1,0 +1,38 @@
+"""Architecture tables for people: per layer kind, filter, stride, output shape, receptive field."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from lightning_modules.config import ConvNetConfig, RunConfig
+from lightning_modules.models import model_from_config
+from lightning_modules.shapes import TABLE_COLUMNS, LayerInfo, architecture_table, format_table, traced_table
+
+
+def layer_infos(
+    config: RunConfig, in_channels: int, image_size: tuple[int, int], num_classes: int
+) -> list[LayerInfo]:
+    size = (config.data.image_size, config.data.image_size) if config.data.image_size else image_size
+    if isinstance(config.model, ConvNetConfig):
+        return architecture_table(config.model, in_channels, size, num_classes)
+    model = model_from_config(config.model, in_channels=in_channels, num_classes=num_classes, image_size=size)
+    return traced_table(model, in_channels, size)
+
+
+def architecture_rows(
+    config: RunConfig, in_channels: int, image_size: tuple[int, int], num_classes: int
+) -> Table:
+    rows = layer_infos(config, in_channels, image_size, num_classes)
+    table = Table(title=f"architecture of {config.model.name}")
+    for column in TABLE_COLUMNS:
+        table.add_column(column, justify="right" if column in ("params", "dense equivalent") else "left")
+    for cells in format_table(rows)[1:]:
+        table.add_row(*cells)
+    return table
+
+
+def architecture_markdown(rows: list[LayerInfo]) -> str:
+    header, *body = format_table(rows)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    return "\n".join(lines) + "\n"

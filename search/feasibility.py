@@ -1,0 +1,81 @@
+"""Architectures that cannot work, found from shapes before any training."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from lightning_modules.config import ConvNetConfig, RunConfig
+from lightning_modules.shapes import InfeasibleArchitecture, check_feasible
+from search.errors import ConfigError
+from search.spec import ExperimentSpec, set_dotted
+
+SHAPE_KEYS = ("channels", "kernel_size", "stride", "padding", "pool", "pool_size", "convs_per_block")
+MAX_COMBINATIONS = 2048
+
+
+def infeasibility(config: RunConfig, in_channels: int, image_size: tuple[int, int]) -> str | None:
+    """Why this config's network cannot run on these inputs, or None when it can."""
+    if not isinstance(config.model, ConvNetConfig):
+        return None
+    size = (config.data.image_size, config.data.image_size) if config.data.image_size else image_size
+    try:
+        check_feasible(config.model, in_channels, size)
+    except InfeasibleArchitecture as error:
+        return str(error)
+    return None
+
+
+@dataclass(frozen=True)
+class SpaceFeasibility:
+    checked: int
+    infeasible: int
+    first_reason: str | None
+
+
+def _shape_keys(spec: ExperimentSpec) -> list[str]:
+    return [
+        key
+        for key in spec.search.space
+        if key == "data.image_size" or (key.startswith("model.") and key.split(".")[1] in SHAPE_KEYS)
+    ]
+
+
+def check_space(spec: ExperimentSpec, in_channels: int, image_size: tuple[int, int]) -> SpaceFeasibility:
+    """Checks the combinations of shape-changing choices; raises `ConfigError` when none can work."""
+    keys = _shape_keys(spec)
+    base = spec.run_dict()
+    combos: list[tuple[Any, ...]] = list(
+        itertools.islice(
+            itertools.product(*(spec.search.space[k].candidates() for k in keys)), MAX_COMBINATIONS * 4
+        )
+    )
+    if len(combos) > MAX_COMBINATIONS:
+        combos = random.Random(spec.seed).sample(combos, MAX_COMBINATIONS)
+    infeasible, first_reason = 0, None
+    for combo in combos:
+        tree = _with_values(base, dict(zip(keys, combo, strict=False)))
+        try:
+            config = RunConfig.model_validate(tree)
+        except ValueError:
+            continue
+        reason = infeasibility(config, in_channels, image_size)
+        if reason is not None:
+            infeasible += 1
+            first_reason = first_reason or reason
+    if combos and infeasible == len(combos):
+        raise ConfigError(
+            f"no architecture in the search space fits the {image_size[0]}x{image_size[1]} "
+            f"inputs: {first_reason}"
+        )
+    return SpaceFeasibility(len(combos), infeasible, first_reason)
+
+
+def _with_values(base: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    tree = copy.deepcopy(base)
+    for key, value in values.items():
+        set_dotted(tree, key, value)
+    return tree

@@ -1,0 +1,140 @@
+"""One trial: sample, check, build, train, track; returns the best epoch's monitored metric."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytorch_lightning as pl
+import yaml
+
+from lightning_modules.callbacks import BestWeights
+from lightning_modules.config import RunConfig
+from lightning_modules.training import RunParts, build_run, create_trainer
+from search.feasibility import infeasibility
+from search.pruning import PruningCallback
+from search.space import flatten_config, suggest
+from search.spec import ExperimentSpec
+from search.tracking import EpochMetricsCallback, Tracker
+
+ArtifactWriter = Callable[[RunParts, RunConfig, BestWeights, Path], None]
+
+USER_ATTR_RUN_ID = "mlflow_run_id"
+USER_ATTR_DEVICE = "device"
+USER_ATTR_INFEASIBLE = "infeasible_reason"
+USER_ATTR_ERROR = "error"
+
+
+@dataclass
+class TrialSettings:
+    """How this worker runs its trials."""
+
+    device: str = "cpu"
+    accelerator: str | None = None
+    artifacts: bool = True
+    extra_callbacks: Sequence[Callable[[optuna.Trial], pl.Callback]] = ()
+    artifact_writers: list[ArtifactWriter] = field(default_factory=list)
+
+
+class Objective:
+    """Callable for `study.optimize` or ask/tell; every trial leaves one MLflow child run."""
+
+    def __init__(
+        self,
+        spec: ExperimentSpec,
+        tracker: Tracker,
+        *,
+        study_name: str,
+        parent_run_id: str,
+        data_shape: tuple[int, tuple[int, int]],
+        settings: TrialSettings | None = None,
+    ) -> None:
+        self.spec = spec
+        self.tracker = tracker
+        self.study_name = study_name
+        self.parent_run_id = parent_run_id
+        self.in_channels, self.image_size = data_shape
+        self.settings = settings or TrialSettings()
+        self.last_parts: RunParts | None = None
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        params, config = suggest(trial, self.spec)
+        run_id = self._start_run(trial, params, config)
+        try:
+            value = self._train(trial, config, run_id)
+        except optuna.TrialPruned as pruned:
+            self.tracker.set_tags(run_id, {"convtune.pruned_reason": str(pruned)})
+            self.tracker.finish(run_id, "PRUNED")
+            raise
+        except BaseException as error:
+            message = "".join(traceback.format_exception(error))
+            trial.set_user_attr(USER_ATTR_ERROR, f"{type(error).__name__}: {error}"[:500])
+            self.tracker.finish(
+                run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAIL", error=message
+            )
+            raise
+        self.tracker.log_metrics(run_id, {"objective": value})
+        self.tracker.finish(run_id, "COMPLETE")
+        return value
+
+    def _start_run(self, trial: optuna.Trial, params: dict[str, Any], config: RunConfig) -> str:
+        trial.set_user_attr(USER_ATTR_DEVICE, self.settings.device)
+        run_id = self.tracker.start_trial(
+            study_name=self.study_name,
+            parent_run_id=self.parent_run_id,
+            trial_number=trial.number,
+            params=flatten_config(config.model_dump(mode="json")),
+            tags={"convtune.device": self.settings.device, "convtune.sampled": ",".join(params)},
+        )
+        trial.set_user_attr(USER_ATTR_RUN_ID, run_id)
+        self.tracker.log_text(
+            run_id, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), "config.yaml"
+        )
+        return run_id
+
+    def _train(self, trial: optuna.Trial, config: RunConfig, run_id: str) -> float:
+        reason = infeasibility(config, self.in_channels, self.image_size)
+        if reason is not None:
+            trial.set_user_attr(USER_ATTR_INFEASIBLE, reason)
+            self.tracker.set_tags(run_id, {"convtune.infeasible": reason[:500]})
+            raise optuna.TrialPruned(f"infeasible architecture: {reason}")
+        started = time.perf_counter()
+        parts = build_run(config)
+        self.last_parts = parts
+        best = BestWeights(self.spec.search.metric, "max" if self._maximize else "min")
+        callbacks: list[pl.Callback] = [
+            best,
+            EpochMetricsCallback(self.tracker, run_id),
+            PruningCallback(trial, self.spec.search.metric),
+        ]
+        callbacks += [make(trial) for make in self.settings.extra_callbacks]
+        overrides = {"accelerator": self.settings.accelerator} if self.settings.accelerator else {}
+        trainer = create_trainer(config.trainer, callbacks=callbacks, **overrides)
+        trainer.fit(parts.module, datamodule=parts.datamodule)
+        if best.best_value is None:
+            raise RuntimeError(f"no {self.spec.search.metric} was measured; check limit_val_batches.")
+        self.tracker.log_metrics(
+            run_id,
+            {"best_epoch": float(best.best_epoch or 0), "train_seconds": time.perf_counter() - started},
+        )
+        if self.settings.artifacts:
+            self._write_artifacts(parts, config, best, run_id)
+        return best.best_value
+
+    def _write_artifacts(self, parts: RunParts, config: RunConfig, best: BestWeights, run_id: str) -> None:
+        if not self.settings.artifact_writers:
+            return
+        with tempfile.TemporaryDirectory(prefix="convtune-artifacts-") as folder:
+            for write in self.settings.artifact_writers:
+                write(parts, config, best, Path(folder))
+            self.tracker.log_artifacts(run_id, folder)
+
+    @property
+    def _maximize(self) -> bool:
+        return self.spec.search.resolved_direction == "maximize"

@@ -1,0 +1,129 @@
+"""What the terminal shows while a study runs, and the table at the end."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import optuna
+import pytorch_lightning as pl
+from optuna.trial import FrozenTrial, TrialState
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from search.study import best_trial, count_states
+
+
+class StudyProgress:
+    """A live panel: trials done/pruned/failed, the best so far, and the running trial's epochs."""
+
+    def __init__(self, study_name: str, n_trials: int, metric: str, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.study_name = study_name
+        self.metric = metric
+        self.n_trials = n_trials
+        self.summary = Text()
+        self.bars = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+        )
+        self.live = Live(
+            Group(self.summary, self.bars), console=self.console, refresh_per_second=4, transient=False
+        )
+        self.task: Any = None
+
+    def __enter__(self) -> StudyProgress:
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.live.__exit__(*exc)  # type: ignore[arg-type]
+
+    def update_study(self, study: optuna.Study, _trial: FrozenTrial | None = None) -> None:
+        counts = count_states(study)
+        best = best_trial(study)
+        done = counts["COMPLETE"] + counts["PRUNED"]
+        best_text = f"best {self.metric} {best.value:.4f} (trial {best.number})" if best else "no result yet"
+        self.summary.plain = (
+            f"study {self.study_name}: {done}/{self.n_trials} finished · {counts['COMPLETE']} complete · "
+            f"{counts['PRUNED']} pruned · {counts['FAIL']} failed · {counts['RUNNING']} running · {best_text}"
+        )
+
+    def start_trial(self, number: int, epochs: int, batches: int) -> None:
+        if self.task is not None:
+            self.bars.remove_task(self.task)
+        self.task = self.bars.add_task(f"trial {number}", total=epochs * max(batches, 1), status="")
+
+    def advance(self, status: str = "") -> None:
+        if self.task is not None:
+            self.bars.update(self.task, advance=1, status=status)
+
+    def epoch_done(self, status: str) -> None:
+        if self.task is not None:
+            self.bars.update(self.task, status=status)
+
+
+class TrialProgressCallback(pl.Callback):
+    """Feeds one trial's batches and epoch metrics to a `StudyProgress`."""
+
+    def __init__(self, progress: StudyProgress, trial_number: int, metric: str) -> None:
+        self.progress = progress
+        self.trial_number = trial_number
+        self.metric = metric
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        batches = int(trainer.num_training_batches) if trainer.num_training_batches != float("inf") else 1
+        self.progress.start_trial(self.trial_number, int(trainer.max_epochs or 1), batches)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        self.progress.advance()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        value = trainer.callback_metrics.get(self.metric)
+        shown = (
+            f"epoch {trainer.current_epoch + 1} {self.metric} {float(value):.4f}" if value is not None else ""
+        )
+        self.progress.epoch_done(shown)
+
+
+def _format_params(params: dict[str, Any]) -> str:
+    parts = []
+    for key, value in params.items():
+        shown = f"{value:.3g}" if isinstance(value, float) else str(value)
+        parts.append(f"{key}={shown}")
+    return " ".join(parts)
+
+
+def trials_table(study: optuna.Study, *, limit: int | None = 10, title: str | None = None) -> Table:
+    """The best trials first (then pruned and failed ones), with their params."""
+    trials: Sequence[FrozenTrial] = study.get_trials(deepcopy=False)
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    order = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.FAIL: 3}
+
+    def rank(trial: FrozenTrial) -> tuple[int, float]:
+        value = trial.value if trial.value is not None else float("nan")
+        score = -value if maximize and trial.value is not None else value
+        return order.get(trial.state, 4), score if trial.value is not None else 0.0
+
+    table = Table(title=title, show_lines=False)
+    for column in ("trial", "state", "value", "device", "seconds", "params"):
+        table.add_column(column, overflow="fold")
+    for trial in sorted(trials, key=rank)[:limit]:
+        duration = trial.duration.total_seconds() if trial.duration else None
+        note = trial.user_attrs.get("infeasible_reason") or trial.user_attrs.get("error") or ""
+        table.add_row(
+            str(trial.number),
+            trial.state.name,
+            f"{trial.value:.4f}" if trial.value is not None else "",
+            str(trial.user_attrs.get("device", "")),
+            f"{duration:.1f}" if duration is not None else "",
+            _format_params(trial.params) + (f"  [{note[:80]}]" if note else ""),
+        )
+    return table

@@ -1,0 +1,332 @@
+"""Experiment files: YAML in, a validated `ExperimentSpec` out, or one line that says what to fix."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from lightning_modules.config import (
+    BackboneConfig,
+    ConvNetConfig,
+    RunConfig,
+    StrictModel,
+)
+from search.errors import ConfigError
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+_INT = re.compile(r"^[-+]?\d+$")
+
+
+class ParamSpec(StrictModel):
+    """One dimension of the search space: exactly one of `float`, `int`, `choice`.
+
+    `when` makes it conditional: `{optim.name: sgd}` samples it only for trials where optim.name is sgd.
+    """
+
+    float_range: tuple[float, float] | None = Field(default=None, alias="float")
+    int_range: tuple[int, int] | None = Field(default=None, alias="int")
+    choice: list[Any] | None = None
+    log: bool = False
+    step: Annotated[float, Field(gt=0)] | None = None
+    when: dict[str, Any] | None = None
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _exactly_one_kind(self) -> ParamSpec:
+        kinds = [k for k in ("float", "int", "choice") if self.values_of(k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(f"give exactly one of float, int or choice, but got {kinds or 'none'}.")
+        if self.choice is not None:
+            if not self.choice:
+                raise ValueError("choice needs at least one value.")
+            if self.log or self.step is not None:
+                raise ValueError("log and step apply to float and int ranges, not to choice.")
+            return self
+        low, high = self.values_of(kinds[0])
+        if low > high:
+            raise ValueError(f"the range's low must not exceed its high, but got [{low}, {high}].")
+        if self.log and low <= 0:
+            raise ValueError(f"a log range needs low > 0, but got low={low}.")
+        if self.log and self.step is not None:
+            raise ValueError("log and step cannot be combined.")
+        return self
+
+    def values_of(self, kind: str) -> Any:
+        return {"float": self.float_range, "int": self.int_range, "choice": self.choice}[kind]
+
+    @property
+    def kind(self) -> Literal["float", "int", "choice"]:
+        if self.float_range is not None:
+            return "float"
+        return "int" if self.int_range is not None else "choice"
+
+    def candidates(self) -> list[Any]:
+        """Values worth checking before training: every choice, or a range's ends."""
+        if self.choice is not None:
+            return list(self.choice)
+        low, high = self.float_range or self.int_range  # type: ignore[misc]
+        return [low, high] if low != high else [low]
+
+    def describe(self) -> str:
+        if self.choice is not None:
+            text = "choice " + ", ".join(map(str, self.choice))
+        else:
+            low, high = self.float_range or self.int_range  # type: ignore[misc]
+            text = f"{self.kind} [{low}, {high}]" + (" log" if self.log else "")
+            text += f" step {self.step}" if self.step is not None else ""
+        if self.when:
+            text += " when " + ", ".join(f"{k}={v}" for k, v in self.when.items())
+        return text
+
+
+class SamplerConfig(StrictModel):
+    name: Literal["tpe", "random", "grid", "cmaes", "gp"] = "tpe"
+    seed: int | None = None
+    n_startup_trials: Annotated[int, Field(ge=0)] | None = None
+
+
+class PrunerConfig(StrictModel):
+    name: Literal["median", "hyperband", "successive-halving", "none"] = "median"
+    n_startup_trials: Annotated[int, Field(ge=0)] = 2
+    n_warmup_steps: Annotated[int, Field(ge=0)] = 1
+    min_resource: Annotated[int, Field(ge=1)] = 1
+    reduction_factor: Annotated[int, Field(ge=2)] = 3
+
+
+class SearchConfig(StrictModel):
+    metric: str = "val/acc"
+    direction: Literal["maximize", "minimize"] | None = None
+    n_trials: Annotated[int, Field(ge=1)] = 20
+    timeout: Annotated[float, Field(gt=0)] | None = None
+    max_retries: Annotated[int, Field(ge=0)] = 2
+    artifacts: bool = True
+    sampler: SamplerConfig = Field(default_factory=SamplerConfig)
+    pruner: PrunerConfig = Field(default_factory=PrunerConfig)
+    space: dict[str, ParamSpec] = Field(default_factory=dict)
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        allowed = ("val/acc", "val/loss", "train/loss")
+        if value not in allowed:
+            raise ValueError(f"metric must be one of {', '.join(allowed)}, but got metric={value!r}.")
+        return value
+
+    @property
+    def resolved_direction(self) -> Literal["maximize", "minimize"]:
+        if self.direction is not None:
+            return self.direction
+        return "maximize" if self.metric.endswith("acc") else "minimize"
+
+
+class ExperimentSpec(RunConfig):
+    """An experiment file: a base run config, its name, and how to search around it."""
+
+    name: str
+    search: SearchConfig = Field(default_factory=SearchConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not NAME_PATTERN.match(value) or ".." in value:
+            raise ValueError(
+                f"name must be letters, digits, '_', '-' or '.', starting with a letter or digit "
+                f"(no path parts), but got name={value!r}."
+            )
+        return value
+
+    def run_config(self) -> RunConfig:
+        return RunConfig.model_validate(self.run_dict())
+
+    def run_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude={"name", "search"})
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+
+def coerce_numbers(value: Any) -> Any:
+    """YAML 1.1 reads `1e-3` as text; experiment files mean a number."""
+    if isinstance(value, str) and _NUMBER.match(value.strip()):
+        text = value.strip()
+        return int(text) if _INT.match(text) else float(text)
+    if isinstance(value, list):
+        return [coerce_numbers(v) for v in value]
+    if isinstance(value, dict):
+        return {k: coerce_numbers(v) for k, v in value.items()}
+    return value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`key=value` from `--set`; the value is read as YAML (numbers, lists, true/false)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects key=value, like --set optim.lr=0.01, but got {text!r}.")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), coerce_numbers(value)
+
+
+def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    """Sets `a.b.0.c` in nested dicts/lists, expanding a per-block scalar to one entry per block."""
+    parts = key.split(".")
+    node: Any = tree
+    for index, part in enumerate(parts[:-1]):
+        node = _step_into(node, part, parts[index + 1], key)
+    last = parts[-1]
+    if isinstance(node, list):
+        position = _list_index(node, last, key)
+        node[position] = value
+    else:
+        node[last] = value
+
+
+def _step_into(node: Any, part: str, next_part: str, key: str) -> Any:
+    if isinstance(node, list):
+        return node[_list_index(node, part, key)]
+    if not isinstance(node, dict):
+        raise ConfigError(f"{key}: {part!r} is inside a value that is not a mapping.")
+    child = node.get(part)
+    if next_part.isdigit() and not isinstance(child, list):
+        depth = len(node.get("channels") or []) or int(next_part) + 1
+        child = [child] * depth
+        node[part] = child
+    elif child is None:
+        child = {}
+        node[part] = child
+    return child
+
+
+def _list_index(node: list[Any], part: str, key: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"{key}: index {part} is out of range for a list of {len(node)} entries.")
+    return int(part)
+
+
+def get_dotted(tree: Mapping[str, Any], key: str) -> Any:
+    node: Any = tree
+    for part in key.split("."):
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, Mapping) and part in node:
+            node = node[part]
+        else:
+            return None
+    return node
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"experiment file {path} not found; list the ones you have with `ls experiments/`.")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(error, 'problem', error)}.") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: an experiment file must be a mapping of keys like name, data, model.")
+    return coerce_numbers(raw)
+
+
+def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentSpec:
+    """Reads, overrides (`key=value`) and validates an experiment file; raises `ConfigError`."""
+    path = Path(path)
+    raw = read_yaml(path)
+    raw.setdefault("name", path.stem.replace("_", "-"))
+    for text in overrides:
+        key, value = parse_override(text)
+        set_dotted(raw, key, value)
+    return validate_experiment(raw, source=str(path))
+
+
+def validate_experiment(raw: dict[str, Any], *, source: str = "<experiment>") -> ExperimentSpec:
+    try:
+        spec = ExperimentSpec.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(f"{source}: {describe_validation_error(error)}") from None
+    _validate_space(spec, source)
+    return spec
+
+
+def _validate_space(spec: ExperimentSpec, source: str) -> None:
+    """Every value the space can take must make a valid config; checked before any trial."""
+    base = spec.run_dict()
+    for key, param in spec.search.space.items():
+        if key.split(".")[0] not in RunConfig.model_fields or key.startswith(("search.", "name")):
+            raise ConfigError(
+                f"{source}: search.space key {key!r} must start with one of "
+                f"{', '.join(sorted(RunConfig.model_fields))}."
+            )
+        for condition in param.when or {}:
+            if condition not in spec.search.space and get_dotted(base, condition) is None:
+                raise ConfigError(
+                    f"{source}: search.space[{key!r}].when names {condition!r}, which is no key."
+                )
+        for value in param.candidates():
+            trial_config = _deepcopy_tree(base)
+            try:
+                set_dotted(trial_config, key, value)
+                RunConfig.model_validate(trial_config)
+            except ValidationError as error:
+                raise ConfigError(
+                    f"{source}: search.space[{key!r}] can take {value!r}, which gives an invalid config: "
+                    f"{describe_validation_error(error)}"
+                ) from None
+
+
+def _deepcopy_tree(tree: Any) -> Any:
+    if isinstance(tree, dict):
+        return {k: _deepcopy_tree(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_deepcopy_tree(v) for v in tree]
+    return tree
+
+
+# --- error messages ------------------------------------------------------------------------------
+
+_MODEL_TAGS: dict[str, type[BaseModel]] = {"convnet": ConvNetConfig, "backbone": BackboneConfig}
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """The first problem as one line: where, what, and what is allowed."""
+    problems = error.errors()
+    first = problems[0]
+    location = [part for part in first["loc"] if part not in _MODEL_TAGS]
+    dotted = ".".join(str(part) for part in location)
+    more = f" (and {len(problems) - 1} more problem{'s' * (len(problems) > 2)})" if len(problems) > 1 else ""
+    if first["type"] == "extra_forbidden":
+        allowed = allowed_keys(first["loc"][:-1])
+        hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
+        return f"unknown key {dotted!r}{hint}.{more}"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if first["type"] == "missing":
+        message = "this key is required"
+    got = first.get("input")
+    shown = "" if first["type"] in ("missing", "value_error") or isinstance(got, dict) else f" (got {got!r})"
+    return f"{dotted or 'experiment'}: {message}{shown}.{more}".replace("..", ".")
+
+
+def allowed_keys(location: Iterable[Any]) -> list[str]:
+    """The field names of the config section at a pydantic error location."""
+    model: type[BaseModel] | None = ExperimentSpec
+    for part in location:
+        if part in _MODEL_TAGS:
+            model = _MODEL_TAGS[part]
+            continue
+        if model is None or not isinstance(part, str) or part not in model.model_fields:
+            return []
+        annotation = model.model_fields[part].annotation
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    if model is None:
+        return []
+    return [field.alias or name for name, field in model.model_fields.items()]

@@ -1,0 +1,270 @@
+"""Optuna studies: storage, sampler, pruner, and the loop a worker runs."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+from optuna.trial import FrozenTrial, TrialState
+
+from search.errors import ConfigError, ConvtuneError
+from search.space import grid_of
+from search.spec import ExperimentSpec
+
+DEFAULT_STORAGE = ".convtune/optuna.journal"
+RDB_PREFIXES = ("sqlite:", "postgresql", "postgres:", "mysql")
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+USER_ATTR_PARENT_RUN = "mlflow_parent_run_id"
+USER_ATTR_SPEC = "experiment"
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@dataclass(frozen=True)
+class StorageHandle:
+    """An Optuna storage and the lock that serializes trial claims on it."""
+
+    url: str
+    storage: BaseStorage
+    lock_path: Path | None
+
+    @contextlib.contextmanager
+    def claim_lock(self) -> Iterator[None]:
+        """Held while a worker counts trials and asks for a new one, so no study overshoots N."""
+        if self.lock_path is not None:
+            with open(self.lock_path, "a+") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+            return
+        with _advisory_lock(self.storage):
+            yield
+
+
+@contextlib.contextmanager
+def _advisory_lock(storage: BaseStorage) -> Iterator[None]:
+    """A PostgreSQL advisory lock on the study storage's own database (other RDBs: no lock)."""
+    engine = getattr(storage, "engine", None)
+    if engine is None or engine.dialect.name != "postgresql":
+        yield
+        return
+    import sqlalchemy
+
+    key = int(hashlib.sha1(b"convtune-claim").hexdigest()[:15], 16)
+    with engine.connect() as connection:
+        connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        try:
+            yield
+        finally:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            connection.commit()
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def open_storage(url: str | None, *, heartbeat_interval: int | None = None) -> StorageHandle:
+    """An RDB URL, or a journal file path (the embedded default, safe for several processes)."""
+    url = url or DEFAULT_STORAGE
+    if url.startswith(RDB_PREFIXES):
+        return _open_rdb(url, heartbeat_interval)
+    path = Path(url).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
+    return StorageHandle(str(path), JournalStorage(backend), Path(f"{path}.claim.lock"))
+
+
+def _open_rdb(url: str, heartbeat_interval: int | None) -> StorageHandle:
+    kwargs: dict[str, Any] = {}
+    if heartbeat_interval:
+        kwargs = {"heartbeat_interval": heartbeat_interval, "grace_period": heartbeat_interval * 3}
+    engine_kwargs = {"connect_args": {"connect_timeout": 5}} if url.startswith("postgres") else None
+    try:
+        storage = RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise ConvtuneError(
+            f"study storage {_redact(url)} is unreachable ({reason}); start the database or fix --storage."
+        ) from None
+    lock_path = None
+    if url.startswith("sqlite:///"):
+        lock_path = Path(url.removeprefix("sqlite:///") + ".claim.lock")
+    return StorageHandle(url, storage, lock_path)
+
+
+def make_sampler(spec: ExperimentSpec) -> optuna.samplers.BaseSampler:
+    config = spec.search.sampler
+    seed = config.seed if config.seed is not None else spec.seed
+    startup = config.n_startup_trials
+    if config.name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=10 if startup is None else startup)
+    if config.name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if config.name == "grid":
+        try:
+            return optuna.samplers.GridSampler(grid_of(spec), seed=seed)
+        except ValueError as error:
+            raise ConfigError(f"search.sampler: {error}") from None
+    if config.name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=startup or 1)
+    return optuna.samplers.GPSampler(seed=seed, n_startup_trials=10 if startup is None else startup)
+
+
+def make_pruner(spec: ExperimentSpec) -> optuna.pruners.BasePruner:
+    config = spec.search.pruner
+    max_epochs = spec.trainer.max_epochs
+    if config.name == "median":
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=config.n_startup_trials, n_warmup_steps=config.n_warmup_steps
+        )
+    if config.name == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=config.min_resource,
+            max_resource=max_epochs,
+            reduction_factor=config.reduction_factor,
+        )
+    if config.name == "successive-halving":
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=config.min_resource, reduction_factor=config.reduction_factor
+        )
+    return optuna.pruners.NopPruner()
+
+
+def open_study(spec: ExperimentSpec, handle: StorageHandle, study_name: str | None = None) -> optuna.Study:
+    """Creates the study, or loads it when it exists (rerunning resumes)."""
+    name = study_name or spec.name
+    direction = spec.search.resolved_direction
+    try:
+        study = optuna.create_study(
+            storage=handle.storage,
+            study_name=name,
+            sampler=make_sampler(spec),
+            pruner=make_pruner(spec),
+            direction=direction,
+            load_if_exists=True,
+        )
+    except ValueError as error:
+        raise ConfigError(f"study {name!r}: {error}") from None
+    if study.direction.name.lower() != direction:
+        raise ConfigError(
+            f"study {name!r} in {handle.url} has direction {study.direction.name.lower()}, "
+            f"but search.direction is {direction}; use another --study name."
+        )
+    return study
+
+
+def find_study(handle: StorageHandle, name: str) -> optuna.Study:
+    names = optuna.get_all_study_names(handle.storage)
+    if name not in names:
+        known = ", ".join(names) or "none"
+        raise ConfigError(
+            f"no study named {name!r} in {handle.url} (studies there: {known}); run `convtune tune` first."
+        )
+    return optuna.load_study(study_name=name, storage=handle.storage)
+
+
+def count_states(study: optuna.Study) -> dict[str, int]:
+    counts = {state.name: 0 for state in TrialState}
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state.name] += 1
+    return counts
+
+
+def claim_trial(study: optuna.Study, handle: StorageHandle, n_trials: int) -> optuna.Trial | None:
+    """A new trial (or a waiting retry) while the study has fewer than N finished or running trials."""
+    with handle.claim_lock():
+        trials = study.get_trials(deepcopy=False)
+        waiting = any(t.state == TrialState.WAITING for t in trials)
+        active = sum(t.state in (*FINISHED, TrialState.RUNNING) for t in trials)
+        if not waiting and active >= n_trials:
+            return None
+        return study.ask()
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial | None:
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not completed:
+        return None
+    pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
+    return pick(completed, key=lambda t: t.value)
+
+
+TrialObserver = Callable[[optuna.Study, FrozenTrial], None]
+
+
+@dataclass
+class WorkerResult:
+    ran: int
+    failed: int
+    stopped_by: str
+
+
+def run_worker(
+    study: optuna.Study,
+    handle: StorageHandle,
+    objective: Callable[[optuna.Trial], float],
+    *,
+    n_trials: int,
+    timeout: float | None = None,
+    max_failures: int | None = None,
+    observers: Sequence[TrialObserver] = (),
+) -> WorkerResult:
+    """Claims and runs trials until the study holds N finished ones, time is up, or too many fail."""
+    deadline = time.monotonic() + timeout if timeout else None
+    limit = max_failures if max_failures is not None else max(3, n_trials)
+    ran = failed = 0
+    while True:
+        if deadline is not None and time.monotonic() >= deadline:
+            return WorkerResult(ran, failed, "timeout")
+        if failed >= limit:
+            return WorkerResult(ran, failed, "failures")
+        trial = claim_trial(study, handle, n_trials)
+        if trial is None:
+            return WorkerResult(ran, failed, "n_trials")
+        state = run_one(study, trial, objective)
+        ran += 1
+        failed += state == TrialState.FAIL
+        frozen = study._storage.get_trial(trial._trial_id)
+        for observe in observers:
+            observe(study, frozen)
+
+
+def run_one(
+    study: optuna.Study, trial: optuna.Trial, objective: Callable[[optuna.Trial], float]
+) -> TrialState:
+    """Runs the objective and tells Optuna how it ended; Ctrl-C closes the trial, then stops."""
+    try:
+        value = objective(trial)
+    except optuna.TrialPruned:
+        study.tell(trial, state=TrialState.PRUNED)
+        return TrialState.PRUNED
+    except (KeyboardInterrupt, SystemExit):
+        study.tell(trial, state=TrialState.FAIL)
+        raise
+    except Exception:  # the objective recorded the error; the study goes on
+        study.tell(trial, state=TrialState.FAIL)
+        return TrialState.FAIL
+    study.tell(trial, value)
+    return TrialState.COMPLETE
+
+
+def worker_env_threads(workers: int) -> int:
+    """Torch threads per worker so that workers together use the cores once."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // max(1, workers))

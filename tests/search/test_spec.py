@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from search.errors import ConfigError
+from search.spec import load_experiment, parse_override, set_dotted
+from tests.conftest import EXPERIMENTS, tiny_experiment, write_experiment
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.name for p in EXPERIMENTS])
+def test_every_experiment_file_validates(path: Path) -> None:
+    spec = load_experiment(path)
+    assert spec.name
+    assert spec.search.n_trials >= 1
+
+
+def test_numbers_written_like_1e_3_load_as_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "e.yaml"
+    path.write_text(
+        "name: e\noptim: {lr: 1e-3}\nsearch: {space: {optim.lr: {float: [1e-4, 1e-1], log: true}}}\n"
+    )
+    spec = load_experiment(path)
+    assert spec.optim.lr == pytest.approx(1e-3)
+    assert spec.search.space["optim.lr"].float_range == (1e-4, 1e-1)
+
+
+def test_unknown_key_names_key_file_and_allowed_keys(tmp_path: Path) -> None:
+    raw = tiny_experiment()
+    raw["model"]["chanels"] = [8]
+    path = write_experiment(tmp_path, raw)
+    with pytest.raises(ConfigError) as error:
+        load_experiment(path)
+    message = str(error.value)
+    assert "tiny.yaml" in message
+    assert "unknown key 'model.chanels'" in message
+    assert "channels" in message and "kernel_size" in message
+    assert "\n" not in message
+
+
+def test_unknown_top_level_key(tmp_path: Path) -> None:
+    raw = tiny_experiment()
+    raw["trainr"] = {"max_epochs": 1}
+    with pytest.raises(ConfigError, match=r"unknown key 'trainr'.*trainer"):
+        load_experiment(write_experiment(tmp_path, raw))
+
+
+@pytest.mark.parametrize(
+    ("section", "field", "value", "expected"),
+    [
+        ("model", "dropout", 1.2, r"dropout must be in \[0, 1\), but got dropout=1.2"),
+        ("optim", "lr", -1, r"optim.lr: Input should be greater than 0"),
+        ("data", "val_fraction", 1.5, r"val_fraction must be in \(0, 1\)"),
+        ("model", "padding", "full", r"model.padding"),
+        ("optim", "name", "adagrad", r"optim.name"),
+    ],
+)
+def test_out_of_bounds_values_are_named(
+    tmp_path: Path, section: str, field: str, value: object, expected: str
+) -> None:
+    raw = tiny_experiment()
+    raw[section][field] = value
+    with pytest.raises(ConfigError, match=expected):
+        load_experiment(write_experiment(tmp_path, raw))
+
+
+def test_per_layer_list_must_match_depth(tmp_path: Path) -> None:
+    raw = tiny_experiment()
+    raw["model"]["kernel_size"] = [3, 5, 7]
+    with pytest.raises(ConfigError, match="kernel_size has 3 entries but channels has 2 blocks"):
+        load_experiment(write_experiment(tmp_path, raw))
+
+
+def test_space_value_that_makes_invalid_config_is_refused(tmp_path: Path) -> None:
+    raw = tiny_experiment()
+    raw["search"]["space"] = {"model.dropout": {"float": [0.0, 1.5]}}
+    with pytest.raises(ConfigError, match=r"search.space\['model.dropout'\] can take 1.5"):
+        load_experiment(write_experiment(tmp_path, raw))
+
+
+def test_space_key_outside_config_is_refused(tmp_path: Path) -> None:
+    raw = tiny_experiment()
+    raw["search"]["space"] = {"model.filters": {"choice": [3, 5]}}
+    with pytest.raises(ConfigError, match=r"unknown key 'model.filters'"):
+        load_experiment(write_experiment(tmp_path, raw))
+
+
+def test_space_needs_exactly_one_kind(tmp_path: Path) -> None:
+    raw = tiny_experiment()
+    raw["search"]["space"] = {"optim.lr": {"float": [0.1, 0.2], "choice": [0.1]}}
+    with pytest.raises(ConfigError, match="exactly one of float, int or choice"):
+        load_experiment(write_experiment(tmp_path, raw))
+
+
+def test_log_range_needs_positive_low(tmp_path: Path) -> None:
+    raw = tiny_experiment()
+    raw["search"]["space"] = {"optim.weight_decay": {"float": [0, 0.1], "log": True}}
+    with pytest.raises(ConfigError, match="log range needs low > 0"):
+        load_experiment(write_experiment(tmp_path, raw))
+
+
+def test_overrides_apply_before_validation(tmp_path: Path) -> None:
+    path = write_experiment(tmp_path, tiny_experiment())
+    spec = load_experiment(path, ["optim.lr=0.05", "model.channels=[4, 8, 16]", "trainer.max_epochs=3"])
+    assert spec.optim.lr == 0.05
+    assert spec.model.channels == [4, 8, 16]
+    assert spec.trainer.max_epochs == 3
+
+
+def test_override_without_equals_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="--set expects key=value"):
+        parse_override("optim.lr")
+
+
+def test_per_layer_dotted_key_expands_a_shared_value() -> None:
+    tree = {"model": {"channels": [8, 16, 32], "kernel_size": 3}}
+    set_dotted(tree, "model.kernel_size.1", 5)
+    assert tree["model"]["kernel_size"] == [3, 5, 3]
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "", ".hidden"])
+def test_names_with_path_tricks_are_refused(tmp_path: Path, name: str) -> None:
+    raw = tiny_experiment(name=name)
+    with pytest.raises(ConfigError, match="name"):
+        load_experiment(write_experiment(tmp_path, raw))
+
+
+def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_experiment(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nmodel: {channels: [8, 16\n")
+    with pytest.raises(ConfigError, match="not valid YAML at line"):
+        load_experiment(bad)
+
+
+def test_direction_follows_metric(tmp_path: Path) -> None:
+    raw = tiny_experiment()
+    raw["search"]["metric"] = "val/loss"
+    assert load_experiment(write_experiment(tmp_path, raw)).search.resolved_direction == "minimize"

@@ -1,0 +1,157 @@
+"""End to end on digits: real Optuna studies, real MLflow runs, tiny CPU trainings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+
+from search.cli import main
+from search.errors import ConfigError
+from search.objective import Objective
+from search.runner import TuneOptions, prepare_study, tune
+from search.spec import validate_experiment
+from search.study import run_worker
+from search.tracking import load_settings
+from tests.conftest import tiny_experiment, write_experiment
+
+
+def _client() -> MlflowClient:
+    settings = load_settings()
+    return MlflowClient(settings.tracking_uri, settings.registry_uri)
+
+
+def _trial_runs(client: MlflowClient, study: str) -> list:
+    experiment = client.get_experiment_by_name(study)
+    runs = client.search_runs([experiment.experiment_id], "tags.`convtune.role` = 'trial'")
+    return sorted(runs, key=lambda r: int(r.data.tags["optuna.trial_number"]))
+
+
+def test_two_trial_study_leaves_two_child_runs_with_params_and_epoch_metrics(workdir: Path) -> None:
+    spec = validate_experiment(tiny_experiment())
+    study = tune(spec, TuneOptions(progress=False))
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE]
+    client = _client()
+    runs = _trial_runs(client, "tiny")
+    assert len(runs) == 2
+    parent_id = study.user_attrs["mlflow_parent_run_id"]
+    for trial, run in zip(trials, runs, strict=False):
+        assert run.info.run_id == trial.user_attrs["mlflow_run_id"]
+        assert run.info.run_name == f"trial-{trial.number:04d}"
+        assert run.data.tags["mlflow.parentRunId"] == parent_id
+        assert run.data.tags["optuna.state"] == "COMPLETE"
+        assert run.info.status == "FINISHED"
+        assert float(run.data.params["optim.lr"]) == pytest.approx(trial.params["optim.lr"])
+        assert run.data.params["model.channels"] == "[8, 16]"
+        history = client.get_metric_history(run.info.run_id, "val/acc")
+        assert [m.step for m in history] == [0, 1]
+        assert max(m.value for m in history) == pytest.approx(trial.value)
+        for key in ("train/loss", "val/loss", "lr", "throughput/img_s"):
+            assert len(client.get_metric_history(run.info.run_id, key)) == 2, key
+        assert "config.yaml" in {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert client.get_run(parent_id).info.status == "FINISHED"
+
+
+def test_rerunning_resumes_instead_of_starting_over(workdir: Path) -> None:
+    spec = validate_experiment(tiny_experiment())
+    first = tune(spec, TuneOptions(progress=False, n_trials=1))
+    assert len(first.get_trials()) == 1
+    first_params = first.get_trials()[0].params
+    again = tune(spec, TuneOptions(progress=False, n_trials=3))
+    trials = again.get_trials()
+    assert len(trials) == 3
+    assert trials[0].params == first_params
+    assert len(_trial_runs(_client(), "tiny")) == 3
+    assert again.user_attrs["mlflow_parent_run_id"] == first.user_attrs["mlflow_parent_run_id"]
+
+
+class _AlwaysPrune(optuna.pruners.BasePruner):
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        return True
+
+
+def test_pruned_trial_is_tagged_pruned_not_failed(workdir: Path) -> None:
+    spec = validate_experiment(tiny_experiment())
+    study, handle, tracker, parent, checked = prepare_study(spec, TuneOptions(progress=False))
+    study.pruner = _AlwaysPrune()
+    objective = Objective(
+        spec,
+        tracker,
+        study_name=study.study_name,
+        parent_run_id=parent,
+        data_shape=(checked.in_channels, checked.image_size),
+    )
+    run_worker(study, handle, objective, n_trials=1)
+    (trial,) = study.get_trials()
+    assert trial.state == TrialState.PRUNED
+    run = _client().get_run(trial.user_attrs["mlflow_run_id"])
+    assert run.data.tags["optuna.state"] == "PRUNED"
+    assert run.info.status == "FINISHED"
+    assert "pruned at epoch 0" in run.data.tags["convtune.pruned_reason"]
+
+
+def test_infeasible_trial_is_recorded_with_its_reason(workdir: Path) -> None:
+    raw = tiny_experiment()
+    raw["search"]["space"] = {"model.stride": {"choice": [1, 4]}}
+    spec = validate_experiment(raw)
+    study, handle, tracker, parent, checked = prepare_study(spec, TuneOptions(progress=False))
+    study.enqueue_trial({"model.stride": 4})
+    objective = Objective(
+        spec,
+        tracker,
+        study_name=study.study_name,
+        parent_run_id=parent,
+        data_shape=(checked.in_channels, checked.image_size),
+    )
+    run_worker(study, handle, objective, n_trials=1)
+    (trial,) = study.get_trials()
+    assert trial.state == TrialState.PRUNED
+    reason = trial.user_attrs["infeasible_reason"]
+    assert "1x1" in reason or "below" in reason
+    run = _client().get_run(trial.user_attrs["mlflow_run_id"])
+    assert run.data.tags["convtune.infeasible"] == reason[:500]
+    assert run.data.tags["optuna.state"] == "PRUNED"
+
+
+def test_a_space_with_no_feasible_architecture_fails_before_any_trial(workdir: Path) -> None:
+    raw = tiny_experiment()
+    raw["search"]["space"] = {"model.stride": {"choice": [4, 8]}}
+    spec = validate_experiment(raw)
+    with pytest.raises(ConfigError, match="no architecture in the search space fits the 8x8 inputs"):
+        tune(spec, TuneOptions(progress=False))
+    assert not (workdir / ".convtune").exists()
+    assert not (workdir / "mlflow.db").exists()
+
+
+def test_cli_tune_then_status(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_experiment(workdir, tiny_experiment())
+    assert main(["tune", str(path), "--quiet", "--n-trials", "1"]) == 0
+    assert main(["status", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "COMPLETE" in out and "best: trial 0" in out
+
+
+def test_cli_check_prints_space_and_layer_shapes(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_experiment(workdir, tiny_experiment())
+    assert main(["check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "optim.lr" in out and "float [0.001, 0.01] log" in out
+    assert "receptive field" in out
+    assert "ok" in out
+
+
+def test_cli_config_error_is_one_line_and_exit_status_2(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = tiny_experiment()
+    raw["optim"]["lrr"] = 0.1
+    path = write_experiment(workdir, raw)
+    assert main(["tune", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "unknown key 'optim.lrr'" in err
+    assert not (workdir / ".convtune").exists()
