@@ -12,6 +12,7 @@ from rich.console import Console
 from lightning_modules.augment import validate_augmentation
 from lightning_modules.data import DatasetNotFoundError
 from lightning_modules.training import build_datamodule
+from search.artifacts import trial_writers
 from search.errors import ConfigError
 from search.feasibility import SpaceFeasibility, check_space
 from search.objective import Objective, TrialSettings
@@ -100,6 +101,7 @@ def tune(spec: ExperimentSpec, options: TuneOptions, console: Console | None = N
         device=options.device,
         accelerator=options.accelerator,
         artifacts=spec.search.artifacts if options.artifacts is None else options.artifacts,
+        artifact_writers=trial_writers(),
     )
     objective = Objective(
         spec,
@@ -120,6 +122,11 @@ def tune(spec: ExperimentSpec, options: TuneOptions, console: Console | None = N
     tracker.client.set_terminated(parent_run_id, "FINISHED")
     if options.progress:
         console.print(trials_table(study, title=f"study {study.study_name}: top trials"))
+        experiment_id = tracker.experiment_id(study.study_name)
+        console.print(
+            f"compare the runs: [bold]convtune ui[/bold], then open "
+            f"http://127.0.0.1:5000/#/experiments/{experiment_id}"
+        )
         if result.stopped_by == "failures":
             console.print(f"[red]stopped after {result.failed} failed trials; see `convtune status`.[/red]")
     return study
