@@ -28,11 +28,19 @@ def _check_unit_interval(name: str, value: float, *, closed_right: bool = False)
     return value
 
 
+def _check_freeze(value: str) -> str:
+    if value in ("none", "backbone") or (value.startswith("until:") and len(value) > len("until:")):
+        return value
+    raise ValueError(f"freeze must be 'none', 'backbone' or 'until:<layer>', but got freeze={value!r}.")
+
+
 class ConvNetConfig(StrictModel):
     """A plain stack of conv blocks: conv(s) -> [batch norm] -> activation -> [pool] -> [dropout].
 
     `kernel_size`, `stride`, `padding` and `pool` take one value for every block or a list with one
-    value per block (the list length must equal `len(channels)`).
+    value per block (the list length must equal `len(channels)`). `weights` (a state dict file, a
+    Lightning checkpoint or a `models:/` / `runs:/` URI), `freeze` and `unfreeze_after` fine-tune a
+    pre-trained convnet as they do a backbone (`freeze: until:1` freezes block 0).
     """
 
     name: Literal["convnet"] = "convnet"
@@ -49,11 +57,19 @@ class ConvNetConfig(StrictModel):
     head_dropout: float = 0.0
     hidden: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
     global_pool: bool = False
+    weights: str | None = None
+    freeze: str = "none"
+    unfreeze_after: Annotated[int, Field(ge=0)] | None = None
 
     @field_validator("dropout", "head_dropout")
     @classmethod
     def _dropout_range(cls, value: float, info: Any) -> float:
         return _check_unit_interval(info.field_name, value)
+
+    @field_validator("freeze")
+    @classmethod
+    def _freeze_form(cls, value: str) -> str:
+        return _check_freeze(value)
 
     @model_validator(mode="after")
     def _per_layer_lengths(self) -> ConvNetConfig:
@@ -93,9 +109,7 @@ class BackboneConfig(StrictModel):
     @field_validator("freeze")
     @classmethod
     def _freeze_form(cls, value: str) -> str:
-        if value in ("none", "backbone") or (value.startswith("until:") and len(value) > len("until:")):
-            return value
-        raise ValueError(f"freeze must be 'none', 'backbone' or 'until:<layer>', but got freeze={value!r}.")
+        return _check_freeze(value)
 
 
 def _model_kind(value: Any) -> str:

@@ -9,9 +9,10 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from lightning_modules.config import BackboneConfig, RunConfig, TrainerConfig
+from lightning_modules.config import RunConfig, TrainerConfig
 from lightning_modules.data import ImageDataModule
 from lightning_modules.models import model_from_config
+from lightning_modules.models.registry import WeightsResolver
 from lightning_modules.module import ClassifierModule
 
 
@@ -27,18 +28,24 @@ def build_datamodule(config: RunConfig) -> ImageDataModule:
     return datamodule
 
 
-def build_module(config: RunConfig, datamodule: ImageDataModule) -> ClassifierModule:
+def build_module(
+    config: RunConfig, datamodule: ImageDataModule, weights_resolver: WeightsResolver | None = None
+) -> ClassifierModule:
+    """The model of `config` (weights loaded, `freeze` applied) wrapped for training.
+
+    `weights_resolver` turns a `model.weights` URI (`models:/...`, `runs:/...`) into a state dict.
+    """
     model = model_from_config(
         config.model,
         in_channels=datamodule.in_channels,
         num_classes=datamodule.num_classes,
         image_size=datamodule.image_size,
+        weights_resolver=weights_resolver,
     )
     mean, std = datamodule.mean, datamodule.std
     normalization = getattr(model, "normalization", None)
     if normalization is not None:
         mean, std = _match_channels(normalization, datamodule.in_channels)
-    backbone = config.model if isinstance(config.model, BackboneConfig) else None
     module = ClassifierModule(
         model,
         config.optim,
@@ -46,8 +53,8 @@ def build_module(config: RunConfig, datamodule: ImageDataModule) -> ClassifierMo
         mean=mean,
         std=std,
         channels_last=config.trainer.channels_last,
-        freeze=backbone.freeze if backbone else "none",
-        unfreeze_after=backbone.unfreeze_after if backbone else None,
+        freeze=config.model.freeze,
+        unfreeze_after=config.model.unfreeze_after,
     )
     if config.trainer.channels_last:
         module = module.to(memory_format=torch.channels_last)
@@ -64,11 +71,14 @@ def _match_channels(
     return [sum(mean) / len(mean)] * channels, [sum(std) / len(std)] * channels
 
 
-def build_run(config: RunConfig) -> RunParts:
-    """Seeds everything, then builds data and model; the same config always builds the same run."""
+def build_run(config: RunConfig, weights_resolver: WeightsResolver | None = None) -> RunParts:
+    """Seeds everything, then builds data and model; the same config always builds the same run.
+
+    `weights_resolver` is passed to `build_module` (resolves `model.weights` URIs).
+    """
     pl.seed_everything(config.seed, workers=True, verbose=False)
     datamodule = build_datamodule(config)
-    return RunParts(datamodule, build_module(config, datamodule))
+    return RunParts(datamodule, build_module(config, datamodule, weights_resolver))
 
 
 def create_trainer(

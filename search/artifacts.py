@@ -4,19 +4,99 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from lightning_modules.callbacks import BestWeights
 from lightning_modules.config import RunConfig
+from lightning_modules.module import ClassifierModule
+from lightning_modules.shapes import LayerInfo
 from lightning_modules.training import RunParts
 from search.describe import architecture_markdown, layer_infos
 from search.objective import ArtifactWriter
+from search.pictures import (
+    MAX_EVAL_IMAGES,
+    draw_feature_maps,
+    first_conv,
+    plot_architecture,
+    plot_confusion_matrix,
+    plot_filters,
+    plot_misclassified,
+    predict,
+)
+
+FEATURE_MAP_IMAGES = 4
+
+
+def _rows(parts: RunParts, config: RunConfig) -> list[LayerInfo]:
+    datamodule = parts.datamodule
+    return layer_infos(config, datamodule.in_channels, datamodule.image_size, datamodule.num_classes)
 
 
 def write_architecture(parts: RunParts, config: RunConfig, best: BestWeights, folder: Path) -> None:
-    """architecture.md: per layer output shape, receptive field, parameters, dense equivalent."""
-    datamodule = parts.datamodule
-    rows = layer_infos(config, datamodule.in_channels, datamodule.image_size, datamodule.num_classes)
+    """architecture.md: per layer kind, filter, stride, padding, output shape, receptive field,
+    parameters and dense-equivalent cost; architecture.png: the same as two bar charts."""
+    rows = _rows(parts, config)
     (folder / "architecture.md").write_text(architecture_markdown(rows))
+    plot_architecture(rows, parts.datamodule.image_size, folder / "architecture.png")
+
+
+def receptive_fields(rows: list[LayerInfo]) -> dict[str, int]:
+    """Receptive field at the end of each module prefix (`blocks.0` -> its last row's field)."""
+    fields: dict[str, int] = {}
+    for row in rows:
+        if row.receptive_field is None:
+            continue
+        parts = row.name.split(".")
+        for end in range(1, len(parts) + 1):
+            fields[".".join(parts[:end])] = row.receptive_field
+    return fields
+
+
+def write_pictures(parts: RunParts, config: RunConfig, best: BestWeights, folder: Path) -> None:
+    """filters.png, feature_maps_<block>.png, confusion_matrix.png, misclassified.png of the best epoch."""
+    best.restore(parts.module)
+    module, datamodule = parts.module, parts.datamodule
+    training = module.training
+    module.eval()
+    try:
+        draw_pictures(
+            module,
+            datamodule.val_images,
+            datamodule.val_labels,
+            datamodule.class_names,
+            folder,
+            _rows(parts, config),
+        )
+    finally:
+        module.train(training)
+
+
+def draw_pictures(
+    module: ClassifierModule,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    class_names: list[str],
+    folder: Path,
+    rows: list[LayerInfo] | None = None,
+) -> list[Path]:
+    """All per-trial pictures of `module` on uint8 `images` (the validation split) into `folder`."""
+    device = next(module.parameters()).device
+    images, labels = images[:MAX_EVAL_IMAGES], labels[:MAX_EVAL_IMAGES]
+    inputs = module.prepare(images.to(device))
+    network = module.model
+    written: list[Path] = []
+    conv = first_conv(network)
+    if conv is not None:
+        written.append(plot_filters(conv, folder / "filters.png"))
+    few = slice(0, FEATURE_MAP_IMAGES)
+    titles = [class_names[int(label)] for label in labels[few]]
+    fields = receptive_fields(rows or [])
+    written += draw_feature_maps(network, inputs[few], images[few], folder, titles=titles, fields=fields)
+    predictions = predict(network, inputs, labels)
+    written.append(plot_confusion_matrix(predictions, class_names, folder / "confusion_matrix.png"))
+    written.append(plot_misclassified(images, predictions, class_names, folder / "misclassified.png"))
+    return written
 
 
 def trial_writers() -> list[ArtifactWriter]:
-    return [write_architecture]
+    return [write_architecture, write_pictures]

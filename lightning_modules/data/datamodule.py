@@ -223,6 +223,15 @@ class ImageDataModule(pl.LightningDataModule):
         return self._split("val")[1]
 
     @property
+    def test_images(self) -> torch.Tensor:
+        """The held-out test split: read only by `reproduce` and `evaluate`, never by the search."""
+        return self._split("test")[0]
+
+    @property
+    def test_labels(self) -> torch.Tensor:
+        return self._split("test")[1]
+
+    @property
     def sizes(self) -> dict[str, int]:
         """Number of images per split: {'train': ..., 'val': ..., 'test': ...}."""
         self._split("train")

@@ -16,7 +16,9 @@ import torch
 from torch import nn
 
 from lightning_modules.config import ConvNetConfig
-from lightning_modules.models.registry import register_model
+from lightning_modules.models.backbones import load_weights
+from lightning_modules.models.freezing import apply_freeze
+from lightning_modules.models.registry import WeightsResolver, register_model
 from lightning_modules.shapes import architecture_table, torch_padding
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -136,9 +138,14 @@ def convnet(
     in_channels: int,
     num_classes: int,
     image_size: tuple[int, int],
-    weights_resolver: Any = None,
+    weights_resolver: WeightsResolver | None = None,
     **fields: Any,
 ) -> ConvNet:
-    """A `ConvNet` from `ConvNetConfig` fields (validated; unknown fields are refused)."""
+    """A `ConvNet` from `ConvNetConfig` fields (validated; unknown fields are refused), with
+    `weights` loaded (a head of another class count is kept fresh) and `freeze` applied."""
     config = ConvNetConfig(**fields)
-    return ConvNet(config, in_channels=in_channels, num_classes=num_classes, image_size=image_size)
+    model = ConvNet(config, in_channels=in_channels, num_classes=num_classes, image_size=image_size)
+    if config.weights is not None:
+        load_weights(model, config.weights, resolver=weights_resolver)
+    apply_freeze(model, config.freeze)
+    return model

@@ -86,8 +86,8 @@ def model_from_config(
 ) -> nn.Module:
     """`create_model(config.name, ...)` with every other field of `config` as an override.
 
-    Backbones come back with `weights` loaded and `freeze` applied (`unfreeze_after` is left to
-    the training loop).
+    Models come back with `weights` loaded and `freeze` applied (`unfreeze_after` is left to the
+    training loop).
     """
     if not isinstance(config, (ConvNetConfig, BackboneConfig)):
         raise TypeError(f"config must be a ConvNetConfig or BackboneConfig, but got {type(config).__name__}.")

@@ -1,0 +1,89 @@
+"""Retrain the best trial (or --trial N) deterministically, test it once, and register the model.
+
+Rebuilds the trial's exact config, retrains it with Lightning's deterministic=True (seeded split,
+loader order, augmentation and init), reports the reproduced validation metric next to the
+original's, evaluates on the held-out test split, logs an MLflow run tagged
+convtune.reproduction_of=<trial run id>, and registers the model under the study's name with the
+alias `champion` (a new version each time).
+
+Examples:
+  convtune reproduce experiments/quickstart.yaml
+  convtune reproduce experiments/quickstart.yaml --trial 7 --epochs 20
+  convtune predict models:/quickstart@champion digit.png
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from search.commands import add_experiment, add_study
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_experiment(parser)
+    add_study(parser)
+    parser.add_argument(
+        "--trial", type=int, metavar="N", help="trial number (default: the best COMPLETE trial)"
+    )
+    parser.add_argument(
+        "--epochs", type=int, metavar="E", help="train E epochs instead of the trial's (no longer comparable)"
+    )
+    parser.add_argument(
+        "--accelerator",
+        choices=("auto", "cpu", "gpu"),
+        help="where to train (default: the config's trainer.accelerator); CPU reproduces to the last digit",
+    )
+    parser.add_argument(
+        "--no-register", action="store_true", help="log the run and model but do not register it"
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit with status 1 when the reproduced value differs from the trial's",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from search.reproduce import ReproduceOptions, reproduce
+    from search.spec import load_experiment
+
+    spec = load_experiment(args.experiment, args.overrides)
+    options = ReproduceOptions(
+        trial=args.trial,
+        epochs=args.epochs,
+        study_name=args.study,
+        storage=args.storage,
+        accelerator=args.accelerator,
+        register=not args.no_register,
+    )
+    console = Console()
+    with console.status("reproducing ...", spinner="dots"):
+        result = reproduce(spec, options, overridden=bool(args.overrides))
+    for note in result.config_notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    original = "n/a" if result.original_value is None else repr(result.original_value)
+    console.print(
+        f"trial {result.trial.number}: {result.metric} original {original}, reproduced {result.value!r} "
+        f"(best epoch {result.best_epoch}, {result.seconds:.1f} s)"
+    )
+    style = "green" if result.matches else "yellow"
+    console.print(f"[{style}]{result.verdict()}[/{style}]")
+    test = result.test
+    console.print(f"test split: accuracy {test.accuracy:.4f} on {test.total:,} images")
+    per_class = "  ".join(
+        f"{name}: {acc:.3f}" if acc is not None else f"{name}: -" for name, acc in test.per_class.items()
+    )
+    console.print(f"per class: {per_class}", highlight=False)
+    console.print(f"mlflow run: {result.run_id}")
+    if result.registered is not None:
+        registered = result.registered
+        console.print(
+            f"registered [bold]{registered.alias_uri}[/bold] (version {registered.version}); try "
+            f"`convtune predict {registered.alias_uri} IMAGE` or `convtune export {registered.alias_uri} "
+            "--format onnx --out model.onnx`"
+        )
+    if args.strict and result.comparable and not result.matches:
+        return 1
+    return 0

@@ -1,0 +1,479 @@
+"""Reproduce a trial: rebuild its exact config, retrain it deterministically, test it, register it.
+
+The search never reads the test split; this is where it is used, once per reproduction.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytorch_lightning as pl
+import torch
+import yaml
+from optuna.trial import FrozenTrial, TrialState
+from torch import Tensor
+
+from lightning_modules.callbacks import BestWeights
+from lightning_modules.config import RunConfig
+from lightning_modules.training import RunParts, build_run, create_trainer
+from search.errors import ConfigError, ConvtuneError
+from search.model_store import (
+    InferenceModel,
+    RegisteredModel,
+    inference_model_from_run,
+    log_and_register,
+    weights_from_uri,
+)
+from search.objective import USER_ATTR_RUN_ID
+from search.space import config_from_params, flatten_config
+from search.spec import ExperimentSpec
+from search.study import best_trial, find_study, open_storage
+from search.tracking import EpochMetricsCallback, Tracker, load_settings
+
+TAG_REPRODUCTION_OF = "convtune.reproduction_of"
+REPRODUCIBLE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+@dataclass
+class ReproduceOptions:
+    trial: int | None = None
+    epochs: int | None = None
+    study_name: str | None = None
+    storage: str | None = None
+    accelerator: str | None = None
+    register: bool = True
+
+
+@dataclass
+class Evaluation:
+    """Accuracy of predictions against labels: overall, per class, and the confusion matrix."""
+
+    class_names: list[str]
+    confusion: Tensor  # (classes, classes) int64, rows: true class, columns: predicted class
+
+    @property
+    def total(self) -> int:
+        return int(self.confusion.sum())
+
+    @property
+    def accuracy(self) -> float:
+        return float(self.confusion.diagonal().sum()) / max(self.total, 1)
+
+    @property
+    def per_class(self) -> dict[str, float | None]:
+        """Accuracy (recall) per true class; None for a class absent from the labels."""
+        counts = self.confusion.sum(dim=1)
+        return {
+            name: (float(self.confusion[i, i]) / int(counts[i]) if int(counts[i]) else None)
+            for i, name in enumerate(self.class_names)
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "class_names": self.class_names,
+            "rows": "true class",
+            "columns": "predicted class",
+            "matrix": self.confusion.tolist(),
+            "accuracy": self.accuracy,
+            "per_class_accuracy": self.per_class,
+        }
+
+
+def evaluate_predictions(predicted: Tensor, labels: Tensor, class_names: Sequence[str]) -> Evaluation:
+    classes = len(class_names)
+    confusion = torch.zeros(classes, classes, dtype=torch.int64)
+    confusion.index_put_(
+        (labels.long().cpu(), predicted.long().cpu()),
+        torch.ones(len(labels), dtype=torch.int64),
+        accumulate=True,
+    )
+    return Evaluation(list(class_names), confusion)
+
+
+def evaluate_model(model: InferenceModel, images: Tensor, labels: Tensor) -> Evaluation:
+    return evaluate_predictions(model.predict(images).argmax(dim=1), labels, model.class_names)
+
+
+@dataclass
+class Reproduction:
+    """What `reproduce` measured, next to what the original trial measured."""
+
+    trial: FrozenTrial
+    config: RunConfig
+    metric: str
+    original_value: float | None
+    value: float
+    best_epoch: int
+    test: Evaluation
+    model: InferenceModel
+    run_id: str
+    seconds: float
+    config_notes: list[str] = field(default_factory=list)
+    registered: RegisteredModel | None = None
+
+    @property
+    def comparable(self) -> bool:
+        return self.original_value is not None and not any("max_epochs" in n for n in self.config_notes)
+
+    @property
+    def matches(self) -> bool:
+        return self.comparable and self.value == self.original_value
+
+    def verdict(self) -> str:
+        if self.original_value is None:
+            return f"trial {self.trial.number} was {self.trial.state.name}: it has no final value to compare."
+        if not self.comparable:
+            return "not comparable: the reproduction trained a different number of epochs."
+        if self.matches:
+            return f"matches the original to the last digit ({self.metric}={self.value!r})."
+        difference = self.value - self.original_value  # type: ignore[operator]
+        return (
+            f"differs from the original: {self.value!r} vs {self.original_value!r} "
+            f"(difference {difference:+.3g})."
+        )
+
+
+# ---------------------------------------------------------------------------------------------------
+# which trial, which config
+
+
+def select_trial(study: optuna.Study, number: int | None) -> FrozenTrial:
+    """Trial `number`, or the best COMPLETE trial; a clear error when there is none to reproduce."""
+    if number is None:
+        best = best_trial(study)
+        if best is None:
+            raise ConvtuneError(
+                f"study {study.study_name!r} has no COMPLETE trial yet; run `convtune tune` first "
+                "or pick a trial with --trial N."
+            )
+        return best
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    if number not in trials:
+        raise ConfigError(
+            f"study {study.study_name!r} has no trial {number} (trials 0..{max(trials, default=-1)}); "
+            "see `convtune status`."
+        )
+    trial = trials[number]
+    if trial.state not in REPRODUCIBLE_STATES:
+        raise ConvtuneError(
+            f"trial {number} is {trial.state.name}; only COMPLETE or PRUNED trials can be reproduced."
+        )
+    return trial
+
+
+def trial_config(
+    spec: ExperimentSpec, trial: FrozenTrial, recorded: dict[str, Any] | None, *, overridden: bool
+) -> tuple[RunConfig, list[str]]:
+    """The trial's config rebuilt from its params; the config its run recorded wins when the two
+    differ (the experiment file changed since), unless the user overrode fields with --set."""
+    rebuilt = config_from_params(spec, trial.params)
+    if recorded is None:
+        return rebuilt, ["the trial's run has no config.yaml; rebuilt from the experiment file and params."]
+    recorded_config = RunConfig.model_validate(recorded)
+    differing = _differing_keys(rebuilt, recorded_config)
+    if not differing:
+        return rebuilt, []
+    keys = ", ".join(differing[:6]) + (" ..." if len(differing) > 6 else "")
+    if overridden:
+        return rebuilt, [f"--set changes the trial's config ({keys}); the values may differ."]
+    return recorded_config, [
+        f"the experiment file changed since the trial ({keys}); using the trial's own config."
+    ]
+
+
+def _differing_keys(a: RunConfig, b: RunConfig) -> list[str]:
+    flat_a = flatten_config(a.model_dump(mode="json"))
+    flat_b = flatten_config(b.model_dump(mode="json"))
+    return sorted(key for key in flat_a.keys() | flat_b.keys() if flat_a.get(key) != flat_b.get(key))
+
+
+def recorded_config(tracker: Tracker, run_id: str | None) -> dict[str, Any] | None:
+    if not run_id:
+        return None
+    try:
+        text = tracker.client.download_artifacts(run_id, "config.yaml")
+        return yaml.safe_load(Path(text).read_text())
+    except Exception:  # a run without the artifact, or one that was deleted
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------
+# training
+
+
+def train(
+    config: RunConfig,
+    metric: str,
+    mode: str,
+    *,
+    callbacks: Sequence[pl.Callback] = (),
+    accelerator: str | None = None,
+) -> tuple[RunParts, BestWeights]:
+    """Trains `config` with Lightning's `deterministic=True` and restores the best epoch's weights."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    try:
+        parts = build_run(config, weights_resolver=weights_from_uri)
+        best = BestWeights(metric, "max" if mode == "maximize" else "min")
+        overrides: dict[str, Any] = {"deterministic": True}
+        if accelerator:
+            overrides["accelerator"] = accelerator
+        trainer = create_trainer(config.trainer, callbacks=[best, *callbacks], **overrides)
+        trainer.fit(parts.module, datamodule=parts.datamodule)
+    finally:
+        torch.use_deterministic_algorithms(previous)
+    if best.best_value is None:
+        raise ConvtuneError(f"the reproduction measured no {metric}; check trainer.limit_val_batches.")
+    best.restore(parts.module)
+    parts.module.eval()
+    return parts, best
+
+
+def to_inference_model(parts: RunParts, config: RunConfig, source: dict[str, str]) -> InferenceModel:
+    datamodule, module = parts.datamodule, parts.module
+    mean = (module.mean.flatten() / 255).tolist()
+    std = (1 / (module.inv_std.flatten() * 255)).tolist()
+    return inference_model_from_run(
+        module.model,
+        model_config=config.model.model_dump(mode="json"),
+        data_config=config.data.model_dump(mode="json"),
+        in_channels=datamodule.in_channels,
+        image_size=datamodule.image_size,
+        class_names=datamodule.class_names,
+        mean=mean,
+        std=std,
+        seed=config.seed,
+        source=source,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# the whole command
+
+
+def reproduce(spec: ExperimentSpec, options: ReproduceOptions, *, overridden: bool = False) -> Reproduction:
+    """Best (or chosen) trial -> deterministic retraining -> test split -> MLflow run -> registry."""
+    handle = open_storage(options.storage)
+    study = find_study(handle, options.study_name or spec.name)
+    trial = select_trial(study, options.trial)
+    tracker = Tracker(load_settings())
+    tracker.check_reachable()
+    original_run = trial.user_attrs.get(USER_ATTR_RUN_ID)
+    config, notes = trial_config(spec, trial, recorded_config(tracker, original_run), overridden=overridden)
+    if options.epochs is not None:
+        if options.epochs < 1:
+            raise ConfigError(f"--epochs must be at least 1, but got {options.epochs}.")
+        if options.epochs != config.trainer.max_epochs:
+            notes.append(
+                f"trainer.max_epochs={options.epochs} instead of the trial's {config.trainer.max_epochs}."
+            )
+            config = config.model_copy(
+                update={"trainer": config.trainer.model_copy(update={"max_epochs": options.epochs})}
+            )
+    run_id = _start_run(tracker, study.study_name, trial, config, original_run)
+    started = time.perf_counter()
+    try:
+        result = _reproduce_in_run(spec, options, study.study_name, trial, config, notes, tracker, run_id)
+    except BaseException as error:
+        tracker.finish(
+            run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAIL", error=repr(error)
+        )
+        raise
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _start_run(
+    tracker: Tracker, study_name: str, trial: FrozenTrial, config: RunConfig, original_run: str | None
+) -> str:
+    run = tracker.client.create_run(
+        tracker.experiment_id(study_name),
+        run_name=f"reproduce-trial-{trial.number:04d}",
+        tags={
+            TAG_REPRODUCTION_OF: original_run or "",
+            "optuna.study": study_name,
+            "optuna.trial_number": str(trial.number),
+            "convtune.role": "reproduction",
+        },
+    )
+    run_id = run.info.run_id
+    tracker.log_params(run_id, flatten_config(config.model_dump(mode="json")))
+    tracker.log_text(run_id, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), "config.yaml")
+    return run_id
+
+
+def _reproduce_in_run(
+    spec: ExperimentSpec,
+    options: ReproduceOptions,
+    study_name: str,
+    trial: FrozenTrial,
+    config: RunConfig,
+    notes: list[str],
+    tracker: Tracker,
+    run_id: str,
+) -> Reproduction:
+    metric = spec.search.metric
+    started = time.perf_counter()
+    parts, best = train(
+        config,
+        metric,
+        spec.search.resolved_direction,
+        callbacks=[EpochMetricsCallback(tracker, run_id)],
+        accelerator=options.accelerator,
+    )
+    source = {"study": study_name, "trial": str(trial.number), "run_id": run_id}
+    model = to_inference_model(parts, config, source)
+    test_images, test_labels = parts.datamodule.test_images, parts.datamodule.test_labels
+    test = evaluate_model(model, test_images, test_labels)
+    original = trial.value if trial.state == TrialState.COMPLETE else None
+    result = Reproduction(
+        trial, config, metric, original, float(best.best_value), int(best.best_epoch or 0), test, model,
+        run_id, time.perf_counter() - started, notes,
+    )  # fmt: skip
+    _log_results(tracker, result)
+    if options.register:
+        result.registered = log_and_register(
+            model,
+            tracker,
+            run_id,
+            study_name,
+            example=test_images[:2],
+            tags={
+                TAG_REPRODUCTION_OF: trial.user_attrs.get(USER_ATTR_RUN_ID, ""),
+                "test_acc": f"{test.accuracy:.6f}",
+            },
+        )
+    tracker.finish(run_id, "COMPLETE")
+    return result
+
+
+def _log_results(tracker: Tracker, result: Reproduction) -> None:
+    test = result.test
+    metrics = {
+        "test/acc": test.accuracy,
+        "objective": result.value,
+        "best_epoch": float(result.best_epoch),
+        "train_seconds": result.seconds,
+    }
+    if result.original_value is not None:
+        metrics["original_objective"] = result.original_value
+        metrics["objective_difference"] = result.value - result.original_value
+    for index, (name, accuracy) in enumerate(test.per_class.items()):
+        if accuracy is not None:
+            metrics[f"test/acc_class/{index}_{_metric_safe(name)}"] = accuracy
+    tracker.log_metrics(result.run_id, metrics)
+    tracker.set_tags(
+        result.run_id,
+        {"convtune.reproduction_matches": str(result.matches).lower(), "convtune.verdict": result.verdict()},
+    )
+    with tempfile.TemporaryDirectory(prefix="convtune-test-") as folder:
+        path = Path(folder)
+        (path / "confusion_matrix.json").write_text(json.dumps(test.to_json(), indent=1))
+        plot_confusion(test, path / "confusion_matrix.png", title="test split")
+        comparison = {
+            "trial": result.trial.number,
+            "metric": result.metric,
+            "original": result.original_value,
+            "reproduced": result.value,
+            "matches": result.matches,
+            "notes": result.config_notes,
+        }
+        (path / "reproduction.json").write_text(json.dumps(comparison, indent=1))
+        tracker.log_artifacts(result.run_id, path)
+
+
+def _metric_safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60]
+
+
+def plot_confusion(evaluation: Evaluation, path: Path, *, title: str) -> Path:
+    """Rows: true class, columns: predicted; color: share of the row, numbers: counts (<= 20 classes)."""
+    from matplotlib.figure import Figure
+
+    counts = evaluation.confusion
+    classes = counts.shape[0]
+    shares = counts.float() / counts.sum(dim=1, keepdim=True).clamp_min(1)
+    side = min(4.0 + 0.45 * classes, 16.0)
+    figure = Figure(figsize=(side + 1.5, side), layout="constrained")
+    axes = figure.subplots()
+    image = axes.imshow(shares.numpy(), cmap="Blues", vmin=0, vmax=1)
+    figure.colorbar(image, ax=axes, shrink=0.8, label="share of the true class")
+    if classes <= 20:
+        names = [name if len(name) <= 14 else name[:13] + "…" for name in evaluation.class_names]
+        axes.set_xticks(range(classes), names, rotation=45, ha="right", fontsize=8)
+        axes.set_yticks(range(classes), names, fontsize=8)
+        for true in range(classes):
+            for guess in range(classes):
+                if int(counts[true, guess]):
+                    color = "white" if shares[true, guess] > 0.5 else "black"
+                    axes.text(
+                        guess,
+                        true,
+                        str(int(counts[true, guess])),
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color=color,
+                    )
+    axes.set_xlabel("predicted class")
+    axes.set_ylabel("true class")
+    axes.set_title(f"{title}: {evaluation.total:,} images, accuracy {evaluation.accuracy:.2%}", fontsize=10)
+    figure.savefig(path, dpi=110)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------
+# evaluate a stored model
+
+
+def evaluate_on_dataset(
+    model_ref: str, dataset: str | None = None, root: str | None = None
+) -> tuple[Evaluation, str]:
+    """Loads a model and evaluates it on a dataset's test split (default: the data it was trained on)."""
+    from lightning_modules.config import DataConfig
+    from lightning_modules.data import DATASET_NAMES, DatasetNotFoundError, ImageDataModule
+    from search.model_store import load_inference_model
+
+    model = load_inference_model(model_ref)
+    values = dict(model.description.data)
+    if dataset is not None and dataset != values.get("dataset"):
+        if dataset not in DATASET_NAMES:
+            raise ConfigError(f"--dataset must be one of {', '.join(DATASET_NAMES)}, but got {dataset!r}.")
+        values |= {"dataset": dataset, "root": None}
+    if root is not None:
+        values["root"] = root
+    datamodule = ImageDataModule(DataConfig.model_validate(values), seed=model.description.seed)
+    try:
+        datamodule.setup()
+    except DatasetNotFoundError as error:
+        raise ConfigError(str(error)) from None
+    if datamodule.num_classes != len(model.class_names):
+        raise ConfigError(
+            f"{values['dataset']} has {datamodule.num_classes} classes but the model predicts "
+            f"{len(model.class_names)}; evaluate it on a dataset with the same classes."
+        )
+    images = fit_images(datamodule.test_images, model.in_channels, model.image_size)
+    return evaluate_model(model, images, datamodule.test_labels), str(values["dataset"])
+
+
+def fit_images(images: Tensor, channels: int, size: tuple[int, int]) -> Tensor:
+    """uint8 (N, C, H, W) converted to `channels` (gray <-> RGB as PIL does) and resized to `size`."""
+    from lightning_modules.data.datamodule import resize_images
+
+    if images.shape[1] != channels:
+        if images.shape[1] == 1 and channels == 3:
+            images = images.expand(-1, 3, -1, -1)
+        elif images.shape[1] == 3 and channels == 1:
+            weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+            images = (images.float() * weights).sum(dim=1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+        else:
+            raise ConfigError(f"the data has {images.shape[1]} channels but the model takes {channels}.")
+    if tuple(images.shape[2:]) != tuple(size):
+        images = resize_images(images.contiguous(), tuple(size))
+    return images.contiguous()
