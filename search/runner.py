@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import optuna
 import torch
@@ -17,7 +18,7 @@ from search.errors import ConfigError
 from search.feasibility import SpaceFeasibility, check_space
 from search.objective import Objective, TrialSettings
 from search.progress import StudyProgress, TrialProgressCallback, trials_table
-from search.spec import ExperimentSpec
+from search.spec import ExperimentSpec, set_dotted
 from search.study import (
     USER_ATTR_PARENT_RUN,
     StorageHandle,
@@ -28,6 +29,7 @@ from search.study import (
     run_worker,
 )
 from search.tracking import Tracker, load_settings
+from search.weights import check_weights
 
 StudyHook = Callable[[optuna.Study, Tracker, str], None]
 
@@ -57,16 +59,36 @@ class Preflight:
     feasibility: SpaceFeasibility
 
 
+def augmentation_variants(spec: ExperimentSpec) -> list[list[dict[str, Any]]]:
+    """The base pipeline, and one pipeline per value the space can give an augmentation argument."""
+    variants = [spec.augment]
+    for key, param in spec.search.space.items():
+        if not key.startswith("augment."):
+            continue
+        for value in param.candidates():
+            tree = spec.run_dict()
+            set_dotted(tree, key, value)
+            variants.append(tree["augment"])
+    return variants
+
+
 def preflight(spec: ExperimentSpec) -> Preflight:
     """Validates what pydantic cannot: augmentations, the dataset's presence, the architectures."""
-    problems = validate_augmentation(spec.augment)
-    if problems:
-        raise ConfigError("augment: " + "; ".join(problems))
+    for augment in augmentation_variants(spec):
+        problems = validate_augmentation(augment)
+        if problems:
+            raise ConfigError("augment: " + "; ".join(problems))
     try:
         datamodule = build_datamodule(spec.run_config())
     except DatasetNotFoundError as error:
         raise ConfigError(str(error)) from None
     feasibility = check_space(spec, datamodule.in_channels, datamodule.image_size)
+    check_weights(
+        spec,
+        in_channels=datamodule.in_channels,
+        num_classes=datamodule.num_classes,
+        image_size=datamodule.image_size,
+    )
     return Preflight(
         datamodule.in_channels,
         datamodule.image_size,

@@ -188,6 +188,8 @@ def count_states(study: optuna.Study) -> dict[str, int]:
 
 def claim_trial(study: optuna.Study, handle: StorageHandle, n_trials: int) -> optuna.Trial | None:
     """A new trial (or a waiting retry) while the study has fewer than N finished or running trials."""
+    if isinstance(study.sampler, optuna.samplers.GridSampler) and study.sampler.is_exhausted(study):
+        return None
     with handle.claim_lock():
         trials = study.get_trials(deepcopy=False)
         waiting = any(t.state == TrialState.WAITING for t in trials)
@@ -252,16 +254,28 @@ def run_one(
     try:
         value = objective(trial)
     except optuna.TrialPruned:
-        study.tell(trial, state=TrialState.PRUNED)
+        tell(study, trial, state=TrialState.PRUNED)
         return TrialState.PRUNED
     except (KeyboardInterrupt, SystemExit):
-        study.tell(trial, state=TrialState.FAIL)
+        tell(study, trial, state=TrialState.FAIL)
         raise
     except Exception:  # the objective recorded the error; the study goes on
-        study.tell(trial, state=TrialState.FAIL)
+        tell(study, trial, state=TrialState.FAIL)
         return TrialState.FAIL
-    study.tell(trial, value)
+    tell(study, trial, value)
     return TrialState.COMPLETE
+
+
+def tell(study: optuna.Study, trial: optuna.Trial, value: float | None = None, **kwargs: Any) -> None:
+    """`study.tell`, except that a grid sampler's `study.stop()` outside `optimize` is harmless here.
+
+    The trial is stored before the sampler's hook runs; an exhausted grid is caught by `claim_trial`.
+    """
+    try:
+        study.tell(trial, value, **kwargs)
+    except RuntimeError as error:
+        if "Study.stop" not in str(error):
+            raise
 
 
 def worker_env_threads(workers: int) -> int:

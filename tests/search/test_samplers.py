@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from search.errors import ConfigError
+from search.runner import preflight
+from search.spec import validate_experiment
+from search.study import make_pruner, make_sampler, open_storage, open_study, tell
+from tests.conftest import tiny_experiment
+
+
+def _spec(sampler: str = "tpe", pruner: str = "median", space: dict | None = None) -> object:
+    raw = tiny_experiment()
+    raw["search"]["sampler"] = {"name": sampler, "seed": 3}
+    raw["search"]["pruner"] = {"name": pruner}
+    raw["search"]["space"] = space or {
+        "optim.lr": {"float": [1e-3, 1e-2], "log": True},
+        "model.kernel_size": {"choice": [3, 5]},
+    }
+    return validate_experiment(raw)
+
+
+@pytest.mark.parametrize("name", ["tpe", "random", "cmaes", "gp"])
+def test_every_sampler_is_seeded(name: str) -> None:
+    def sample(seed_run: int) -> list[float]:
+        study = optuna.create_study(sampler=make_sampler(_spec(name)), direction="maximize")
+        values = []
+        for _ in range(3):
+            trial = study.ask()
+            values.append(trial.suggest_float("optim.lr", 1e-3, 1e-2, log=True))
+            study.tell(trial, values[-1])
+        return values
+
+    assert sample(0) == sample(1)
+
+
+def test_grid_sampler_walks_the_grid() -> None:
+    spec = _spec(
+        "grid",
+        space={"model.kernel_size": {"choice": [3, 5]}, "data.batch_size": {"int": [32, 64], "step": 32}},
+    )
+    study = optuna.create_study(sampler=make_sampler(spec))
+    seen = set()
+    for _ in range(4):
+        trial = study.ask()
+        seen.add(
+            (
+                trial.suggest_categorical("model.kernel_size", [3, 5]),
+                trial.suggest_int("data.batch_size", 32, 64, step=32),
+            )
+        )
+        tell(study, trial, 0.0)
+    assert seen == {(3, 32), (3, 64), (5, 32), (5, 64)}
+
+
+def test_grid_sampler_without_float_step_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="needs a step"):
+        make_sampler(_spec("grid"))
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("median", optuna.pruners.MedianPruner),
+        ("hyperband", optuna.pruners.HyperbandPruner),
+        ("successive-halving", optuna.pruners.SuccessiveHalvingPruner),
+        ("none", optuna.pruners.NopPruner),
+    ],
+)
+def test_pruners(name: str, kind: type) -> None:
+    assert isinstance(make_pruner(_spec(pruner=name)), kind)
+
+
+def test_reopening_a_study_with_another_direction_is_refused(workdir: Path) -> None:
+    handle = open_storage(None)
+    open_study(_spec(), handle)
+    raw = tiny_experiment()
+    raw["search"]["metric"] = "val/loss"
+    with pytest.raises(ConfigError, match="use another --study name"):
+        open_study(validate_experiment(raw), handle)
+
+
+def test_augmentation_arguments_in_the_space_are_checked_before_training(workdir: Path) -> None:
+    raw = tiny_experiment()
+    raw["augment"] = [{"Affine": {"translate_percent": 0.1, "p": 0.5}}]
+    raw["search"]["space"] = {"augment.0.Affine.p": {"float": [0.0, 1.0]}}
+    assert preflight(validate_experiment(raw)).num_classes == 10
+    raw["search"]["space"] = {"augment.0.Affine.rotate": {"choice": [10, "lots"]}}
+    with pytest.raises(ConfigError, match="Affine"):
+        preflight(validate_experiment(raw))
