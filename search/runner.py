@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -16,10 +18,12 @@ from lightning_modules.training import build_datamodule
 from search.artifacts import trial_writers
 from search.errors import ConfigError
 from search.feasibility import SpaceFeasibility, check_space
-from search.objective import Objective, TrialSettings
+from search.heartbeat import HEARTBEAT_INTERVAL, TrialGuard
+from search.objective import Objective, StopCallback, TrialSettings
 from search.progress import StudyProgress, TrialProgressCallback, trials_table
 from search.spec import ExperimentSpec, set_dotted
 from search.study import (
+    RDB_PREFIXES,
     USER_ATTR_PARENT_RUN,
     StorageHandle,
     WorkerResult,
@@ -28,8 +32,18 @@ from search.study import (
     open_study,
     run_worker,
 )
+from search.study_plots import StudyPlotsRefresher, log_study_plots, refresher_for
 from search.tracking import Tracker, load_settings
 from search.weights import check_weights
+from search.workers import (
+    StopFlag,
+    WorkerJob,
+    WorkerPool,
+    WorkerSlot,
+    log_tail,
+    make_tracker_robust,
+    plan_workers,
+)
 
 StudyHook = Callable[[optuna.Study, Tracker, str], None]
 
@@ -44,7 +58,10 @@ class TuneOptions:
     progress: bool = True
     device: str = "cpu"
     accelerator: str | None = None
-    study_hooks: list[StudyHook] = field(default_factory=list)
+    study_hooks: list[StudyHook] = field(default_factory=lambda: [log_study_plots])
+    devices: str = "auto"
+    workers: int | None = None
+    trials_per_device: int = 1
 
 
 @dataclass
@@ -102,38 +119,57 @@ def preflight(spec: ExperimentSpec) -> Preflight:
 def prepare_study(
     spec: ExperimentSpec, options: TuneOptions
 ) -> tuple[optuna.Study, StorageHandle, Tracker, str, Preflight]:
-    """All checks, then the study and its parent run: nothing is written before every check passes."""
+    """All checks, then the study and its parent run: nothing is written before every check passes.
+
+    A remote storage is checked before the tracking store, so that an unreachable database leaves no
+    local MLflow store behind; trials of workers that died earlier are failed and queued for retry.
+    """
     checked = preflight(spec)
+    remote = bool(options.storage) and options.storage.startswith(RDB_PREFIXES)  # type: ignore[union-attr]
+    if remote:
+        handle = open_storage(options.storage, heartbeat_interval=HEARTBEAT_INTERVAL)
     tracker = Tracker(load_settings())
     tracker.check_reachable()
-    handle = open_storage(options.storage)
+    make_tracker_robust(tracker)
+    if not remote:
+        handle = open_storage(options.storage)
     study = open_study(spec, handle, options.study_name)
     parent_run_id = tracker.study_run(study.study_name, study.user_attrs.get(USER_ATTR_PARENT_RUN))
     study.set_user_attr(USER_ATTR_PARENT_RUN, parent_run_id)
     study.set_user_attr("experiment", spec.model_dump(mode="json"))
     tracker.set_tags(parent_run_id, {"convtune.status": "running"})
+    with handle.claim_lock():
+        TrialGuard(tracker, spec.search.max_retries).reap(study)
     return study, handle, tracker, parent_run_id, checked
 
 
+def plan(spec: ExperimentSpec, options: TuneOptions) -> list[WorkerSlot]:
+    """The worker slots for the options' devices (a `ConfigError` when they cannot be had)."""
+    per_trial = spec.trainer.devices if isinstance(spec.trainer.devices, int) else 1
+    return plan_workers(options.devices, options.workers, options.trials_per_device, gpus_per_trial=per_trial)
+
+
 def tune(spec: ExperimentSpec, options: TuneOptions, console: Console | None = None) -> optuna.Study:
+    """Runs (or resumes) the study: in this process for one worker, else in one process per slot."""
     console = console or Console(stderr=True)
+    if options.timeout is None:
+        options.timeout = spec.search.timeout
+    slots = plan(spec, options)
     study, handle, tracker, parent_run_id, checked = prepare_study(spec, options)
-    n_trials = options.n_trials or spec.search.n_trials
-    settings = TrialSettings(
-        device=options.device,
-        accelerator=options.accelerator,
-        artifacts=spec.search.artifacts if options.artifacts is None else options.artifacts,
-        artifact_writers=trial_writers(),
-    )
-    objective = Objective(
-        spec,
-        tracker,
-        study_name=study.study_name,
-        parent_run_id=parent_run_id,
-        data_shape=(checked.in_channels, checked.image_size),
-        settings=settings,
-    )
-    result = _run_with_progress(study, handle, objective, spec, options, n_trials, console)
+    stop = StopFlag()
+    with stop.installed():
+        if len(slots) == 1:
+            result = _run_here(
+                study, handle, tracker, parent_run_id, checked, spec, options, slots[0], stop, console
+            )
+        else:
+            result = _run_pool(
+                study, handle, tracker, parent_run_id, checked, spec, options, slots, stop, console
+            )
+    if result.stopped_by == "interrupted":
+        tracker.set_tags(parent_run_id, {"convtune.status": "interrupted"})
+        tracker.client.set_terminated(parent_run_id, "KILLED")
+        raise KeyboardInterrupt
     for hook in options.study_hooks:
         hook(study, tracker, parent_run_id)
     best = best_trial(study)
@@ -154,6 +190,41 @@ def tune(spec: ExperimentSpec, options: TuneOptions, console: Console | None = N
     return study
 
 
+def _run_here(
+    study: optuna.Study,
+    handle: StorageHandle,
+    tracker: Tracker,
+    parent_run_id: str,
+    checked: Preflight,
+    spec: ExperimentSpec,
+    options: TuneOptions,
+    slot: WorkerSlot,
+    stop: StopFlag,
+    console: Console,
+) -> WorkerResult:
+    """One worker in this process (the default on a machine with at most one GPU)."""
+    device = options.device if options.device != "cpu" else slot.label
+    on_gpu = slot.kind == "cuda"
+    settings = TrialSettings(
+        device=device,
+        accelerator=options.accelerator or ("gpu" if on_gpu else "cpu"),
+        artifacts=spec.search.artifacts if options.artifacts is None else options.artifacts,
+        artifact_writers=trial_writers(),
+        gpu_ids=list(slot.indices) if on_gpu else None,
+    )
+    objective = Objective(
+        spec,
+        tracker,
+        study_name=study.study_name,
+        parent_run_id=parent_run_id,
+        data_shape=(checked.in_channels, checked.image_size),
+        settings=settings,
+    )
+    guard = TrialGuard(tracker, spec.search.max_retries, worker=device)
+    n_trials = options.n_trials or spec.search.n_trials
+    return _run_with_progress(study, handle, objective, spec, options, n_trials, console, guard, stop)
+
+
 def _run_with_progress(
     study: optuna.Study,
     handle: StorageHandle,
@@ -162,22 +233,108 @@ def _run_with_progress(
     options: TuneOptions,
     n_trials: int,
     console: Console,
+    guard: TrialGuard | None = None,
+    stop: StopFlag | None = None,
 ) -> WorkerResult:
     threads = torch.get_num_threads()
-    if not options.progress:
-        return run_worker(study, handle, objective, n_trials=n_trials, timeout=options.timeout)
-    with StudyProgress(study.study_name, n_trials, spec.search.metric, console) as progress:
-        progress.update_study(study)
-        objective.settings.extra_callbacks = [
-            lambda trial: TrialProgressCallback(progress, trial.number, spec.search.metric)
-        ]
-        result = run_worker(
-            study,
-            handle,
-            objective,
-            n_trials=n_trials,
-            timeout=options.timeout,
-            observers=[progress.update_study],
+    should_stop = stop if stop is not None else (lambda: False)
+    callbacks = [lambda _trial: StopCallback(should_stop)]
+    objective.settings.extra_callbacks = callbacks
+    run = {"n_trials": n_trials, "timeout": options.timeout, "guard": guard, "should_stop": should_stop}
+    try:
+        if not options.progress:
+            return run_worker(study, handle, objective, **run)  # type: ignore[arg-type]
+        with StudyProgress(study.study_name, n_trials, spec.search.metric, console) as progress:
+            progress.update_study(study)
+            objective.settings.extra_callbacks = [
+                *callbacks,
+                lambda trial: TrialProgressCallback(progress, trial.number, spec.search.metric),
+            ]
+            observers = [progress.update_study, refresher_for(objective)]
+            return run_worker(study, handle, objective, observers=observers, **run)  # type: ignore[arg-type]
+    except (KeyboardInterrupt, SystemExit):
+        return WorkerResult(0, 0, "interrupted")
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_pool(
+    study: optuna.Study,
+    handle: StorageHandle,
+    tracker: Tracker,
+    parent_run_id: str,
+    checked: Preflight,
+    spec: ExperimentSpec,
+    options: TuneOptions,
+    slots: list[WorkerSlot],
+    stop: StopFlag,
+    console: Console,
+) -> WorkerResult:
+    """One process per slot; this process shows the study's progress and restarts crashed workers."""
+    n_trials = options.n_trials or spec.search.n_trials
+    storage = handle.url if handle.url.startswith(RDB_PREFIXES) else str(Path(handle.url).resolve())
+    folder = Path(".convtune/workers").resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    job = WorkerJob(
+        spec=spec.model_dump(mode="json", by_alias=True),
+        study_name=study.study_name,
+        storage=storage,
+        n_trials=n_trials,
+        deadline=time.time() + options.timeout if options.timeout else None,
+        parent_run_id=parent_run_id,
+        artifacts=spec.search.artifacts if options.artifacts is None else options.artifacts,
+        in_channels=checked.in_channels,
+        image_size=checked.image_size,
+        tracking=asdict(tracker.settings),
+        slot={},
+    )
+    guard = TrialGuard(tracker, spec.search.max_retries, worker="parent")
+    pool = WorkerPool(slots, job, folder, study=study, handle=handle, guard=guard)
+    if options.progress:
+        with StudyProgress(study.study_name, n_trials, spec.search.metric, console) as progress:
+            view = WorkersView(progress, slots, spec.trainer.max_epochs, spec.search.metric)
+            refresh = StudyPlotsRefresher(tracker, parent_run_id, enabled=job.artifacts)
+            result = pool.run(stop, on_poll=lambda: (view.update(study), refresh(study)))
+    else:
+        result = pool.run(stop)
+    for crash in result.crashed:
+        console.print(
+            f"[yellow]worker {crash} ended abnormally; its trial was failed and queued for retry.[/yellow]"
         )
-    torch.set_num_threads(threads)
-    return result
+    if result.crashed and options.progress:
+        tail = log_tail(result.crashed[-1].rsplit("log ", 1)[-1].rstrip(")"))
+        if tail:
+            console.print(tail, markup=False, highlight=False)
+    return WorkerResult(result.ran, result.failed, result.stopped_by)
+
+
+class WorkersView:
+    """The parent's live panel: the study summary and one line per worker with its running trial."""
+
+    def __init__(self, progress: StudyProgress, slots: list[WorkerSlot], epochs: int, metric: str) -> None:
+        self.progress = progress
+        self.epochs = epochs
+        self.metric = metric
+        self.tasks = {
+            slot.label: progress.bars.add_task(f"{slot.label:>8}", total=epochs, status="starting")
+            for slot in slots
+        }
+
+    def update(self, study: optuna.Study) -> None:
+        self.progress.update_study(study)
+        running = {
+            str(t.user_attrs.get("worker")): t
+            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        }
+        for label, task in self.tasks.items():
+            trial = running.get(label)
+            if trial is None:
+                self.progress.bars.update(task, completed=0, status="waiting")
+                continue
+            steps = trial.intermediate_values
+            last = f" {self.metric} {steps[max(steps)]:.4f}" if steps else ""
+            self.progress.bars.update(
+                task,
+                completed=len(steps),
+                status=f"trial {trial.number} epoch {len(steps)}/{self.epochs}{last}",
+            )

@@ -5,14 +5,17 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import logging
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 from optuna.trial import FrozenTrial, TrialState
@@ -28,6 +31,7 @@ USER_ATTR_PARENT_RUN = "mlflow_parent_run_id"
 USER_ATTR_SPEC = "experiment"
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+_logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,9 @@ def _open_rdb(url: str, heartbeat_interval: int | None) -> StorageHandle:
         kwargs = {"heartbeat_interval": heartbeat_interval, "grace_period": heartbeat_interval * 3}
     engine_kwargs = {"connect_args": {"connect_timeout": 5}} if url.startswith("postgres") else None
     try:
-        storage = RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
+            storage = RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
     except Exception as error:
         reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
         raise ConvtuneError(
@@ -147,9 +153,14 @@ def make_pruner(spec: ExperimentSpec) -> optuna.pruners.BasePruner:
 
 
 def open_study(spec: ExperimentSpec, handle: StorageHandle, study_name: str | None = None) -> optuna.Study:
-    """Creates the study, or loads it when it exists (rerunning resumes)."""
+    """Creates the study, or loads it when it exists (rerunning resumes).
+
+    A fresh study samples from the experiment's seed; a study that already exists (a resumed run, or
+    another worker joining) reseeds its sampler, so that no two processes draw the same sequence.
+    """
     name = study_name or spec.name
     direction = spec.search.resolved_direction
+    existed = name in optuna.get_all_study_names(handle.storage)
     try:
         study = optuna.create_study(
             storage=handle.storage,
@@ -166,6 +177,8 @@ def open_study(spec: ExperimentSpec, handle: StorageHandle, study_name: str | No
             f"study {name!r} in {handle.url} has direction {study.direction.name.lower()}, "
             f"but search.direction is {direction}; use another --study name."
         )
+    if existed:
+        study.sampler.reseed_rng()
     return study
 
 
@@ -186,11 +199,21 @@ def count_states(study: optuna.Study) -> dict[str, int]:
     return counts
 
 
-def claim_trial(study: optuna.Study, handle: StorageHandle, n_trials: int) -> optuna.Trial | None:
-    """A new trial (or a waiting retry) while the study has fewer than N finished or running trials."""
-    if isinstance(study.sampler, optuna.samplers.GridSampler) and study.sampler.is_exhausted(study):
-        return None
+def claim_trial(
+    study: optuna.Study,
+    handle: StorageHandle,
+    n_trials: int,
+    *,
+    reap: Callable[[optuna.Study], object] | None = None,
+) -> optuna.Trial | None:
+    """A new trial (or a waiting retry) while the study has fewer than N finished or running trials.
+
+    `reap` runs first under the same lock: it fails the trials of dead workers (and enqueues their
+    retries), so that they neither count as running nor get reaped twice.
+    """
     with handle.claim_lock():
+        if reap is not None:
+            reap(study)
         trials = study.get_trials(deepcopy=False)
         waiting = any(t.state == TrialState.WAITING for t in trials)
         active = sum(t.state in (*FINISHED, TrialState.RUNNING) for t in trials)
@@ -210,6 +233,16 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
 TrialObserver = Callable[[optuna.Study, FrozenTrial], None]
 
 
+class TrialGuardLike(Protocol):
+    """What `run_worker` needs from `search.heartbeat.TrialGuard`."""
+
+    def watch(self, study: optuna.Study, trial: optuna.Trial) -> contextlib.AbstractContextManager[None]: ...
+
+    def reap(self, study: optuna.Study) -> list[int]: ...
+
+    def retry(self, study: optuna.Study, trial: FrozenTrial) -> int | None: ...
+
+
 @dataclass
 class WorkerResult:
     ran: int
@@ -226,20 +259,35 @@ def run_worker(
     timeout: float | None = None,
     max_failures: int | None = None,
     observers: Sequence[TrialObserver] = (),
+    guard: TrialGuardLike | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> WorkerResult:
-    """Claims and runs trials until the study holds N finished ones, time is up, or too many fail."""
+    """Claims and runs trials until the study holds N finished ones, time is up, or too many fail.
+
+    With a `guard`, each trial records its worker and heartbeat, dead workers' trials are reaped
+    before every claim, and a trial interrupted by SIGTERM/Ctrl-C is closed as FAIL and enqueued
+    again with the same params; `should_stop` turning true ends the loop after the current trial.
+    """
     deadline = time.monotonic() + timeout if timeout else None
     limit = max_failures if max_failures is not None else max(3, n_trials)
     ran = failed = 0
     while True:
+        if should_stop():
+            return WorkerResult(ran, failed, "interrupted")
         if deadline is not None and time.monotonic() >= deadline:
             return WorkerResult(ran, failed, "timeout")
         if failed >= limit:
             return WorkerResult(ran, failed, "failures")
-        trial = claim_trial(study, handle, n_trials)
+        trial = claim_trial(study, handle, n_trials, reap=guard.reap if guard is not None else None)
         if trial is None:
             return WorkerResult(ran, failed, "n_trials")
-        state = run_one(study, trial, objective)
+        try:
+            with guard.watch(study, trial) if guard is not None else contextlib.nullcontext():
+                state = run_one(study, trial, objective)
+        except (KeyboardInterrupt, SystemExit):
+            if guard is not None:
+                guard.retry(study, study._storage.get_trial(trial._trial_id))
+            raise
         ran += 1
         failed += state == TrialState.FAIL
         frozen = study._storage.get_trial(trial._trial_id)
@@ -250,32 +298,32 @@ def run_worker(
 def run_one(
     study: optuna.Study, trial: optuna.Trial, objective: Callable[[optuna.Trial], float]
 ) -> TrialState:
-    """Runs the objective and tells Optuna how it ended; Ctrl-C closes the trial, then stops."""
+    """Runs the objective and tells Optuna how it ended; Ctrl-C/SIGTERM closes the trial, then stops."""
     try:
         value = objective(trial)
     except optuna.TrialPruned:
-        tell(study, trial, state=TrialState.PRUNED)
-        return TrialState.PRUNED
+        return _tell(study, trial, TrialState.PRUNED)
     except (KeyboardInterrupt, SystemExit):
-        tell(study, trial, state=TrialState.FAIL)
+        _tell(study, trial, TrialState.FAIL)
         raise
     except Exception:  # the objective recorded the error; the study goes on
-        tell(study, trial, state=TrialState.FAIL)
-        return TrialState.FAIL
-    tell(study, trial, value)
-    return TrialState.COMPLETE
+        return _tell(study, trial, TrialState.FAIL)
+    return _tell(study, trial, TrialState.COMPLETE, value)
 
 
-def tell(study: optuna.Study, trial: optuna.Trial, value: float | None = None, **kwargs: Any) -> None:
-    """`study.tell`, except that a grid sampler's `study.stop()` outside `optimize` is harmless here.
-
-    The trial is stored before the sampler's hook runs; an exhausted grid is caught by `claim_trial`.
-    """
+def _tell(
+    study: optuna.Study, trial: optuna.Trial, state: TrialState, value: float | None = None
+) -> TrialState:
+    """`study.tell`, tolerating a trial that a reaper already failed (a false alarm on a slow worker)."""
     try:
-        study.tell(trial, value, **kwargs)
-    except RuntimeError as error:
-        if "Study.stop" not in str(error):
+        study.tell(trial, value, state=state)
+    except (ValueError, UpdateFinishedTrialError) as error:
+        frozen = study._storage.get_trial(trial._trial_id)
+        if not frozen.state.is_finished():
             raise
+        _logger.warning("trial %s was already %s: %s", trial.number, frozen.state.name, error)
+        return frozen.state
+    return state
 
 
 def worker_env_threads(workers: int) -> int:

@@ -11,6 +11,8 @@ import argparse
 
 from search.commands import add_experiment, add_study
 
+NOTES = ("infeasible_reason", "died", "interrupted", "error")
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_experiment(parser)
@@ -33,7 +35,12 @@ def run(args: argparse.Namespace) -> int:
         table.add_column(column, overflow="fold")
     for trial in study.get_trials(deepcopy=False):
         duration = trial.duration.total_seconds() if trial.duration else None
-        note = trial.user_attrs.get("infeasible_reason") or trial.user_attrs.get("error") or ""
+        attrs = trial.user_attrs
+        note = next((str(attrs[k]) for k in NOTES if attrs.get(k)), "")
+        if "retry_of" in attrs:
+            note = f"retry {attrs.get('retry_count', 1)} of trial {attrs['retry_of']}" + (
+                f"; {note}" if note else ""
+            )
         params = " ".join(
             f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items()
         )
@@ -47,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
             params + (f"  [{note[:100]}]" if note else ""),
         )
     console.print(table)
+    running = [t for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING"]
+    for trial in running:
+        where = f"{trial.user_attrs.get('host', '?')} pid {trial.user_attrs.get('pid', '?')}"
+        console.print(f"trial {trial.number} is running on {trial.user_attrs.get('device', '?')} ({where}).")
     counts = count_states(study)
     console.print(", ".join(f"{n} {state.lower()}" for state, n in counts.items() if n))
     best = best_trial(study)

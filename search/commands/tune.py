@@ -7,6 +7,11 @@ Examples:
   convtune tune experiments/quickstart.yaml
   convtune tune experiments/quickstart.yaml --n-trials 20 --set trainer.max_epochs=3
   convtune tune experiments/fashion_mnist.yaml --devices 0,1 --storage postgresql://localhost/optuna
+  convtune tune experiments/quickstart.yaml --devices cpu --workers 2
+
+Several workers run as separate processes (logs in .convtune/workers/); a killed worker's trial is
+failed and retried with the same params; SIGTERM or Ctrl-C closes the running trials, and rerunning
+the same command resumes the study. See docs/parallel.md.
 """
 
 from __future__ import annotations
@@ -54,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         artifacts=False if args.no_artifacts else None,
         progress=not args.quiet,
+        devices=args.devices,
+        workers=args.workers,
+        trials_per_device=args.trials_per_device,
     )
     tune(spec, options)
     return 0
