@@ -193,8 +193,11 @@ def _read_model_file(path: Path) -> InferenceModel:
     try:
         bundle = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
+        reason = _reason(error)
+        if reason.startswith("Weights only load failed"):
+            reason = "not a torch file, or one holding objects other than tensors and plain values"
         raise ConvtuneError(
-            f"{path} is not a readable model file ({_reason(error)}); "
+            f"{path} is not a readable model file ({reason}); "
             "point to a file written by convtune (an MLflow model folder or its convtune_model.pt)."
         ) from None
     if not isinstance(bundle, dict) or bundle.get("format") != MODEL_FORMAT:

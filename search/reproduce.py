@@ -136,8 +136,25 @@ class Reproduction:
         difference = self.value - self.original_value  # type: ignore[operator]
         return (
             f"differs from the original: {self.value!r} vs {self.original_value!r} "
-            f"(difference {difference:+.3g})."
-        )
+            f"(difference {difference:+.3g}). {self.hint()}"
+        ).rstrip()
+
+    def hint(self) -> str:
+        """Why a CPU reproduction can differ from its trial, when the config shows a likely cause."""
+        data = self.config.data
+        if self.config.augment and data.num_workers == "auto":
+            from lightning_modules.data import resolve_num_workers
+
+            return (
+                "Augmentation streams depend on the DataLoader worker count (data.num_workers: auto "
+                f"is {resolve_num_workers('auto')} here, fewer in `tune --workers` processes); set "
+                "data.num_workers to a number to pin it."
+            )
+        if self.config.trainer.accelerator != "cpu" and torch.cuda.is_available():
+            return (
+                "The search's GPU trials ran without deterministic kernels; set trainer.deterministic: true."
+            )
+        return ""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -216,18 +233,27 @@ def train(
     callbacks: Sequence[pl.Callback] = (),
     accelerator: str | None = None,
 ) -> tuple[RunParts, BestWeights]:
-    """Trains `config` with Lightning's `deterministic=True` and restores the best epoch's weights."""
-    previous = torch.are_deterministic_algorithms_enabled()
+    """Trains `config` with deterministic algorithms and restores the best epoch's weights.
+
+    Lightning's `deterministic="warn"`: deterministic kernels wherever torch has them (all of them on
+    the CPU); a CUDA op without one (e.g. adaptive pooling's backward) warns instead of failing.
+    """
+    previous = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.benchmark,
+    )
     try:
         parts = build_run(config, weights_resolver=weights_from_uri)
         best = BestWeights(metric, "max" if mode == "maximize" else "min")
-        overrides: dict[str, Any] = {"deterministic": True}
+        overrides: dict[str, Any] = {"deterministic": "warn"}
         if accelerator:
             overrides["accelerator"] = accelerator
         trainer = create_trainer(config.trainer, callbacks=[best, *callbacks], **overrides)
         trainer.fit(parts.module, datamodule=parts.datamodule)
     finally:
-        torch.use_deterministic_algorithms(previous)
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+        torch.backends.cudnn.benchmark = previous[2]
     if best.best_value is None:
         raise ConvtuneError(f"the reproduction measured no {metric}; check trainer.limit_val_batches.")
     best.restore(parts.module)
@@ -281,9 +307,8 @@ def reproduce(spec: ExperimentSpec, options: ReproduceOptions, *, overridden: bo
     try:
         result = _reproduce_in_run(spec, options, study.study_name, trial, config, notes, tracker, run_id)
     except BaseException as error:
-        tracker.finish(
-            run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAIL", error=repr(error)
-        )
+        tracker.set_tags(run_id, {"convtune.error": f"{type(error).__name__}: {error}"[:500]})
+        tracker.client.set_terminated(run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
         raise
     result.seconds = time.perf_counter() - started
     return result
@@ -349,7 +374,7 @@ def _reproduce_in_run(
                 "test_acc": f"{test.accuracy:.6f}",
             },
         )
-    tracker.finish(run_id, "COMPLETE")
+    tracker.client.set_terminated(run_id, "FINISHED")
     return result
 
 

@@ -44,6 +44,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
+    import os
+
     from rich.console import Console
 
     from search.reproduce import ReproduceOptions, reproduce
@@ -58,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
         accelerator=args.accelerator,
         register=not args.no_register,
     )
-    console = Console()
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)  # no per-fit banner lines
+    console = Console(soft_wrap=True)
     with console.status("reproducing ...", spinner="dots"):
         result = reproduce(spec, options, overridden=bool(args.overrides))
     for note in result.config_notes:
