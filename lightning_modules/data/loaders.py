@@ -15,10 +15,11 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 __all__ = [
     "AugmentedDataset",
+    "EpochIndexSampler",
     "EpochSampler",
     "InMemoryLoader",
     "available_cpus",
@@ -137,11 +138,36 @@ class InMemoryLoader:
                 yield self.images[start:end], self.labels[start:end]
 
 
+class EpochIndexSampler(Sampler[int]):
+    """Yields `epoch * n + index` in a seeded per-epoch order, so a sample knows its epoch too.
+
+    Lightning calls `set_epoch` before each epoch; without it, each iteration advances by itself.
+    """
+
+    def __init__(self, size: int, *, shuffle: bool, seed: int = 0) -> None:
+        self.size = int(size)
+        self.shuffle = shuffle
+        self.order = EpochSampler(seed)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.order.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[int]:
+        epoch = self.order.epoch
+        order = self.order.next_order(self.size) if self.shuffle else torch.arange(self.size)
+        self.order.epoch = epoch + 1
+        return iter((order + epoch * self.size).tolist())
+
+
 class AugmentedDataset(Dataset[Batch]):
     """Applies an albumentations pipeline per sample: HWC uint8 numpy in, CHW uint8 tensor out.
 
-    Images are laid out HWC in numpy once, at construction. The pipeline is reseeded with `seed`
-    here and, in each DataLoader worker, from the worker's torch seed (see `seed_worker`).
+    Keys are `epoch * n + index` (see `EpochIndexSampler`). The pipeline is reseeded once per batch
+    from (seed, the batch's first key), so a batch is augmented the same way whichever DataLoader
+    worker, or how many workers, process it: a seeded run is reproducible.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: Any, seed: int = 0) -> None:
@@ -154,17 +180,24 @@ class AugmentedDataset(Dataset[Batch]):
         self.labels = labels.cpu()
         self.transform = transform
         self.shape = tuple(images.shape[1:])
+        self.seed = int(seed)
         self.reseed(seed)
 
     def reseed(self, seed: int) -> None:
         set_seed = getattr(self.transform, "set_random_seed", None)
         if callable(set_seed):
-            set_seed(seed)
+            set_seed(seed % 2**32)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def __getitem__(self, index: int) -> Batch:
+    def __getitems__(self, keys: list[int]) -> list[Batch]:
+        if keys:
+            self.reseed(self.seed * 1_000_003 + keys[0])
+        return [self[key] for key in keys]
+
+    def __getitem__(self, key: int) -> Batch:
+        index = key % len(self)
         out = self.transform(image=self.images[index])["image"]
         if out.ndim == 2:  # some OpenCV paths drop a single channel
             out = out[:, :, None]
@@ -178,13 +211,10 @@ class AugmentedDataset(Dataset[Batch]):
 
 
 def seed_worker(worker_id: int) -> None:
-    """DataLoader worker init: seed numpy, random and the pipeline from the worker's torch seed."""
+    """DataLoader worker init: seed numpy and random from the worker's torch seed; one OpenCV thread."""
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
-    info = get_worker_info()
-    if info is not None and isinstance(info.dataset, AugmentedDataset):
-        info.dataset.reseed(seed)
     try:
         import cv2
 
@@ -224,13 +254,14 @@ def build_augmented_loader(
     seed: int = 0,
     num_workers: int | Literal["auto"] = "auto",
 ) -> DataLoader[Batch]:
-    """A DataLoader that augments each sample; reproducible for a given seed and worker count."""
+    """A DataLoader that augments each sample; reproducible for a given seed, whatever the worker count."""
     _check_batch_size(batch_size)
     workers = resolve_num_workers(num_workers)
+    dataset = AugmentedDataset(images, labels, transform, seed=seed)
     return DataLoader(
-        AugmentedDataset(images, labels, transform, seed=seed),
+        dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        sampler=EpochIndexSampler(len(dataset), shuffle=shuffle, seed=seed),
         drop_last=drop_last,
         num_workers=workers,
         pin_memory=torch.cuda.is_available(),

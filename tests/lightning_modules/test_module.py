@@ -91,7 +91,7 @@ def test_diverging_loss_stops_the_run_with_a_clear_error() -> None:
     config = _config(name="sgd", lr=1e6, momentum=0.9)
     config.model.batch_norm = False
     parts = build_run(config)
-    with pytest.raises(NonFiniteLossError, match="lower optim.lr"):
+    with pytest.raises(NonFiniteLossError, match=r"lower optim\.lr"):
         create_trainer(config.trainer).fit(parts.module, datamodule=parts.datamodule)
 
 
