@@ -16,12 +16,13 @@ import yaml
 
 from lightning_modules.callbacks import BestWeights
 from lightning_modules.config import RunConfig
-from lightning_modules.training import RunParts, build_run, create_trainer
+from lightning_modules.training import RunParts, build_run, create_trainer, data_device
 from search.feasibility import infeasibility
 from search.pruning import PruningCallback
 from search.space import flatten_config, suggest
 from search.spec import ExperimentSpec
 from search.tracking import EpochMetricsCallback, Tracker
+from search.weights import resolve_weights
 
 ArtifactWriter = Callable[[RunParts, RunConfig, BestWeights, Path], None]
 
@@ -29,6 +30,32 @@ USER_ATTR_RUN_ID = "mlflow_run_id"
 USER_ATTR_DEVICE = "device"
 USER_ATTR_INFEASIBLE = "infeasible_reason"
 USER_ATTR_ERROR = "error"
+USER_ATTR_INTERRUPTED = "interrupted"
+
+
+class TrialInterrupted(SystemExit):
+    """Raised inside a trial when its worker was asked to stop (SIGTERM, Ctrl-C).
+
+    A `SystemExit`, like Lightning's own `SIGTERMException`: Lightning re-raises it out of `fit`, and
+    `search.study.run_one` closes the trial as FAIL on it.
+    """
+
+
+class StopCallback(pl.Callback):
+    """Ends the trial at the next batch once `should_stop()` is true (a signal handler set it)."""
+
+    def __init__(self, should_stop: Callable[[], bool]) -> None:
+        self.should_stop = should_stop
+
+    def _check(self) -> None:
+        if self.should_stop():
+            raise TrialInterrupted("the worker was asked to stop")
+
+    def on_train_batch_end(self, *args: Any) -> None:
+        self._check()
+
+    def on_validation_batch_end(self, *args: Any) -> None:
+        self._check()
 
 
 @dataclass
@@ -40,6 +67,7 @@ class TrialSettings:
     artifacts: bool = True
     extra_callbacks: Sequence[Callable[[optuna.Trial], pl.Callback]] = ()
     artifact_writers: list[ArtifactWriter] = field(default_factory=list)
+    gpu_ids: list[int] | None = None  # in-process GPU worker: Lightning's `devices` as CUDA indices
 
 
 class Objective:
@@ -72,16 +100,24 @@ class Objective:
             self.tracker.set_tags(run_id, {"convtune.pruned_reason": str(pruned)})
             self.tracker.finish(run_id, "PRUNED")
             raise
+        except (KeyboardInterrupt, SystemExit) as error:
+            self._close_interrupted(trial, run_id, error)
+            raise
         except BaseException as error:
             message = "".join(traceback.format_exception(error))
             trial.set_user_attr(USER_ATTR_ERROR, f"{type(error).__name__}: {error}"[:500])
-            self.tracker.finish(
-                run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAIL", error=message
-            )
+            self.tracker.finish(run_id, "FAIL", error=message)
             raise
         self.tracker.log_metrics(run_id, {"objective": value})
         self.tracker.finish(run_id, "COMPLETE")
         return value
+
+    def _close_interrupted(self, trial: optuna.Trial, run_id: str, error: BaseException) -> None:
+        """SIGTERM or Ctrl-C: Optuna gets FAIL (and a retry), MLflow KILLED with tag optuna.state=FAIL."""
+        reason = f"interrupted ({type(error).__name__}); the trial is retried when the study resumes"
+        trial.set_user_attr(USER_ATTR_INTERRUPTED, reason)
+        self.tracker.set_tags(run_id, {"optuna.state": "FAIL", "convtune.error": reason})
+        self.tracker.client.set_terminated(run_id, "KILLED")
 
     def _start_run(self, trial: optuna.Trial, params: dict[str, Any], config: RunConfig) -> str:
         trial.set_user_attr(USER_ATTR_DEVICE, self.settings.device)
@@ -105,7 +141,9 @@ class Objective:
             self.tracker.set_tags(run_id, {"convtune.infeasible": reason[:500]})
             raise optuna.TrialPruned(f"infeasible architecture: {reason}")
         started = time.perf_counter()
-        parts = build_run(config)
+        accelerator = self.settings.accelerator or config.trainer.accelerator
+        device = data_device(accelerator, self.settings.gpu_ids)  # GPU trials keep their data on the GPU
+        parts = build_run(config, weights_resolver=resolve_weights, device=device)
         self.last_parts = parts
         best = BestWeights(self.spec.search.metric, "max" if self._maximize else "min")
         callbacks: list[pl.Callback] = [
@@ -114,7 +152,11 @@ class Objective:
             PruningCallback(trial, self.spec.search.metric),
         ]
         callbacks += [make(trial) for make in self.settings.extra_callbacks]
-        overrides = {"accelerator": self.settings.accelerator} if self.settings.accelerator else {}
+        overrides: dict[str, Any] = (
+            {"accelerator": self.settings.accelerator} if self.settings.accelerator else {}
+        )
+        if self.settings.gpu_ids:
+            overrides["devices"] = self.settings.gpu_ids
         trainer = create_trainer(config.trainer, callbacks=callbacks, **overrides)
         trainer.fit(parts.module, datamodule=parts.datamodule)
         if best.best_value is None:

@@ -1,0 +1,142 @@
+"""Transfer learning end to end in `lightning_modules`: weights into a convnet, freezing through a
+real `Trainer.fit`, unfreezing after N epochs, frozen batch norm kept in eval mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from lightning_modules.config import RunConfig
+from lightning_modules.models import create_model
+from lightning_modules.training import build_run, create_trainer
+
+_BN = nn.modules.batchnorm._BatchNorm
+
+
+def _convnet(num_classes: int = 10, **fields: Any) -> nn.Module:
+    torch.manual_seed(1)
+    return create_model(
+        "convnet", in_channels=1, num_classes=num_classes, image_size=(8, 8), channels=[4, 8], **fields
+    )
+
+
+def _config(**model: Any) -> RunConfig:
+    return RunConfig.model_validate(
+        {
+            "seed": 0,
+            "data": {"dataset": "digits", "val_fraction": 0.2, "batch_size": 64},
+            "model": {"name": "convnet", "channels": [4, 8], **model},
+            "optim": {"name": "adamw", "lr": 0.05, "weight_decay": 0.01},
+            "trainer": {"max_epochs": 1, "limit_train_batches": 3, "limit_val_batches": 1},
+        }
+    )
+
+
+def _snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: tensor.detach().clone() for name, tensor in module.state_dict().items()}
+
+
+def _changed(before: dict[str, torch.Tensor], module: nn.Module) -> list[str]:
+    return [name for name, tensor in module.state_dict().items() if not torch.equal(before[name], tensor)]
+
+
+class _ModeRecorder(pl.Callback):
+    """Records, per epoch, whether the backbone's batch norm layers were training, and its weights."""
+
+    def __init__(self) -> None:
+        self.bn_training: dict[int, set[bool]] = {}
+        self.backbone_after: dict[int, dict[str, torch.Tensor]] = {}
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        modes = {m.training for m in pl_module.model.backbone.modules() if isinstance(m, _BN)}
+        self.bn_training.setdefault(trainer.current_epoch, set()).update(modes)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        self.backbone_after[trainer.current_epoch] = _snapshot(pl_module.model.backbone)
+
+
+def _fit(config: RunConfig, **build: Any) -> tuple[Any, _ModeRecorder, dict[str, torch.Tensor]]:
+    parts = build_run(config, **build)
+    before = _snapshot(parts.module.model)
+    recorder = _ModeRecorder()
+    trainer = create_trainer(config.trainer, callbacks=[recorder], accelerator="cpu")
+    trainer.fit(parts.module, datamodule=parts.datamodule)
+    return parts, recorder, before
+
+
+def test_convnet_loads_a_local_file_with_a_new_head(tmp_path: Path) -> None:
+    source = _convnet(num_classes=3)
+    path = tmp_path / "pretrained.pt"
+    torch.save(source.state_dict(), path)
+    model = _convnet(num_classes=5, weights=str(path))
+    assert model.head.fc.weight.shape == (5, 32)
+    assert not torch.equal(model.head.fc.weight[:3], source.head.fc.weight)
+    body = {k: v for k, v in source.state_dict().items() if not k.startswith("head.")}
+    assert body and all(torch.equal(model.state_dict()[k], v) for k, v in body.items())
+    same = _convnet(num_classes=3, weights=str(path))
+    assert all(torch.equal(same.state_dict()[k], v) for k, v in source.state_dict().items())
+
+
+def test_convnet_config_freezes_its_blocks(tmp_path: Path) -> None:
+    model = _convnet(freeze="until:1")
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+    assert frozen == {name for name, _ in model.named_parameters() if name.startswith("blocks.0.")}
+    with pytest.raises(ValueError, match="freeze must be 'none', 'backbone' or 'until:<layer>'"):
+        _convnet(freeze="everything")
+
+
+def test_frozen_backbone_is_unchanged_by_a_real_fit_and_its_bn_stays_in_eval(tmp_path: Path) -> None:
+    source = _convnet()
+    path = tmp_path / "pretrained.pt"
+    torch.save(source.state_dict(), path)
+    parts, recorder, before = _fit(_config(weights=str(path), freeze="backbone"))
+    model = parts.module.model
+    assert all(torch.equal(before[k], v) for k, v in source.state_dict().items() if k.startswith("blocks."))
+    changed = _changed(before, model)
+    assert changed and all(name.startswith("head.") for name in changed)  # running stats included
+    assert recorder.bn_training == {0: {False}}
+
+
+def test_unfreeze_after_n_epochs_trains_the_backbone(tmp_path: Path) -> None:
+    config = _config(freeze="backbone", unfreeze_after=1)
+    config.trainer.max_epochs = 2
+    parts, recorder, before = _fit(config)
+    blocks = {k.removeprefix("blocks."): v for k, v in before.items() if k.startswith("blocks.")}
+    assert not [k for k, v in recorder.backbone_after[0].items() if not torch.equal(blocks[k], v)]
+    assert recorder.bn_training == {0: {False}, 1: {True}}
+    changed = [k for k, v in recorder.backbone_after[1].items() if not torch.equal(blocks[k], v)]
+    assert any(k.endswith("conv0.weight") for k in changed)
+    assert any(k.endswith("running_mean") for k in changed)
+    assert all(p.requires_grad for p in parts.module.model.parameters())
+
+
+def test_backbone_lr_scale_reaches_the_convnet_blocks() -> None:
+    config = _config()
+    config.optim.backbone_lr_scale = 0.1
+    parts = build_run(config)
+    groups = parts.module.parameter_groups()
+    backbone = {id(p) for p in parts.module.model.backbone.parameters()}
+    for group in groups:
+        in_backbone = {id(p) in backbone for p in group["params"]}
+        assert len(in_backbone) == 1
+        assert group["lr"] == pytest.approx(0.05 * (0.1 if in_backbone.pop() else 1.0))
+
+
+def test_build_run_hands_weights_uris_to_the_resolver() -> None:
+    source = _convnet()
+    asked: list[str] = []
+
+    def resolver(uri: str) -> dict[str, torch.Tensor]:
+        asked.append(uri)
+        return source.state_dict()
+
+    parts = build_run(_config(weights="models:/pretrained@champion"), weights_resolver=resolver)
+    assert asked == ["models:/pretrained@champion"]
+    assert torch.equal(parts.module.model.blocks[1].conv0.weight, source.blocks[1].conv0.weight)
+    with pytest.raises(ValueError, match="is a URI; resolve it to a state dict first"):
+        build_run(_config(weights="models:/pretrained@champion"))
