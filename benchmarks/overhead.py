@@ -36,10 +36,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+import search.artifacts
 from lightning_modules.data import ImageDataModule
 from lightning_modules.data.loaders import AugmentedDataset, resolve_num_workers, seed_worker
 from lightning_modules.models import model_from_config
-import search.artifacts
 from search.objective import Objective, TrialSettings
 from search.spec import ExperimentSpec, validate_experiment
 from search.tracking import Tracker, TrackingSettings
@@ -52,7 +52,9 @@ def load() -> str:
     return f"load {one:.2f}/{five:.2f}/{fifteen:.2f}"
 
 
-def experiment(dataset: str, steps: int, batch_size: int, augment: bool) -> ExperimentSpec:
+def experiment(
+    dataset: str, steps: int, batch_size: int, augment: bool, workers: int | None = None
+) -> ExperimentSpec:
     """A one-epoch experiment whose train split holds exactly `steps` batches."""
     total = {"fashion-mnist": 54_000, "digits": 1_438}[dataset]  # train images after the val split
     fraction = min(1.0, (steps * batch_size + batch_size // 2) / total)
@@ -64,6 +66,7 @@ def experiment(dataset: str, steps: int, batch_size: int, augment: bool) -> Expe
             "val_fraction": 0.1 if dataset == "fashion-mnist" else 0.2,
             "batch_size": batch_size,
             "train_fraction": fraction,
+            "num_workers": "auto" if workers is None else workers,
         },
         "augment": AUGMENT if augment else [],
         # 421,738 parameters on 28x28 inputs: the 2-conv net of the issue
@@ -78,6 +81,22 @@ def experiment(dataset: str, steps: int, batch_size: int, augment: bool) -> Expe
         },
     }
     return validate_experiment(raw, source="overhead")
+
+
+def augmentation_rate(datamodule: ImageDataModule, count: int = 3000) -> float | None:
+    """Images per second the albumentations pipeline (plus tensor conversion) runs at on one core."""
+    if datamodule.transform is None:
+        return None
+    import cv2
+
+    cv2.setNumThreads(1)
+    dataset = AugmentedDataset(
+        datamodule.train_images[:count], datamodule.train_labels[:count], datamodule.transform
+    )
+    started = time.perf_counter()
+    for index in range(len(dataset)):
+        dataset[index]
+    return len(dataset) / (time.perf_counter() - started)
 
 
 @dataclass
@@ -148,7 +167,9 @@ class LoopTimer(pl.Callback):
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._mark("train_start")
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, i: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, i: int
+    ) -> None:
         self.images += int(batch[1].shape[0])
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -161,11 +182,14 @@ class LoopTimer(pl.Callback):
         self._mark("fit_end")
 
 
-def convtune_trial(spec: ExperimentSpec, tracker: Tracker, study: optuna.Study, parent_run_id: str) -> Result:
+def convtune_trial(
+    spec: ExperimentSpec, tracker: Tracker, study: optuna.Study, parent_run_id: str, artifacts: bool
+) -> Result:
     """One real trial through `Objective`, timed from the call to its return."""
     timer = LoopTimer()
     datamodule_shape = (1, (28, 28)) if spec.data.dataset == "fashion-mnist" else (1, (8, 8))
-    settings = TrialSettings(device="cpu", artifacts=True, artifact_writers=artifact_writers())
+    spent: list[float] = []
+    settings = TrialSettings(device="cpu", artifacts=artifacts, artifact_writers=artifact_writers(spent))
     settings.extra_callbacks = [lambda trial: timer]
     objective = Objective(
         spec,
@@ -185,15 +209,28 @@ def convtune_trial(spec: ExperimentSpec, tracker: Tracker, study: optuna.Study, 
     parts = {
         "setup (sample, MLflow run, build, Trainer)": marks["fit_start"] - started,
         "fit start -> first epoch": marks["train_start"] - marks["fit_start"],
-        "after validation (epoch logging, fit end, artifacts, finish)": started + total - marks["val_end"],
+        "after validation (epoch logging, fit end, finish), without artifacts": started
+        + total
+        - marks["val_end"]
+        - sum(spent),
+        "artifact writers (pictures, tables)": sum(spent),
     }
     return Result(timer.images, train, total - train - validation, parts)
 
 
-def artifact_writers() -> list[Any]:
-    """The writers `convtune tune` uses (`search.artifacts.trial_writers`), when that module has them."""
+def artifact_writers(spent: list[float]) -> list[Any]:
+    """The writers `convtune tune` uses (`search.artifacts.trial_writers`), each timed into `spent`."""
     writers = getattr(search.artifacts, "trial_writers", None)
-    return list(writers()) if callable(writers) else []
+
+    def timed(write: Any) -> Any:
+        def run(*args: Any) -> None:
+            started = time.perf_counter()
+            write(*args)
+            spent.append(time.perf_counter() - started)
+
+        return run
+
+    return [timed(write) for write in writers()] if callable(writers) else []
 
 
 def open_tracking(folder: Path) -> Tracker:
@@ -208,14 +245,20 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3, help="bare/trial pairs, interleaved")
     parser.add_argument("--no-augment", action="store_true", help="train on the plain images")
+    parser.add_argument("--no-artifacts", action="store_true", help="trials skip their pictures and tables")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core)")
+    parser.add_argument("--workers", type=int, help="DataLoader workers (default: the data config's auto)")
     args = parser.parse_args(argv)
-    spec = experiment(args.dataset, args.steps, args.batch_size, not args.no_augment)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    spec = experiment(args.dataset, args.steps, args.batch_size, not args.no_augment, args.workers)
     datamodule = ImageDataModule(spec.data, spec.augment, seed=spec.seed)
     datamodule.setup()  # decodes the dataset once; trials in the same process reuse it
     print(
         f"{args.dataset}: {len(datamodule.train_labels)} training images per run "
         f"({args.steps} steps of {args.batch_size}), augment={'none' if args.no_augment else AUGMENT}, "
-        f"torch threads {torch.get_num_threads()}, DataLoader workers {resolve_num_workers('auto')}"
+        f"torch threads {torch.get_num_threads()}, "
+        f"DataLoader workers {resolve_num_workers(spec.data.num_workers)}"
     )
     bare: list[Result] = []
     trials: list[Result] = []
@@ -227,7 +270,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         for repeat in range(args.repeats):
             bare.append(bare_loop(spec, datamodule))
             print(f"[{repeat}] bare loop      {bare[-1].img_s:8.0f} img/s   ({load()})")
-            trials.append(convtune_trial(spec, tracker, study, parent))
+            trials.append(convtune_trial(spec, tracker, study, parent, not args.no_artifacts))
             result = trials[-1]
             print(
                 f"[{repeat}] convtune trial {result.img_s:8.0f} img/s   fixed cost "
@@ -235,6 +278,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             )
             for name, seconds in result.parts.items():
                 print(f"      {name}: {seconds:.3f} s")
+    # after the runs: OpenCV's thread pool, once started here, deadlocks DataLoader workers forked later
+    augment_rate = augmentation_rate(datamodule)
+    if augment_rate is not None:
+        print(f"albumentations per sample: {augment_rate:.0f} img/s on one core   ({load()})")
     bare_img_s = statistics.median(r.img_s for r in bare)
     trial_img_s = statistics.median(r.img_s for r in trials)
     # the first trial of a process also pays imports and first-use costs; a study pays them once
@@ -243,6 +290,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ratio = trial_img_s / bare_img_s
     print(f"median bare loop:      {bare_img_s:.0f} img/s")
     print(f"median convtune trial: {trial_img_s:.0f} img/s")
+    if augment_rate is not None:
+        print(f"augmentation cost at the trial's rate: {trial_img_s / augment_rate:.2f} of a core")
     print(f"ratio trial / bare:    {ratio:.3f}   (target >= 0.85: {'met' if ratio >= 0.85 else 'missed'})")
     print(
         f"fixed cost per trial:  {fixed:.3f} s median of warm trials, first trial "

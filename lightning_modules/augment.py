@@ -18,8 +18,13 @@ from typing import Any
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no update check over the network
 
 import albumentations as A
+import cv2
 import pydantic
 from albumentations.core.transforms_interface import BasicTransform
+
+# OpenCV's thread pool does not survive fork: DataLoader workers forked after OpenCV ran in this
+# process can hang. Per-image work on small images gains nothing from those threads anyway.
+cv2.setNumThreads(0)
 
 __all__ = ["AugmentationError", "available_transforms", "build_augmentation", "validate_augmentation"]
 

@@ -22,10 +22,24 @@ class RunParts:
     module: ClassifierModule
 
 
-def build_datamodule(config: RunConfig) -> ImageDataModule:
-    datamodule = ImageDataModule(config.data, config.augment, seed=config.seed)
+def build_datamodule(config: RunConfig, device: torch.device | str | None = None) -> ImageDataModule:
+    """The config's data, decoded (once per process) and split; with `device`, the plain (unaugmented)
+    loaders hold their tensors there, so batches are cut on the GPU with no host-to-device copies."""
+    datamodule = ImageDataModule(config.data, config.augment, seed=config.seed, device=device)
     datamodule.setup()
     return datamodule
+
+
+def data_device(accelerator: str, gpu_ids: Sequence[int] | None = None) -> torch.device | None:
+    """Where a run's in-memory data should live: the first training GPU, or None (host memory).
+
+    `accelerator` is the Trainer's (`cpu`, `gpu`, `cuda`, `auto`, ...); `gpu_ids` the Trainer's
+    `devices` list when it names GPUs. Without a usable CUDA device the data stays on the host.
+    """
+    wants_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    if not wants_gpu or not torch.cuda.is_available():
+        return None
+    return torch.device("cuda", gpu_ids[0] if gpu_ids else 0)
 
 
 def build_module(
@@ -71,13 +85,19 @@ def _match_channels(
     return [sum(mean) / len(mean)] * channels, [sum(std) / len(std)] * channels
 
 
-def build_run(config: RunConfig, weights_resolver: WeightsResolver | None = None) -> RunParts:
+def build_run(
+    config: RunConfig,
+    weights_resolver: WeightsResolver | None = None,
+    *,
+    device: torch.device | str | None = None,
+) -> RunParts:
     """Seeds everything, then builds data and model; the same config always builds the same run.
 
-    `weights_resolver` is passed to `build_module` (resolves `model.weights` URIs).
+    `weights_resolver` is passed to `build_module` (resolves `model.weights` URIs); `device` to
+    `build_datamodule` (see `data_device`).
     """
     pl.seed_everything(config.seed, workers=True, verbose=False)
-    datamodule = build_datamodule(config)
+    datamodule = build_datamodule(config, device)
     return RunParts(datamodule, build_module(config, datamodule, weights_resolver))
 
 

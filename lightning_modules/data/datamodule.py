@@ -21,6 +21,10 @@ from lightning_modules.data.sources import ImageArrays, load_dataset, stratified
 __all__ = ["ImageDataModule", "channel_stats", "resize_images"]
 
 _CHUNK = 4096  # images per chunk for resizing and statistics (bounds the float working memory)
+_LOADER_FIELDS = {"batch_size", "eval_batch_size", "num_workers"}  # do not change the splits
+# the last setup's splits and statistics: the trials of a study share them instead of re-splitting and
+# re-measuring the same data every trial (Fashion-MNIST: 4.6 s per trial at load 9.6 on 2 cores)
+_last_setup: dict[str, Any] = {}
 
 
 class ImageDataModule(pl.LightningDataModule):
@@ -62,12 +66,19 @@ class ImageDataModule(pl.LightningDataModule):
         if self._splits is not None:
             return
         arrays = load_dataset(self.data.dataset, self.data.root, self.data.download, self.data.image_size)
-        splits, class_names = self._select_classes(arrays)
-        splits = self._split_train(splits)
-        splits = {name: self._resize(images, labels) for name, (images, labels) in splits.items()}
-        self._mean, self._std = channel_stats(splits["train"][0])
-        self._class_names = class_names
-        self._splits = splits
+        key = (self.data.model_dump_json(exclude=_LOADER_FIELDS), self.seed)
+        cached = _last_setup.get("entry")
+        if cached is not None and cached[0] is arrays and cached[1] == key:
+            splits, class_names, mean, std = cached[2]
+        else:
+            splits, class_names = self._select_classes(arrays)
+            splits = self._split_train(splits)
+            splits = {name: self._resize(images, labels) for name, (images, labels) in splits.items()}
+            mean, std = channel_stats(splits["train"][0])
+            _last_setup["entry"] = (arrays, key, (splits, class_names, mean, std))
+        self._mean, self._std = list(mean), list(std)
+        self._class_names = list(class_names)
+        self._splits = dict(splits)
         if self.transform is not None:
             self._check_augmentation(splits["train"])
 
