@@ -22,9 +22,11 @@ from search.pictures import (
     plot_filters,
     plot_misclassified,
     predict,
+    receptive_fields,
 )
 
 FEATURE_MAP_IMAGES = 4
+_ARCHITECTURE_PNGS: dict[tuple[object, ...], bytes] = {}
 
 
 def _rows(parts: RunParts, config: RunConfig) -> list[LayerInfo]:
@@ -37,19 +39,11 @@ def write_architecture(parts: RunParts, config: RunConfig, best: BestWeights, fo
     parameters and dense-equivalent cost; architecture.png: the same as two bar charts."""
     rows = _rows(parts, config)
     (folder / "architecture.md").write_text(architecture_markdown(rows))
-    plot_architecture(rows, parts.datamodule.image_size, folder / "architecture.png")
-
-
-def receptive_fields(rows: list[LayerInfo]) -> dict[str, int]:
-    """Receptive field at the end of each module prefix (`blocks.0` -> its last row's field)."""
-    fields: dict[str, int] = {}
-    for row in rows:
-        if row.receptive_field is None:
-            continue
-        parts = row.name.split(".")
-        for end in range(1, len(parts) + 1):
-            fields[".".join(parts[:end])] = row.receptive_field
-    return fields
+    key = (tuple(rows), parts.datamodule.image_size)
+    if key not in _ARCHITECTURE_PNGS:  # trials often share an architecture: draw it once per process
+        _ARCHITECTURE_PNGS.clear()
+        _ARCHITECTURE_PNGS[key] = plot_architecture(rows, key[1], folder / "architecture.png").read_bytes()
+    (folder / "architecture.png").write_bytes(_ARCHITECTURE_PNGS[key])
 
 
 def write_pictures(parts: RunParts, config: RunConfig, best: BestWeights, folder: Path) -> None:

@@ -7,6 +7,7 @@ channel, weighs those channels; their positive sum, scaled up to the input, is t
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -14,7 +15,18 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from search.pictures import _as_picture, _hide_axes, _save, _short
+from lightning_modules.shapes import LayerInfo
+from search.pictures import (
+    _as_picture,
+    _hide_axes,
+    _save,
+    _short,
+    draw_feature_maps,
+    first_conv,
+    plot_architecture,
+    plot_filters,
+    receptive_fields,
+)
 
 
 def cam_layer(network: nn.Module) -> tuple[str, nn.Module]:
@@ -98,3 +110,43 @@ def plot_grad_cam(
     right.set_xlabel("probability")
     right.set_title(f"top {len(names)} classes", fontsize=10)
     return _save(figure, path)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What `explain_image` wrote, and the prediction it explained."""
+
+    paths: list[Path]
+    probabilities: Tensor
+    layer: str
+
+    @property
+    def predicted(self) -> int:
+        return int(self.probabilities.argmax())
+
+
+def explain_image(
+    network: nn.Module,
+    inputs: Tensor,
+    display: Tensor,
+    class_names: Sequence[str],
+    folder: Path,
+    rows: Sequence[LayerInfo] = (),
+) -> Explanation:
+    """The per-trial pictures for one image (`inputs`: 1 x C x H x W as the network sees it,
+    `display`: the same uint8 image) plus `gradcam.png`, into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    network.eval()
+    paths: list[Path] = []
+    conv = first_conv(network)
+    if conv is not None:
+        paths.append(plot_filters(conv, folder / "filters.png"))
+    if rows:
+        paths.append(plot_architecture(rows, tuple(display.shape[-2:]), folder / "architecture.png"))
+    paths += draw_feature_maps(network, inputs, display, folder, fields=receptive_fields(rows))
+    name, layer = cam_layer(network)
+    cam, probabilities = grad_cam(network, inputs, layer)
+    paths.append(
+        plot_grad_cam(display[0], cam, probabilities, class_names, folder / "gradcam.png", layer=name)
+    )
+    return Explanation(paths, probabilities, name)

@@ -183,7 +183,7 @@ def tune(spec: ExperimentSpec, options: TuneOptions, console: Console | None = N
         experiment_id = tracker.experiment_id(study.study_name)
         console.print(
             f"compare the runs: [bold]convtune ui[/bold], then open "
-            f"http://127.0.0.1:5000/#/experiments/{experiment_id}"
+            f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"
         )
         if result.stopped_by == "failures":
             console.print(f"[red]stopped after {result.failed} failed trials; see `convtune status`.[/red]")
