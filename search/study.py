@@ -211,6 +211,8 @@ def claim_trial(
     `reap` runs first under the same lock: it fails the trials of dead workers (and enqueues their
     retries), so that they neither count as running nor get reaped twice.
     """
+    if isinstance(study.sampler, optuna.samplers.GridSampler) and study.sampler.is_exhausted(study):
+        return None
     with handle.claim_lock():
         if reap is not None:
             reap(study)
@@ -302,21 +304,27 @@ def run_one(
     try:
         value = objective(trial)
     except optuna.TrialPruned:
-        return _tell(study, trial, TrialState.PRUNED)
+        return tell(study, trial, TrialState.PRUNED)
     except (KeyboardInterrupt, SystemExit):
-        _tell(study, trial, TrialState.FAIL)
+        tell(study, trial, TrialState.FAIL)
         raise
     except Exception:  # the objective recorded the error; the study goes on
-        return _tell(study, trial, TrialState.FAIL)
-    return _tell(study, trial, TrialState.COMPLETE, value)
+        return tell(study, trial, TrialState.FAIL)
+    return tell(study, trial, TrialState.COMPLETE, value)
 
 
-def _tell(
+def tell(
     study: optuna.Study, trial: optuna.Trial, state: TrialState, value: float | None = None
 ) -> TrialState:
-    """`study.tell`, tolerating a trial that a reaper already failed (a false alarm on a slow worker)."""
+    """`study.tell`, tolerating a trial that a reaper already failed (a false alarm on a slow worker),
+    and a grid sampler's `study.stop()`, which Optuna refuses outside `optimize`: the trial is stored
+    before that hook runs, and `claim_trial` stops at an exhausted grid.
+    """
     try:
         study.tell(trial, value, state=state)
+    except RuntimeError as error:
+        if "Study.stop" not in str(error):
+            raise
     except (ValueError, UpdateFinishedTrialError) as error:
         frozen = study._storage.get_trial(trial._trial_id)
         if not frozen.state.is_finished():

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from optuna.trial import TrialState
 
 from search.errors import ConfigError
 from search.runner import preflight
@@ -52,7 +53,7 @@ def test_grid_sampler_walks_the_grid() -> None:
                 trial.suggest_int("data.batch_size", 32, 64, step=32),
             )
         )
-        tell(study, trial, 0.0)
+        tell(study, trial, TrialState.COMPLETE, 0.0)
     assert seen == {(3, 32), (3, 64), (5, 32), (5, 64)}
 
 
@@ -91,3 +92,16 @@ def test_augmentation_arguments_in_the_space_are_checked_before_training(workdir
     raw["search"]["space"] = {"augment.0.Affine.rotate": {"choice": [10, "lots"]}}
     with pytest.raises(ConfigError, match="Affine"):
         preflight(validate_experiment(raw))
+
+
+def test_a_grid_study_stops_when_the_grid_is_exhausted(workdir: Path) -> None:
+    from search.runner import TuneOptions, tune
+
+    raw = tiny_experiment()
+    raw["trainer"]["max_epochs"] = 1
+    raw["search"]["n_trials"] = 5
+    raw["search"]["sampler"] = {"name": "grid"}
+    raw["search"]["space"] = {"model.kernel_size": {"choice": [3, 5]}}
+    study = tune(validate_experiment(raw), TuneOptions(progress=False))
+    kernels = sorted(t.params["model.kernel_size"] for t in study.get_trials())
+    assert kernels == [3, 5]
