@@ -133,7 +133,7 @@ def test_sigterm_closes_the_running_trial_and_the_rerun_resumes(workdir: Path) -
 
 @pytest.mark.slow
 def test_sigkill_of_one_worker_mid_trial_fails_and_retries_it_while_the_other_goes_on(workdir: Path) -> None:
-    path = write_experiment(workdir, tiny_experiment(search__n_trials=3, trainer__max_epochs=12))
+    path = write_experiment(workdir, tiny_experiment(search__n_trials=3, trainer__max_epochs=40))
     process = start_cli(["tune", str(path), "--devices", "cpu", "--workers", "2", "--quiet"], workdir)
     journal = workdir / ".convtune" / "optuna.journal"
     victim = wait_for(lambda: _running_trial_with_run(journal), 400, "a running trial", every=0.2)
