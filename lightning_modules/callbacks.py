@@ -11,7 +11,7 @@ import torch
 
 
 class BestWeights(pl.Callback):
-    """Keeps, in memory, the weights and metrics of the epoch with the best monitored value."""
+    """Keeps, in memory, the weights, metrics and validation predictions of the best epoch."""
 
     def __init__(self, monitor: str = "val/acc", mode: Literal["max", "min"] = "max") -> None:
         if mode not in ("max", "min"):
@@ -22,6 +22,7 @@ class BestWeights(pl.Callback):
         self.best_epoch: int | None = None
         self.best_metrics: dict[str, float] = {}
         self.best_state: dict[str, torch.Tensor] | None = None
+        self.best_predictions: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def is_better(self, value: float) -> bool:
         if math.isnan(value):
@@ -40,6 +41,9 @@ class BestWeights(pl.Callback):
         self.best_epoch = trainer.current_epoch
         self.best_metrics = {key: float(v) for key, v in trainer.callback_metrics.items() if v.numel() == 1}
         self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()}
+        predictions = getattr(pl_module, "val_predictions", None)
+        outputs = predictions() if callable(predictions) else None
+        self.best_predictions = tuple(t.cpu() for t in outputs) if outputs is not None else None
 
     def restore(self, pl_module: pl.LightningModule) -> None:
         """Loads the best epoch's weights back into the module (no-op before any validation)."""

@@ -61,6 +61,7 @@ class ClassifierModule(pl.LightningModule):
         self._epoch_started = 0.0
         self._epoch_images = 0
         self._loss_sum = torch.zeros(())
+        self._val_outputs: list[tuple[Tensor, Tensor]] = []
 
     def prepare(self, images: Tensor) -> Tensor:
         """uint8 NCHW images to normalized float input, in the layout the model runs fastest in."""
@@ -97,7 +98,10 @@ class ClassifierModule(pl.LightningModule):
 
     def _evaluate(self, batch: tuple[Tensor, Tensor], split: str) -> None:
         loss, logits, targets = self.model_step(batch)
-        accuracy = (logits.argmax(dim=1) == targets).float().mean()
+        confidence, predicted = logits.detach().float().softmax(dim=1).max(dim=1)
+        accuracy = (predicted == targets).float().mean()
+        if split == "val":
+            self._val_outputs.append((predicted, confidence))
         size = targets.shape[0]
         self.log(f"{split}/loss", loss, on_epoch=True, batch_size=size, prog_bar=split == "val")
         self.log(f"{split}/acc", accuracy, on_epoch=True, batch_size=size, prog_bar=split == "val")
@@ -110,8 +114,16 @@ class ClassifierModule(pl.LightningModule):
         self._loss_sum = torch.zeros((), device=self.device)
         self._epoch_started = time.perf_counter()
 
+    def val_predictions(self) -> tuple[Tensor, Tensor] | None:
+        """This validation epoch's predicted classes and their probabilities, in loader order."""
+        if not self._val_outputs:
+            return None
+        predicted, confidence = zip(*self._val_outputs, strict=True)
+        return torch.cat(predicted), torch.cat(confidence)
+
     def on_validation_epoch_start(self) -> None:
         """Closes the training epoch's books here, so every callback sees them at epoch end."""
+        self._val_outputs = []
         if self.trainer.sanity_checking or self.trainer.state.fn != TrainerFn.FITTING:
             return
         elapsed = max(time.perf_counter() - self._epoch_started, 1e-9)

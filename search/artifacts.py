@@ -15,6 +15,7 @@ from search.describe import architecture_markdown, layer_infos
 from search.objective import ArtifactWriter
 from search.pictures import (
     MAX_EVAL_IMAGES,
+    Predictions,
     draw_feature_maps,
     first_conv,
     plot_architecture,
@@ -60,6 +61,7 @@ def write_pictures(parts: RunParts, config: RunConfig, best: BestWeights, folder
             datamodule.class_names,
             folder,
             _rows(parts, config),
+            best.best_predictions,
         )
     finally:
         module.train(training)
@@ -72,8 +74,13 @@ def draw_pictures(
     class_names: list[str],
     folder: Path,
     rows: list[LayerInfo] | None = None,
+    predictions: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> list[Path]:
-    """All per-trial pictures of `module` on uint8 `images` (the validation split) into `folder`."""
+    """All per-trial pictures of `module` on uint8 `images` (the validation split) into `folder`.
+
+    `predictions` (classes, probabilities) of the best validation epoch, when given, spare a second
+    pass over the images for the confusion matrix and the mistakes.
+    """
     device = next(module.parameters()).device
     images, labels = images[:MAX_EVAL_IMAGES], labels[:MAX_EVAL_IMAGES]
     inputs = module.prepare(images.to(device))
@@ -86,10 +93,21 @@ def draw_pictures(
     titles = [class_names[int(label)] for label in labels[few]]
     fields = receptive_fields(rows or [])
     written += draw_feature_maps(network, inputs[few], images[few], folder, titles=titles, fields=fields)
-    predictions = predict(network, inputs, labels)
+    known = _known_predictions(predictions, labels)
+    predictions = known if known is not None else predict(network, inputs, labels)
     written.append(plot_confusion_matrix(predictions, class_names, folder / "confusion_matrix.png"))
     written.append(plot_misclassified(images, predictions, class_names, folder / "misclassified.png"))
     return written
+
+
+def _known_predictions(
+    predictions: tuple[torch.Tensor, torch.Tensor] | None, labels: torch.Tensor
+) -> Predictions | None:
+    """The validation pass's predictions when they cover the images in order, else None."""
+    if predictions is None or len(predictions[0]) < len(labels):
+        return None
+    count = len(labels)
+    return Predictions(labels.cpu(), predictions[0][:count].cpu(), predictions[1][:count].cpu())
 
 
 def trial_writers() -> list[ArtifactWriter]:

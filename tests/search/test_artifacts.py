@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import optuna
@@ -12,7 +13,7 @@ from PIL import Image
 from torch import nn
 
 from lightning_modules.callbacks import BestWeights
-from lightning_modules.config import ConvNetConfig
+from lightning_modules.config import ConvNetConfig, RunConfig
 from lightning_modules.models.convnet import ConvNet
 from lightning_modules.shapes import architecture_table
 from lightning_modules.training import build_run, create_trainer
@@ -298,3 +299,28 @@ def test_ui_warns_about_exposure_only_off_loopback() -> None:
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
     warning = exposure_warning("0.0.0.0", 5000)
     assert "--allowed-hosts" in warning and "basic-auth" in warning
+
+
+def test_pictures_reuse_the_best_epochs_validation_predictions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The confusion matrix comes from the best validation epoch, with no second pass over the images."""
+    import search.artifacts as artifacts_module
+
+    config = RunConfig.model_validate(
+        {"data": {"dataset": "digits"}, "model": {"channels": [8, 16]}, "trainer": {"max_epochs": 2}}
+    )
+    parts = build_run(config)
+    best = BestWeights("val/acc", "max")
+    create_trainer(config.trainer, callbacks=[best]).fit(parts.module, datamodule=parts.datamodule)
+    predicted, confidence = best.best_predictions
+    assert bool(((confidence > 0) & (confidence <= 1)).all())
+    labels = parts.datamodule.val_labels
+    assert len(predicted) == len(labels)
+    assert float((predicted == labels).float().mean()) == pytest.approx(best.best_value, abs=1e-6)
+
+    def no_second_pass(*args: object, **kwargs: object) -> None:
+        raise AssertionError("predict() ran again")
+
+    monkeypatch.setattr(artifacts_module, "predict", no_second_pass)
+    with tempfile.TemporaryDirectory() as folder:
+        artifacts_module.write_pictures(parts, config, best, Path(folder))
+        assert (Path(folder) / "confusion_matrix.png").stat().st_size > 0
