@@ -150,13 +150,13 @@ def _check_n_unique_trials(study: optuna.Study, n: int) -> None:
 
 @pytest.mark.slow
 def test_two_cpu_workers_on_the_embedded_default_finish_exactly_n_trials(workdir: Path) -> None:
-    # trials long enough (8 epochs) that the second worker is up before the first finishes them all
-    path = write_experiment(workdir, tiny_experiment(search__n_trials=5, trainer__max_epochs=8))
+    # trials long enough (30 epochs) that the second worker is up before the first finishes them all
+    path = write_experiment(workdir, tiny_experiment(search__n_trials=6, trainer__max_epochs=30))
     process = start_cli(["tune", str(path), "--devices", "cpu", "--workers", "2", "--quiet"], workdir)
     _out, err = process.communicate(timeout=600)
     assert process.returncode == 0, err
     study = optuna.load_study(study_name="tiny", storage=open_storage(None).storage)
-    _check_n_unique_trials(study, 5)
+    _check_n_unique_trials(study, 6)
 
 
 @pytest.fixture
@@ -166,10 +166,10 @@ def pg_url() -> Iterator[str]:
 
 @pytest.mark.slow
 def test_two_workers_against_postgresql_finish_exactly_n_trials(workdir: Path, pg_url: str) -> None:
-    path = write_experiment(workdir, tiny_experiment(search__n_trials=4, trainer__max_epochs=8))
+    path = write_experiment(workdir, tiny_experiment(search__n_trials=6, trainer__max_epochs=30))
     args = ["tune", str(path), "--devices", "cpu", "--workers", "2", "--quiet", "--storage", pg_url]
     process = start_cli(args, workdir)
     _out, err = process.communicate(timeout=600)
     assert process.returncode == 0, err
     study = optuna.load_study(study_name="tiny", storage=pg_url)
-    _check_n_unique_trials(study, 4)
+    _check_n_unique_trials(study, 6)
