@@ -30,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
     handle = open_storage(args.storage)
     study = find_study(handle, args.study or spec.name)
     console = Console()
+    if not console.is_terminal:  # piped or logged: no need to fold the table into 80 columns
+        console = Console(width=160)
     table = Table(title=f"study {study.study_name} ({handle.url})")
     for column in ("trial", "state", "value", "device", "seconds", "mlflow run", "params"):
         table.add_column(column, overflow="fold")
