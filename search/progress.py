@@ -93,7 +93,8 @@ class TrialProgressCallback(pl.Callback):
         self.progress.epoch_done(shown)
 
 
-def _format_params(params: dict[str, Any]) -> str:
+def format_params(params: dict[str, Any]) -> str:
+    """`key=value` pairs on one line, floats to 3 significant digits."""
     parts = []
     for key, value in params.items():
         shown = f"{value:.3g}" if isinstance(value, float) else str(value)
@@ -124,6 +125,6 @@ def trials_table(study: optuna.Study, *, limit: int | None = 10, title: str | No
             f"{trial.value:.4f}" if trial.value is not None else "",
             str(trial.user_attrs.get("device", "")),
             f"{duration:.1f}" if duration is not None else "",
-            _format_params(trial.params) + (f"  [{note[:80]}]" if note else ""),
+            format_params(trial.params) + (f"  [{note[:80]}]" if note else ""),
         )
     return table

@@ -63,6 +63,10 @@ class TuneOptions:
     workers: int | None = None
     trials_per_device: int = 1
 
+    def artifacts_for(self, spec: ExperimentSpec) -> bool:
+        """`--no-artifacts` wins over the experiment's `search.artifacts`."""
+        return spec.search.artifacts if self.artifacts is None else self.artifacts
+
 
 @dataclass
 class Preflight:
@@ -208,7 +212,7 @@ def _run_here(
     settings = TrialSettings(
         device=device,
         accelerator=options.accelerator or ("gpu" if on_gpu else "cpu"),
-        artifacts=spec.search.artifacts if options.artifacts is None else options.artifacts,
+        artifacts=options.artifacts_for(spec),
         artifact_writers=trial_writers(),
         gpu_ids=list(slot.indices) if on_gpu else None,
     )
@@ -282,7 +286,7 @@ def _run_pool(
         n_trials=n_trials,
         deadline=time.time() + options.timeout if options.timeout else None,
         parent_run_id=parent_run_id,
-        artifacts=spec.search.artifacts if options.artifacts is None else options.artifacts,
+        artifacts=options.artifacts_for(spec),
         in_channels=checked.in_channels,
         image_size=checked.image_size,
         tracking=asdict(tracker.settings),

@@ -23,6 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from search.progress import format_params
     from search.spec import load_experiment
     from search.study import best_trial, count_states, find_study, open_storage
 
@@ -43,9 +44,7 @@ def run(args: argparse.Namespace) -> int:
             note = f"retry {attrs.get('retry_count', 1)} of trial {attrs['retry_of']}" + (
                 f"; {note}" if note else ""
             )
-        params = " ".join(
-            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items()
-        )
+        params = format_params(trial.params)
         table.add_row(
             str(trial.number),
             trial.state.name,
