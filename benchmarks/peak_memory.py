@@ -55,6 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--every", type=float, default=1.0, help="seconds between samples")
     parser.add_argument("--limit", type=float, help="stop the command (SIGTERM) after this many seconds")
+    parser.add_argument("--trace", type=Path, help="also write every sample, per process, to this CSV file")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -63,9 +64,17 @@ def main() -> None:
     process = subprocess.Popen(command)
     started = time.monotonic()
     peak_rss = peak_pss = processes = 0
+    trace = args.trace.open("w") if args.trace else None
+    if trace:
+        trace.write("seconds,pid,rss_kib,pss_kib\n")
     while process.poll() is None:
         pids = tree(process.pid)
         sizes = [memory_kib(pid) for pid in pids]
+        if trace:
+            now = time.monotonic() - started
+            trace.writelines(
+                f"{now:.1f},{pid},{rss},{pss}\n" for pid, (rss, pss) in zip(pids, sizes, strict=True) if rss
+            )
         rss, pss = sum(s[0] for s in sizes), sum(s[1] for s in sizes)
         if pss > peak_pss:
             peak_pss, processes = pss, sum(1 for s in sizes if s[0])
@@ -76,6 +85,8 @@ def main() -> None:
             break
         time.sleep(args.every)
     elapsed = time.monotonic() - started
+    if trace:
+        trace.close()
     load = os.getloadavg()
     print(
         f"peak PSS {peak_pss / 2**20:.2f} GiB over {processes} processes, peak summed RSS "

@@ -4,8 +4,9 @@ Runs two studies of the same experiment with the same time budget each: the expe
 and pruner (by default TPE + its pruner) against a random sampler with no pruning. Trials of the two
 arms alternate, and each arm's clock counts only its own trials, so a load change on a shared machine
 slows both arms alike. Prints both best-so-far curves (seconds, best validation metric), the time each
-arm needed to reach random search's final best, and their ratio (target: at most 1/3), and saves a
-PNG plot of the curves.
+arm needed to reach random search's final best, and their ratio (target: at most 1/3; the stricter
+reading, against the moment random search found its best; the ratio to the whole budget follows),
+and saves a PNG plot of the curves.
 
     python benchmarks/search_efficiency.py                                  # quickstart, 240 s per arm
     python benchmarks/search_efficiency.py experiments/fashion_mnist.yaml --budget 1200 \
@@ -164,6 +165,9 @@ def main(argv: list[str] | None = None) -> dict[str, float | None]:
     if ratio is not None:
         verdict = "met" if ratio <= 1 / 3 else "missed"
         print(f"time ratio guided / random: {ratio:.2f}   (target <= 0.33: {verdict})")
+        share = reached[0] / args.budget
+        verdict = "met" if share <= 1 / 3 else "missed"
+        print(f"guided time / the budget random searched for: {share:.2f}   (target <= 0.33: {verdict})")
     else:
         print("time ratio guided / random: none (the guided arm did not reach random's best)")
     print(f"load average {load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}")

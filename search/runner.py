@@ -13,12 +13,14 @@ import torch
 from rich.console import Console
 
 from lightning_modules.augment import validate_augmentation
-from lightning_modules.data import DatasetNotFoundError
+from lightning_modules.data import DatasetNotFoundError, clear_cache
+from lightning_modules.data.datamodule import clear_setup_cache
 from lightning_modules.training import build_datamodule
 from search.artifacts import trial_writers
 from search.errors import ConfigError
 from search.feasibility import SpaceFeasibility, check_space
 from search.heartbeat import HEARTBEAT_INTERVAL, TrialGuard
+from search.memory import release_memory
 from search.objective import Objective, StopCallback, TrialSettings
 from search.progress import StudyProgress, TrialProgressCallback, trials_table
 from search.spec import ExperimentSpec, set_dotted
@@ -120,9 +122,18 @@ def preflight(spec: ExperimentSpec) -> Preflight:
     )
 
 
-def prepare_study(
-    spec: ExperimentSpec, options: TuneOptions
-) -> tuple[optuna.Study, StorageHandle, Tracker, str, Preflight]:
+@dataclass
+class PreparedStudy:
+    """A checked study ready to run: its storage, tracker, parent run and the preflight's findings."""
+
+    study: optuna.Study
+    handle: StorageHandle
+    tracker: Tracker
+    parent_run_id: str
+    checked: Preflight
+
+
+def prepare_study(spec: ExperimentSpec, options: TuneOptions) -> PreparedStudy:
     """All checks, then the study and its parent run: nothing is written before every check passes.
 
     A remote storage is checked before the tracking store, so that an unreachable database leaves no
@@ -144,7 +155,7 @@ def prepare_study(
     tracker.set_tags(parent_run_id, {"convtune.status": "running"})
     with handle.claim_lock():
         TrialGuard(tracker, spec.search.max_retries).reap(study)
-    return study, handle, tracker, parent_run_id, checked
+    return PreparedStudy(study, handle, tracker, parent_run_id, checked)
 
 
 def plan(spec: ExperimentSpec, options: TuneOptions) -> list[WorkerSlot]:
@@ -159,17 +170,15 @@ def tune(spec: ExperimentSpec, options: TuneOptions, console: Console | None = N
     if options.timeout is None:
         options.timeout = spec.search.timeout
     slots = plan(spec, options)
-    study, handle, tracker, parent_run_id, checked = prepare_study(spec, options)
+    prepared = prepare_study(spec, options)
+    study, tracker, parent_run_id = prepared.study, prepared.tracker, prepared.parent_run_id
     stop = StopFlag()
     with stop.installed():
         if len(slots) == 1:
-            result = _run_here(
-                study, handle, tracker, parent_run_id, checked, spec, options, slots[0], stop, console
-            )
+            result = _run_here(prepared, spec, options, slots[0], stop, console)
         else:
-            result = _run_pool(
-                study, handle, tracker, parent_run_id, checked, spec, options, slots, stop, console
-            )
+            release_preflight_data()  # this process only coordinates: the workers load their own
+            result = _run_pool(prepared, spec, options, slots, stop, console)
     if result.stopped_by == "interrupted":
         tracker.set_tags(parent_run_id, {"convtune.status": "interrupted"})
         tracker.client.set_terminated(parent_run_id, "KILLED")
@@ -194,12 +203,15 @@ def tune(spec: ExperimentSpec, options: TuneOptions, console: Console | None = N
     return study
 
 
+def release_preflight_data() -> None:
+    """Drops the dataset that preflight decoded, its splits, and the allocator's free pages."""
+    clear_cache()
+    clear_setup_cache()
+    release_memory()
+
+
 def _run_here(
-    study: optuna.Study,
-    handle: StorageHandle,
-    tracker: Tracker,
-    parent_run_id: str,
-    checked: Preflight,
+    prepared: PreparedStudy,
     spec: ExperimentSpec,
     options: TuneOptions,
     slot: WorkerSlot,
@@ -207,6 +219,7 @@ def _run_here(
     console: Console,
 ) -> WorkerResult:
     """One worker in this process (the default on a machine with at most one GPU)."""
+    study, tracker, checked = prepared.study, prepared.tracker, prepared.checked
     device = options.device if options.device != "cpu" else slot.label
     on_gpu = slot.kind == "cuda"
     settings = TrialSettings(
@@ -220,13 +233,15 @@ def _run_here(
         spec,
         tracker,
         study_name=study.study_name,
-        parent_run_id=parent_run_id,
+        parent_run_id=prepared.parent_run_id,
         data_shape=(checked.in_channels, checked.image_size),
         settings=settings,
     )
     guard = TrialGuard(tracker, spec.search.max_retries, worker=device)
     n_trials = options.n_trials or spec.search.n_trials
-    return _run_with_progress(study, handle, objective, spec, options, n_trials, console, guard, stop)
+    return _run_with_progress(
+        study, prepared.handle, objective, spec, options, n_trials, console, guard, stop
+    )
 
 
 def _run_with_progress(
@@ -263,11 +278,7 @@ def _run_with_progress(
 
 
 def _run_pool(
-    study: optuna.Study,
-    handle: StorageHandle,
-    tracker: Tracker,
-    parent_run_id: str,
-    checked: Preflight,
+    prepared: PreparedStudy,
     spec: ExperimentSpec,
     options: TuneOptions,
     slots: list[WorkerSlot],
@@ -275,6 +286,8 @@ def _run_pool(
     console: Console,
 ) -> WorkerResult:
     """One process per slot; this process shows the study's progress and restarts crashed workers."""
+    study, handle, tracker, checked = prepared.study, prepared.handle, prepared.tracker, prepared.checked
+    parent_run_id = prepared.parent_run_id
     n_trials = options.n_trials or spec.search.n_trials
     storage = handle.url if handle.url.startswith(RDB_PREFIXES) else str(Path(handle.url).resolve())
     folder = Path(".convtune/workers").resolve()

@@ -27,6 +27,11 @@ _LOADER_FIELDS = {"batch_size", "eval_batch_size", "num_workers"}  # do not chan
 _last_setup: dict[str, Any] = {}
 
 
+def clear_setup_cache() -> None:
+    """Forget the last setup's splits and statistics (a process that is done with the data)."""
+    _last_setup.clear()
+
+
 class ImageDataModule(pl.LightningDataModule):
     """Train, a seeded validation split carved from train, and test, all held as uint8 tensors.
 

@@ -28,3 +28,13 @@ def test_other_split_settings_prepare_their_own_split() -> None:
     reseeded = ImageDataModule(DataConfig(dataset="digits", val_fraction=0.2), seed=1)
     reseeded.setup()
     assert not torch.equal(reseeded.val_labels, _setup(val_fraction=0.2).val_labels)
+
+
+def test_clearing_the_setup_cache_prepares_the_split_again() -> None:
+    from lightning_modules.data.datamodule import clear_setup_cache
+
+    first = _setup(val_fraction=0.2)
+    clear_setup_cache()
+    again = _setup(val_fraction=0.2)
+    assert again.val_images is not first.val_images
+    assert torch.equal(again.val_images, first.val_images)  # the same seeded split, prepared anew

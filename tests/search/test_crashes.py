@@ -41,7 +41,8 @@ def _start_fake_trial(study: optuna.Study, tracker, parent: str, attrs: dict) ->
 
 def test_rerun_after_a_killed_worker_fails_its_trial_and_retries_the_same_params(workdir: Path) -> None:
     spec = validate_experiment(tiny_experiment(search__n_trials=1))
-    study, _, tracker, parent, _ = prepare_study(spec, TuneOptions(progress=False))
+    prepared = prepare_study(spec, TuneOptions(progress=False))
+    study, tracker, parent = prepared.study, prepared.tracker, prepared.parent_run_id
     _dead, run_id = _start_fake_trial(
         study, tracker, parent, {"host": this_host(), "pid": _dead_pid(), "device": "cpu:1"}
     )
@@ -58,7 +59,8 @@ def test_rerun_after_a_killed_worker_fails_its_trial_and_retries_the_same_params
 
 def test_stale_heartbeat_from_another_machine_is_reaped_and_retries_are_bounded(workdir: Path) -> None:
     spec = validate_experiment(tiny_experiment(search__max_retries=1))
-    study, handle, tracker, parent, _ = prepare_study(spec, TuneOptions(progress=False))
+    prepared = prepare_study(spec, TuneOptions(progress=False))
+    study, handle, tracker, parent = prepared.study, prepared.handle, prepared.tracker, prepared.parent_run_id
     guard = TrialGuard(tracker, max_retries=1)
     attrs = {"host": "elsewhere", "pid": 1, "heartbeat": time.time() - 3600}
     _start_fake_trial(study, tracker, parent, attrs)
@@ -81,7 +83,7 @@ def test_nan_loss_trial_fails_with_its_error_and_the_study_completes(workdir: Pa
     raw = tiny_experiment(search__n_trials=1)
     raw["optim"] = {"name": "sgd", "lr": 3e-3, "momentum": 0.9}
     spec = validate_experiment(raw)
-    study, *_ = prepare_study(spec, TuneOptions(progress=False))
+    study = prepare_study(spec, TuneOptions(progress=False)).study
     study.enqueue_trial({"optim.lr": 1e30})  # far outside the space: SGD overflows to NaN
     study = tune(spec, TuneOptions(progress=False))
     trials = study.get_trials()

@@ -76,7 +76,9 @@ class _AlwaysPrune(optuna.pruners.BasePruner):
 
 def test_pruned_trial_is_tagged_pruned_not_failed(workdir: Path) -> None:
     spec = validate_experiment(tiny_experiment())
-    study, handle, tracker, parent, checked = prepare_study(spec, TuneOptions(progress=False))
+    prepared = prepare_study(spec, TuneOptions(progress=False))
+    study, handle, tracker, parent = prepared.study, prepared.handle, prepared.tracker, prepared.parent_run_id
+    checked = prepared.checked
     study.pruner = _AlwaysPrune()
     objective = Objective(
         spec,
@@ -98,7 +100,9 @@ def test_infeasible_trial_is_recorded_with_its_reason(workdir: Path) -> None:
     raw = tiny_experiment()
     raw["search"]["space"] = {"model.stride": {"choice": [1, 4]}}
     spec = validate_experiment(raw)
-    study, handle, tracker, parent, checked = prepare_study(spec, TuneOptions(progress=False))
+    prepared = prepare_study(spec, TuneOptions(progress=False))
+    study, handle, tracker, parent = prepared.study, prepared.handle, prepared.tracker, prepared.parent_run_id
+    checked = prepared.checked
     study.enqueue_trial({"model.stride": 4})
     objective = Objective(
         spec,
