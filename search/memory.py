@@ -13,7 +13,6 @@ import gc
 import sys
 from collections.abc import Callable
 from functools import cache
-from typing import Any
 
 
 @cache
@@ -36,8 +35,3 @@ def release_memory() -> bool:
         return False
     trim(0)
     return True
-
-
-def release_after_trial(_study: Any, _trial: Any) -> None:
-    """A `run_worker` observer: `release_memory()` once each trial has been told."""
-    release_memory()

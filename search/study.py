@@ -21,6 +21,7 @@ from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import ConfigError, ConvtuneError
+from search.memory import release_memory
 from search.space import grid_of
 from search.spec import ExperimentSpec
 
@@ -269,6 +270,7 @@ def run_worker(
     With a `guard`, each trial records its worker and heartbeat, dead workers' trials are reaped
     before every claim, and a trial interrupted by SIGTERM/Ctrl-C is closed as FAIL and enqueued
     again with the same params; `should_stop` turning true ends the loop after the current trial.
+    Freed memory goes back to the system after every trial.
     """
     deadline = time.monotonic() + timeout if timeout else None
     limit = max_failures if max_failures is not None else max(3, n_trials)
@@ -295,6 +297,7 @@ def run_worker(
         frozen = study._storage.get_trial(trial._trial_id)
         for observe in observers:
             observe(study, frozen)
+        release_memory()  # a long-lived worker would otherwise stay at its largest trial's peak
 
 
 def run_one(

@@ -295,7 +295,6 @@ def _run_job(job: WorkerJob, stop: StopFlag) -> int:
 
         torch.set_num_threads(slot.threads)
     from search.heartbeat import TrialGuard
-    from search.memory import release_after_trial
     from search.objective import Objective
     from search.spec import ExperimentSpec
     from search.study import open_storage, open_study, run_worker
@@ -330,7 +329,6 @@ def _run_job(job: WorkerJob, stop: StopFlag) -> int:
         max_failures=job.max_failures,
         guard=guard,
         should_stop=stop,
-        observers=[release_after_trial],
     )
     _write_result(job, asdict(result))
     return EXIT_INTERRUPTED if result.stopped_by == "interrupted" else 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -51,3 +52,19 @@ def test_release_preflight_data_forgets_the_decoded_dataset_and_splits() -> None
     release_preflight_data()
     assert _load_cached.cache_info().currsize == 0
     assert not _last_setup
+
+
+def test_every_trial_of_a_worker_is_followed_by_a_release(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import optuna
+
+    import search.study as study_module
+
+    releases: list[int] = []
+    monkeypatch.setattr(study_module, "release_memory", lambda: releases.append(1) or True)
+    handle = study_module.open_storage(str(workdir / "journal.log"))
+    study = optuna.create_study(storage=handle.storage, study_name="release")
+    study_module.run_worker(study, handle, lambda trial: trial.suggest_float("x", 0, 1), n_trials=3)
+    assert len(study.trials) == 3
+    assert len(releases) == 3
