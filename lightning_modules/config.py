@@ -177,7 +177,7 @@ class OptimConfig(StrictModel):
 
 class TrainerConfig(StrictModel):
     max_epochs: Annotated[int, Field(ge=1)] = 5
-    precision: Literal["32", "16-mixed", "bf16-mixed", "64"] = "32"
+    precision: Literal["32", "16-mixed", "bf16-mixed", "64", "auto"] = "32"
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
     devices: Annotated[int, Field(ge=1)] | Literal["auto"] = 1
     strategy: str = "auto"

@@ -14,6 +14,7 @@ from lightning_modules.data import ImageDataModule
 from lightning_modules.models import model_from_config
 from lightning_modules.models.registry import WeightsResolver
 from lightning_modules.module import ClassifierModule
+from lightning_modules.precision import resolve_precision
 
 
 @dataclass
@@ -109,10 +110,14 @@ def create_trainer(
     root_dir: str | None = None,
     **overrides: Any,
 ) -> pl.Trainer:
-    """A Trainer without Lightning's own logger and checkpoints: callbacks do the tracking."""
+    """A Trainer without Lightning's own logger and checkpoints: callbacks do the tracking.
+
+    `precision: auto` is resolved for the accelerator the Trainer will use (see `resolve_precision`).
+    """
+    accelerator = overrides.get("accelerator", config.accelerator)
     options: dict[str, Any] = {
         "max_epochs": config.max_epochs,
-        "precision": config.precision,
+        "precision": resolve_precision(config.precision, accelerator),
         "accelerator": config.accelerator,
         "devices": config.devices,
         "strategy": config.strategy,

@@ -19,6 +19,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from lightning_modules.precision import AUTO
     from search.describe import architecture_rows
     from search.runner import preflight
     from search.spec import load_experiment
@@ -34,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
         f"{checked.num_classes} classes), model {spec.model.name}, {spec.search.n_trials} trials "
         f"{spec.search.resolved_direction} {spec.search.metric}"
     )
+    if spec.trainer.precision == AUTO:
+        console.print(f"precision auto: {auto_precision_summary()}")
     space = Table(title="search space")
     space.add_column("key")
     space.add_column("values")
@@ -51,3 +54,15 @@ def run(args: argparse.Namespace) -> int:
         )
     console.print("[green]ok[/green]: the experiment is valid.")
     return 0
+
+
+def auto_precision_summary() -> str:
+    """What `precision: auto` trains with on this machine's CPU and, if present, its GPU."""
+    import torch
+
+    from lightning_modules.precision import resolve_precision
+
+    summary = f"{resolve_precision('auto', 'cpu')} on this CPU"
+    if torch.cuda.is_available():
+        summary += f", {resolve_precision('auto', 'gpu')} on {torch.cuda.get_device_name(0)}"
+    return summary

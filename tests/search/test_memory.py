@@ -68,3 +68,25 @@ def test_every_trial_of_a_worker_is_followed_by_a_release(
     study_module.run_worker(study, handle, lambda trial: trial.suggest_float("x", 0, 1), n_trials=3)
     assert len(study.trials) == 3
     assert len(releases) == 3
+
+
+@pytest.mark.parametrize(("workers", "released"), [(1, False), (2, True)])
+def test_tune_drops_preflight_data_only_before_starting_a_pool(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, workers: int, released: bool
+) -> None:
+    import search.runner as runner
+    from search.spec import validate_experiment
+    from search.study import WorkerResult
+    from tests.conftest import tiny_experiment
+
+    def stand_in(*args: object) -> WorkerResult:
+        runs.append("pool" if isinstance(args[3], list) else "here")  # _run_pool gets the slot list
+        runs.append("cache kept" if _load_cached.cache_info().currsize else "cache dropped")
+        return WorkerResult(0, 0, "n_trials")
+
+    runs: list[str] = []
+    monkeypatch.setattr(runner, "_run_here", stand_in)
+    monkeypatch.setattr(runner, "_run_pool", stand_in)
+    spec = validate_experiment(tiny_experiment())
+    runner.tune(spec, runner.TuneOptions(progress=False, devices="cpu", workers=workers, study_hooks=[]))
+    assert runs == ["pool" if workers > 1 else "here", "cache dropped" if released else "cache kept"]
