@@ -110,12 +110,12 @@ def plot(arms: list[Arm], budget: float, metric: str, target: float | None, path
     axes = figure.add_subplot()
     for arm in arms:
         if arm.curve:
-            xs = [x for x, _ in arm.curve] + [min(arm.clock, budget)]
+            xs = [x for x, _ in arm.curve] + [arm.clock]  # the last trial may end past the budget
             ys = [y for _, y in arm.curve] + [arm.curve[-1][1]]
             axes.step(xs, ys, where="post", marker="o", label=arm.label)
     if target is not None:
         axes.axhline(target, color="grey", linestyle=":", label="random search's best")
-    axes.set_xlim(0, budget * 1.05)
+    axes.set_xlim(0, max([budget, *(arm.clock for arm in arms)]) * 1.05)
     axes.set_xlabel("seconds of the arm's own trials")
     axes.set_ylabel(f"best {metric} so far")
     axes.set_title("search efficiency: best-so-far against time")
