@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from lightning_modules.accelerators import wants_cuda
+
 AUTO = "auto"
 
 
@@ -25,7 +27,6 @@ def resolve_precision(precision: str, accelerator: str) -> str:
         return precision
     if accelerator == "mps":
         return "32"
-    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-    if on_gpu:
+    if wants_cuda(accelerator):
         return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "16-mixed"
     return "bf16-mixed" if cpu_has_native_bf16() else "32"

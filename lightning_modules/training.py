@@ -9,6 +9,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from lightning_modules.accelerators import wants_cuda
 from lightning_modules.config import RunConfig, TrainerConfig
 from lightning_modules.data import ImageDataModule
 from lightning_modules.models import model_from_config
@@ -37,8 +38,7 @@ def data_device(accelerator: str, gpu_ids: Sequence[int] | None = None) -> torch
     `accelerator` is the Trainer's (`cpu`, `gpu`, `cuda`, `auto`, ...); `gpu_ids` the Trainer's
     `devices` list when it names GPUs. Without a usable CUDA device the data stays on the host.
     """
-    wants_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-    if not wants_gpu or not torch.cuda.is_available():
+    if not wants_cuda(accelerator) or not torch.cuda.is_available():
         return None
     return torch.device("cuda", gpu_ids[0] if gpu_ids else 0)
 
