@@ -150,6 +150,13 @@ def main() -> None:
     for arm in results:
         ratio = arm.per_minute / base if base else float("nan")
         print(f"  {arm.label:<26} {arm.per_minute:6.2f}/min   x{ratio:.2f}")
+    one, one_thread, two = (arm.per_minute for arm in results[:3])
+    if one and one_thread and two:
+        ceiling = 2 * one_thread / one
+        print(
+            f"one worker gains x{one / one_thread:.2f} from its second thread, so two 1-thread workers can "
+            f"reach at most x{ceiling:.2f} of it; measured x{two / one:.2f} ({two / one / ceiling:.0%})"
+        )
 
 
 def _load(values: tuple[float, float, float]) -> str:

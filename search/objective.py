@@ -16,6 +16,8 @@ import yaml
 
 from lightning_modules.callbacks import BestWeights
 from lightning_modules.config import RunConfig
+from lightning_modules.module import NonFiniteLossError
+from lightning_modules.precision import resolve_precision
 from lightning_modules.training import RunParts, build_run, create_trainer, data_device
 from search.feasibility import infeasibility
 from search.pruning import PruningCallback
@@ -31,6 +33,8 @@ USER_ATTR_DEVICE = "device"
 USER_ATTR_INFEASIBLE = "infeasible_reason"
 USER_ATTR_ERROR = "error"
 USER_ATTR_INTERRUPTED = "interrupted"
+USER_ATTR_DIVERGED = "diverged"
+TAG_PRECISION = "convtune.precision"  # what the run trained in; `precision: auto` depends on the machine
 
 
 class TrialInterrupted(SystemExit):
@@ -121,12 +125,17 @@ class Objective:
 
     def _start_run(self, trial: optuna.Trial, params: dict[str, Any], config: RunConfig) -> str:
         trial.set_user_attr(USER_ATTR_DEVICE, self.settings.device)
+        accelerator = self.settings.accelerator or config.trainer.accelerator
         run_id = self.tracker.start_trial(
             study_name=self.study_name,
             parent_run_id=self.parent_run_id,
             trial_number=trial.number,
             params=flatten_config(config.model_dump(mode="json")),
-            tags={"convtune.device": self.settings.device, "convtune.sampled": ",".join(params)},
+            tags={
+                "convtune.device": self.settings.device,
+                "convtune.sampled": ",".join(params),
+                TAG_PRECISION: resolve_precision(config.trainer.precision, accelerator),
+            },
         )
         trial.set_user_attr(USER_ATTR_RUN_ID, run_id)
         self.tracker.log_text(
@@ -158,7 +167,12 @@ class Objective:
         if self.settings.gpu_ids:
             overrides["devices"] = self.settings.gpu_ids
         trainer = create_trainer(config.trainer, callbacks=callbacks, **overrides)
-        trainer.fit(parts.module, datamodule=parts.datamodule)
+        try:
+            trainer.fit(parts.module, datamodule=parts.datamodule)
+        except NonFiniteLossError as error:
+            # a search result, not a crash: pruned trials inform the sampler, failed ones are invisible to it
+            trial.set_user_attr(USER_ATTR_DIVERGED, str(error)[:500])
+            raise optuna.TrialPruned(f"diverged: {error}") from None
         if best.best_value is None:
             raise RuntimeError(f"no {self.spec.search.metric} was measured; check limit_val_batches.")
         self.tracker.log_metrics(

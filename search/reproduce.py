@@ -22,6 +22,7 @@ from torch import Tensor
 
 from lightning_modules.callbacks import BestWeights
 from lightning_modules.config import RunConfig
+from lightning_modules.precision import resolve_precision
 from lightning_modules.training import RunParts, build_run, create_trainer
 from search.errors import ConfigError, ConvtuneError
 from search.model_store import (
@@ -31,7 +32,7 @@ from search.model_store import (
     log_and_register,
     weights_from_uri,
 )
-from search.objective import USER_ATTR_RUN_ID
+from search.objective import TAG_PRECISION, USER_ATTR_RUN_ID
 from search.space import config_from_params, flatten_config
 from search.spec import ExperimentSpec
 from search.study import best_trial, find_study, open_storage
@@ -302,7 +303,9 @@ def reproduce(spec: ExperimentSpec, options: ReproduceOptions, *, overridden: bo
             config = config.model_copy(
                 update={"trainer": config.trainer.model_copy(update={"max_epochs": options.epochs})}
             )
-    run_id = _start_run(tracker, study.study_name, trial, config, original_run)
+    precision = resolve_precision(config.trainer.precision, options.accelerator or config.trainer.accelerator)
+    notes += precision_notes(tracker, original_run, precision)
+    run_id = _start_run(tracker, study.study_name, trial, config, original_run, precision)
     started = time.perf_counter()
     try:
         result = _reproduce_in_run(spec, options, study.study_name, trial, config, notes, tracker, run_id)
@@ -314,8 +317,29 @@ def reproduce(spec: ExperimentSpec, options: ReproduceOptions, *, overridden: bo
     return result
 
 
+def precision_notes(tracker: Tracker, original_run: str | None, precision: str) -> list[str]:
+    """A note when this machine trains in another precision than the trial did (`precision: auto`
+    picks bf16 only where the hardware has it), since the result will then differ."""
+    if not original_run:
+        return []
+    try:
+        trained = tracker.client.get_run(original_run).data.tags.get(TAG_PRECISION)
+    except Exception:  # a deleted run, or one from another tracking store
+        return []
+    if trained is None or trained == precision:
+        return []
+    return [
+        f"trains in precision {precision} here, but the trial trained in {trained}; expect another result."
+    ]
+
+
 def _start_run(
-    tracker: Tracker, study_name: str, trial: FrozenTrial, config: RunConfig, original_run: str | None
+    tracker: Tracker,
+    study_name: str,
+    trial: FrozenTrial,
+    config: RunConfig,
+    original_run: str | None,
+    precision: str,
 ) -> str:
     run = tracker.client.create_run(
         tracker.experiment_id(study_name),
@@ -325,6 +349,7 @@ def _start_run(
             "optuna.study": study_name,
             "optuna.trial_number": str(trial.number),
             "convtune.role": "reproduction",
+            TAG_PRECISION: precision,
         },
     )
     run_id = run.info.run_id

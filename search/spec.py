@@ -87,9 +87,19 @@ class ParamSpec(StrictModel):
 
 
 class SamplerConfig(StrictModel):
+    """`multivariate` (TPE only) models the parameters jointly instead of one at a time, which finds
+    interacting settings (learning rate with weight decay, stride with kernel size) in fewer trials."""
+
     name: Literal["tpe", "random", "grid", "cmaes", "gp"] = "tpe"
     seed: int | None = None
     n_startup_trials: Annotated[int, Field(ge=0)] | None = None
+    multivariate: bool = False
+
+    @model_validator(mode="after")
+    def _multivariate_is_tpe(self) -> SamplerConfig:
+        if self.multivariate and self.name != "tpe":
+            raise ValueError(f"multivariate applies to the tpe sampler only, but got name={self.name!r}.")
+        return self
 
 
 class PrunerConfig(StrictModel):

@@ -120,7 +120,14 @@ def make_sampler(spec: ExperimentSpec) -> optuna.samplers.BaseSampler:
     seed = config.seed if config.seed is not None else spec.seed
     startup = config.n_startup_trials
     if config.name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=10 if startup is None else startup)
+        with warnings.catch_warnings():  # `group` is marked experimental; convtune pins its use
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(
+                seed=seed,
+                n_startup_trials=10 if startup is None else startup,
+                multivariate=config.multivariate,
+                group=config.multivariate,  # one joint model per group of parameters sampled together
+            )
     if config.name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if config.name == "grid":

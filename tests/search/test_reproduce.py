@@ -19,11 +19,11 @@ from PIL import Image
 
 from search.cli import main
 from search.model_store import InferenceModel, load_inference_model
-from search.reproduce import TAG_REPRODUCTION_OF, ReproduceOptions, Reproduction, reproduce
+from search.reproduce import TAG_REPRODUCTION_OF, ReproduceOptions, Reproduction, precision_notes, reproduce
 from search.runner import TuneOptions, tune
 from search.spec import validate_experiment
 from search.study import best_trial
-from search.tracking import load_settings
+from search.tracking import Tracker, load_settings
 from tests.conftest import tiny_experiment, write_experiment
 
 
@@ -297,3 +297,18 @@ def test_a_difference_is_shown_with_its_likely_cause(in_study: Reproduced) -> No
     verdict = differing.verdict()
     assert verdict.startswith(f"differs from the original: {in_study.first.value!r} vs ")
     assert "(difference +0.01)" in verdict and "set data.num_workers" in verdict
+
+
+def test_a_machine_that_resolves_precision_otherwise_is_noted(in_study: Reproduced) -> None:
+    tracker = Tracker(load_settings())
+    run = tracker.client.get_run(in_study.first.run_id)
+    assert run.data.tags["convtune.precision"] == "32"
+    assert precision_notes(tracker, in_study.best_run_id, "32") == []
+    tracker.set_tags(in_study.best_run_id, {"convtune.precision": "bf16-mixed"})
+    try:
+        notes = precision_notes(tracker, in_study.best_run_id, "32")
+    finally:
+        tracker.set_tags(in_study.best_run_id, {"convtune.precision": "32"})
+    assert notes == [
+        "trains in precision 32 here, but the trial trained in bf16-mixed; expect another result."
+    ]

@@ -105,3 +105,21 @@ def test_a_grid_study_stops_when_the_grid_is_exhausted(workdir: Path) -> None:
     study = tune(validate_experiment(raw), TuneOptions(progress=False))
     kernels = sorted(t.params["model.kernel_size"] for t in study.get_trials())
     assert kernels == [3, 5]
+
+
+def test_multivariate_tpe_models_parameters_jointly() -> None:
+    raw = tiny_experiment()
+    raw["search"]["sampler"] = {"name": "tpe", "seed": 3, "multivariate": True}
+    sampler = make_sampler(validate_experiment(raw))
+    assert isinstance(sampler, optuna.samplers.TPESampler)
+    assert sampler._multivariate and sampler._group  # private, but Optuna exposes no getter
+    assert not make_sampler(_spec("tpe"))._multivariate
+
+
+def test_multivariate_on_another_sampler_is_a_config_error() -> None:
+    raw = tiny_experiment()
+    raw["search"]["sampler"] = {"name": "random", "multivariate": True}
+    with pytest.raises(
+        ConfigError, match=r"multivariate applies to the tpe sampler only, but got name='random'"
+    ):
+        validate_experiment(raw)

@@ -44,6 +44,7 @@ def test_two_trial_study_leaves_two_child_runs_with_params_and_epoch_metrics(wor
         assert run.info.run_name == f"trial-{trial.number:04d}"
         assert run.data.tags["mlflow.parentRunId"] == parent_id
         assert run.data.tags["optuna.state"] == "COMPLETE"
+        assert run.data.tags["convtune.precision"] == "32"  # what the trial trained in, resolved
         assert run.info.status == "FINISHED"
         assert float(run.data.params["optim.lr"]) == pytest.approx(trial.params["optim.lr"])
         assert run.data.params["model.channels"] == "[8, 16]"
