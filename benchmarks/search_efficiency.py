@@ -212,7 +212,8 @@ def plot(races: list[Race], budget: float, metric: str, path: Path) -> None:
 def reseeded(spec: ExperimentSpec, offset: int) -> ExperimentSpec:
     """The experiment with its sampler seed moved by `offset` (each repeat draws other trials)."""
     search = spec.search.model_copy(deep=True)
-    search.sampler = search.sampler.model_copy(update={"seed": (search.sampler.seed or spec.seed) + offset})
+    seed = spec.seed if search.sampler.seed is None else search.sampler.seed  # as make_sampler reads it
+    search.sampler = search.sampler.model_copy(update={"seed": seed + offset})
     return spec.model_copy(update={"search": search})
 
 

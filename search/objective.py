@@ -125,7 +125,6 @@ class Objective:
 
     def _start_run(self, trial: optuna.Trial, params: dict[str, Any], config: RunConfig) -> str:
         trial.set_user_attr(USER_ATTR_DEVICE, self.settings.device)
-        accelerator = self.settings.accelerator or config.trainer.accelerator
         run_id = self.tracker.start_trial(
             study_name=self.study_name,
             parent_run_id=self.parent_run_id,
@@ -134,7 +133,7 @@ class Objective:
             tags={
                 "convtune.device": self.settings.device,
                 "convtune.sampled": ",".join(params),
-                TAG_PRECISION: resolve_precision(config.trainer.precision, accelerator),
+                TAG_PRECISION: resolve_precision(config.trainer.precision, self._accelerator(config)),
             },
         )
         trial.set_user_attr(USER_ATTR_RUN_ID, run_id)
@@ -150,8 +149,9 @@ class Objective:
             self.tracker.set_tags(run_id, {"convtune.infeasible": reason[:500]})
             raise optuna.TrialPruned(f"infeasible architecture: {reason}")
         started = time.perf_counter()
-        accelerator = self.settings.accelerator or config.trainer.accelerator
-        device = data_device(accelerator, self.settings.gpu_ids)  # GPU trials keep their data on the GPU
+        device = data_device(
+            self._accelerator(config), self.settings.gpu_ids
+        )  # GPU trials keep their data on the GPU
         parts = build_run(config, weights_resolver=resolve_weights, device=device)
         self.last_parts = parts
         best = BestWeights(self.spec.search.metric, "max" if self._maximize else "min")
@@ -190,6 +190,10 @@ class Objective:
             for write in self.settings.artifact_writers:
                 write(parts, config, best, Path(folder))
             self.tracker.log_artifacts(run_id, folder)
+
+    def _accelerator(self, config: RunConfig) -> str:
+        """The worker's accelerator (set for GPU workers), else the experiment's."""
+        return self.settings.accelerator or config.trainer.accelerator
 
     @property
     def _maximize(self) -> bool:
