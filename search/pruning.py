@@ -2,6 +2,11 @@
 
 optuna-integration's callback is written against `lightning.pytorch`; mixing the two namespaces
 breaks Lightning's callback checks, so this small equivalent reports on the same hook.
+
+A report's step is the number of epochs trained so far (1 after the first epoch), so a pruner's
+resources are epochs: successive halving with `min_resource: 1, reduction_factor: 3` judges trials
+after epochs 1 and 3, and Hyperband's `max_resource` is `trainer.max_epochs`. After the last epoch
+the trial is only reported: pruning it then would save no training and throw its result away.
 """
 
 from __future__ import annotations
@@ -24,9 +29,13 @@ class PruningCallback(pl.Callback):
         if value is None:
             return
         score = float(value)
-        epoch = trainer.current_epoch
         if not math.isfinite(score):
             return
-        self.trial.report(score, step=epoch)
+        epochs = trainer.current_epoch + 1
+        self.trial.report(score, step=epochs)
+        if epochs >= (trainer.max_epochs or 0) > 0:
+            return
         if self.trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at epoch {epoch} with {self.monitor}={score:.4f}.")
+            raise optuna.TrialPruned(
+                f"pruned after epoch {epochs} of {trainer.max_epochs} with {self.monitor}={score:.4f}."
+            )

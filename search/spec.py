@@ -103,6 +103,12 @@ class SamplerConfig(StrictModel):
 
 
 class PrunerConfig(StrictModel):
+    """Resources are epochs. `median` never stops a trial in its first `n_warmup_steps` epochs nor
+    before `n_startup_trials` trials have finished; `successive-halving` and `hyperband` judge a trial
+    after `min_resource` epochs, then after `reduction_factor` times as many, keeping the top
+    1/`reduction_factor` of the trials judged at that point. No pruner stops a trial after its last
+    epoch."""
+
     name: Literal["median", "hyperband", "successive-halving", "none"] = "median"
     n_startup_trials: Annotated[int, Field(ge=0)] = 2
     n_warmup_steps: Annotated[int, Field(ge=0)] = 1

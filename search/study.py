@@ -144,8 +144,8 @@ def make_pruner(spec: ExperimentSpec) -> optuna.pruners.BasePruner:
     config = spec.search.pruner
     max_epochs = spec.trainer.max_epochs
     if config.name == "median":
-        return optuna.pruners.MedianPruner(
-            n_startup_trials=config.n_startup_trials, n_warmup_steps=config.n_warmup_steps
+        return optuna.pruners.MedianPruner(  # steps are epochs trained: 1 after the first epoch
+            n_startup_trials=config.n_startup_trials, n_warmup_steps=config.n_warmup_steps + 1
         )
     if config.name == "hyperband":
         return optuna.pruners.HyperbandPruner(

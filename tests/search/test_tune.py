@@ -94,7 +94,7 @@ def test_pruned_trial_is_tagged_pruned_not_failed(workdir: Path) -> None:
     run = _client().get_run(trial.user_attrs["mlflow_run_id"])
     assert run.data.tags["optuna.state"] == "PRUNED"
     assert run.info.status == "FINISHED"
-    assert "pruned at epoch 0" in run.data.tags["convtune.pruned_reason"]
+    assert "pruned after epoch 1 of 2" in run.data.tags["convtune.pruned_reason"]
 
 
 def test_infeasible_trial_is_recorded_with_its_reason(workdir: Path) -> None:
