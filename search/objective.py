@@ -149,9 +149,8 @@ class Objective:
             self.tracker.set_tags(run_id, {"convtune.infeasible": reason[:500]})
             raise optuna.TrialPruned(f"infeasible architecture: {reason}")
         started = time.perf_counter()
-        device = data_device(
-            self._accelerator(config), self.settings.gpu_ids
-        )  # GPU trials keep their data on the GPU
+        # GPU trials keep their data on the GPU
+        device = data_device(self._accelerator(config), self.settings.gpu_ids)
         parts = build_run(config, weights_resolver=resolve_weights, device=device)
         self.last_parts = parts
         best = BestWeights(self.spec.search.metric, "max" if self._maximize else "min")

@@ -33,7 +33,8 @@ class PruningCallback(pl.Callback):
             return
         epochs = trainer.current_epoch + 1
         self.trial.report(score, step=epochs)
-        if epochs >= (trainer.max_epochs or 0) > 0:
+        last_epoch = trainer.max_epochs is not None and 0 < trainer.max_epochs <= epochs
+        if last_epoch:
             return
         if self.trial.should_prune():
             raise optuna.TrialPruned(

@@ -27,8 +27,8 @@ def _trainer(epoch_index: int, accuracy: float) -> Any:
     )
 
 
-def _train(study: optuna.Study, accuracies: list[float]) -> tuple[optuna.Trial, int | None]:
-    """Runs the callback over a trial's epochs; returns the trial and the epoch it was pruned after."""
+def _train(study: optuna.Study, accuracies: list[float]) -> int | None:
+    """Runs the callback over a trial's epochs; returns the epoch it was pruned after, if it was."""
     trial = study.ask()
     callback = PruningCallback(trial, "val/acc")
     for index, accuracy in enumerate(accuracies):
@@ -36,9 +36,9 @@ def _train(study: optuna.Study, accuracies: list[float]) -> tuple[optuna.Trial, 
             callback.on_train_epoch_end(_trainer(index, accuracy), None)  # type: ignore[arg-type]
         except optuna.TrialPruned:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            return trial, index + 1
+            return index + 1
     study.tell(trial, accuracies[-1])
-    return trial, None
+    return None
 
 
 def _study(pruner: dict[str, Any]) -> optuna.Study:
@@ -48,7 +48,7 @@ def _study(pruner: dict[str, Any]) -> optuna.Study:
 
 def test_steps_are_epochs_trained() -> None:
     study = _study({"name": "none"})
-    _, pruned_after = _train(study, [0.5, 0.6, 0.7])
+    pruned_after = _train(study, [0.5, 0.6, 0.7])
     assert pruned_after is None
     assert study.trials[0].intermediate_values == pytest.approx({1: 0.5, 2: 0.6, 3: 0.7})
 
@@ -66,21 +66,21 @@ def test_a_trial_is_never_pruned_after_its_last_epoch() -> None:
 @pytest.mark.parametrize(("min_resource", "judged_after"), [(1, 1), (2, 2)])
 def test_successive_halving_judges_after_min_resource_epochs(min_resource: int, judged_after: int) -> None:
     study = _study({"name": "successive-halving", "min_resource": min_resource, "reduction_factor": 3})
-    _, pruned_after = _train(study, [0.8, 0.85, 0.9, 0.92])
+    pruned_after = _train(study, [0.8, 0.85, 0.9, 0.92])
     assert pruned_after is None  # the first trial is the best at every rung
-    _, pruned_after = _train(study, [0.3, 0.35, 0.4, 0.45])
+    pruned_after = _train(study, [0.3, 0.35, 0.4, 0.45])
     assert pruned_after == judged_after
 
 
 def test_successive_halving_second_rung_is_reduction_factor_times_later() -> None:
     study = _study({"name": "successive-halving", "min_resource": 1, "reduction_factor": 3})
     _train(study, [0.5, 0.8, 0.9, 0.92])
-    _, pruned_after = _train(study, [0.6, 0.61, 0.62, 0.63])  # best after epoch 1, behind after epoch 3
+    pruned_after = _train(study, [0.6, 0.61, 0.62, 0.63])  # best after epoch 1, behind after epoch 3
     assert pruned_after == 3
 
 
 def test_median_pruner_leaves_warmup_epochs_alone() -> None:
     study = _study({"name": "median", "n_startup_trials": 1, "n_warmup_steps": 2})
     _train(study, [0.8, 0.85, 0.9, 0.92])
-    _, pruned_after = _train(study, [0.1, 0.1, 0.1, 0.1])
+    pruned_after = _train(study, [0.1, 0.1, 0.1, 0.1])
     assert pruned_after == 3
