@@ -106,7 +106,7 @@ def random_arm_spec(spec: ExperimentSpec) -> ExperimentSpec:
 def make_arm(label: str, spec: ExperimentSpec, tracker: Tracker, shape: tuple[int, tuple[int, int]]) -> Arm:
     study = optuna.create_study(
         study_name=label.replace(" ", "-").replace("+", "and"),
-        sampler=make_sampler(spec),
+        sampler=make_sampler(spec, shape),
         pruner=make_pruner(spec),
         direction=spec.search.resolved_direction,
     )

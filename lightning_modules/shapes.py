@@ -53,7 +53,8 @@ class LayerInfo:
 
     `out_shape` is `(C, H, W)` for feature maps and `(F,)` for feature vectors, without the batch.
     `dense_params` is what a fully connected layer from this layer's input to its output would cost
-    (for conv layers: the saving of weight sharing); for other layers it equals `params`.
+    (for conv layers: the saving of weight sharing); for other layers it equals `params`. `macs` is
+    the multiply-accumulates of one image's forward pass through a conv or linear layer.
     """
 
     name: str
@@ -66,6 +67,7 @@ class LayerInfo:
     jump: float | None = None
     params: int = 0
     dense_params: int = -1  # -1: the same as `params`
+    macs: int = 0
 
     def __post_init__(self) -> None:
         if self.dense_params < 0:
@@ -181,6 +183,7 @@ def _conv_rows(
                 **common,
                 params=params,
                 dense_params=dense,
+                macs=weights * out_h * out_w,
             )
         )
         if config.batch_norm:
@@ -229,13 +232,17 @@ def _head_rows(
     rows.append(LayerInfo("head.flatten", "flatten", out_shape=(features,), **seen))
     for index, hidden in enumerate(config.hidden):
         params = features * hidden + hidden
-        rows.append(LayerInfo(f"head.hidden{index}", "linear", out_shape=(hidden,), **seen, params=params))
+        macs = features * hidden
+        rows.append(
+            LayerInfo(f"head.hidden{index}", "linear", out_shape=(hidden,), **seen, params=params, macs=macs)
+        )
         rows.append(LayerInfo(f"head.act{index}", "act", out_shape=(hidden,), **seen))
         if config.head_dropout > 0:
             rows.append(LayerInfo(f"head.drop{index}", "dropout", out_shape=(hidden,), **seen))
         features = hidden
-    params = features * num_classes + num_classes
-    return [*rows, LayerInfo("head.fc", "linear", out_shape=(num_classes,), **seen, params=params)]
+    params, macs = features * num_classes + num_classes, features * num_classes
+    fc = LayerInfo("head.fc", "linear", out_shape=(num_classes,), **seen, params=params, macs=macs)
+    return [*rows, fc]
 
 
 def _check_input(in_channels: int, image_size: Sequence[int]) -> tuple[int, int]:
@@ -266,6 +273,13 @@ def architecture_table(
         pool_rows, shape, field = _pool_rows(config, block, shape, field)
         rows += conv_rows + pool_rows
     return rows + _head_rows(config, shape, field, num_classes)
+
+
+def multiply_adds(
+    config: ConvNetConfig, in_channels: int, image_size: tuple[int, int], num_classes: int
+) -> int:
+    """Multiply-accumulates of one image's forward pass: what a training step costs, roughly."""
+    return sum(row.macs for row in architecture_table(config, in_channels, image_size, num_classes))
 
 
 def check_feasible(config: ConvNetConfig, in_channels: int, image_size: tuple[int, int]) -> None:
@@ -383,7 +397,9 @@ class _Tracer:
         params = sum(p.numel() for p in module.parameters(recurse=False)) if first_call else 0
         dense = params
         kernel = stride = padding = None
+        macs = module.weight.numel() if isinstance(module, nn.Linear) else 0
         if isinstance(module, nn.Conv2d):
+            macs = module.weight.numel() * output.shape[-2] * output.shape[-1]
             dense = inp[0].numel() * output[0].numel() + output[0].numel() if first_call else 0
             padding = _conv_padding(module)
             kernel, stride = _short(_pair(module.kernel_size)), _short(_pair(module.stride))
@@ -403,6 +419,7 @@ class _Tracer:
                 field.step if field else None,
                 params,
                 dense,
+                macs,
             )
         )
 

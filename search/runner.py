@@ -148,7 +148,7 @@ def prepare_study(spec: ExperimentSpec, options: TuneOptions) -> PreparedStudy:
     make_tracker_robust(tracker)
     if not remote:
         handle = open_storage(options.storage)
-    study = open_study(spec, handle, options.study_name)
+    study = open_study(spec, handle, options.study_name, (checked.in_channels, checked.image_size))
     parent_run_id = tracker.study_run(study.study_name, study.user_attrs.get(USER_ATTR_PARENT_RUN))
     study.set_user_attr(USER_ATTR_PARENT_RUN, parent_run_id)
     study.set_user_attr("experiment", spec.model_dump(mode="json"))

@@ -88,17 +88,22 @@ class ParamSpec(StrictModel):
 
 class SamplerConfig(StrictModel):
     """`multivariate` (TPE only) models the parameters jointly instead of one at a time, which finds
-    interacting settings (learning rate with weight decay, stride with kernel size) in fewer trials."""
+    interacting settings (learning rate with weight decay, stride with kernel size) in fewer trials.
+    `cost_aware` (TPE with a convnet only) weighs each candidate's promise against its predicted
+    seconds per epoch, learned from the trials so far: a budget of minutes goes further when a
+    network five times slower must look five times as good (`search/cost.py`)."""
 
     name: Literal["tpe", "random", "grid", "cmaes", "gp"] = "tpe"
     seed: int | None = None
     n_startup_trials: Annotated[int, Field(ge=0)] | None = None
     multivariate: bool = False
+    cost_aware: bool = False
 
     @model_validator(mode="after")
-    def _multivariate_is_tpe(self) -> SamplerConfig:
-        if self.multivariate and self.name != "tpe":
-            raise ValueError(f"multivariate applies to the tpe sampler only, but got name={self.name!r}.")
+    def _tpe_options_need_tpe(self) -> SamplerConfig:
+        for option in ("multivariate", "cost_aware"):
+            if getattr(self, option) and self.name != "tpe":
+                raise ValueError(f"{option} applies to the tpe sampler only, but got name={self.name!r}.")
         return self
 
 
@@ -271,7 +276,23 @@ def validate_experiment(raw: dict[str, Any], *, source: str = "<experiment>") ->
     except ValidationError as error:
         raise ConfigError(f"{source}: {describe_validation_error(error)}") from None
     _validate_space(spec, source)
+    _validate_cost_aware(spec, source)
     return spec
+
+
+def _validate_cost_aware(spec: ExperimentSpec, source: str) -> None:
+    if not spec.search.sampler.cost_aware:
+        return
+    if "model.name" in spec.search.space:
+        problem = "model.name is searched"
+    elif spec.model.name != "convnet":
+        problem = f"model.name is {spec.model.name!r}"
+    else:
+        return
+    raise ConfigError(
+        f"{source}: search.sampler.cost_aware predicts a trial's cost from a convnet's layers, but "
+        f"{problem}; use model.name: convnet or set cost_aware: false."
+    )
 
 
 def _validate_space(spec: ExperimentSpec, source: str) -> None:

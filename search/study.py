@@ -20,6 +20,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 from optuna.trial import FrozenTrial, TrialState
 
+from search.cost import CostAwareTPESampler, macs_estimator
 from search.errors import ConfigError, ConvtuneError
 from search.memory import release_memory
 from search.space import grid_of
@@ -115,19 +116,27 @@ def _open_rdb(url: str, heartbeat_interval: int | None) -> StorageHandle:
     return StorageHandle(url, storage, lock_path)
 
 
-def make_sampler(spec: ExperimentSpec) -> optuna.samplers.BaseSampler:
+def make_sampler(
+    spec: ExperimentSpec, data_shape: tuple[int, tuple[int, int]] | None = None
+) -> optuna.samplers.BaseSampler:
+    """The experiment's sampler; a cost-aware TPE needs the input's `(channels, (height, width))`."""
     config = spec.search.sampler
     seed = config.seed if config.seed is not None else spec.seed
     startup = config.n_startup_trials
     if config.name == "tpe":
+        options = {
+            "seed": seed,
+            "n_startup_trials": 10 if startup is None else startup,
+            "multivariate": config.multivariate,
+            "group": config.multivariate,  # one joint model per group of parameters sampled together
+        }
+        if config.cost_aware:
+            if data_shape is None:
+                raise ValueError("a cost-aware sampler needs data_shape=(channels, (height, width)).")
+            return CostAwareTPESampler(macs_estimator(spec, data_shape), **options)
         with warnings.catch_warnings():  # `group` is marked experimental; convtune pins its use
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(
-                seed=seed,
-                n_startup_trials=10 if startup is None else startup,
-                multivariate=config.multivariate,
-                group=config.multivariate,  # one joint model per group of parameters sampled together
-            )
+            return optuna.samplers.TPESampler(**options)
     if config.name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if config.name == "grid":
@@ -160,7 +169,12 @@ def make_pruner(spec: ExperimentSpec) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def open_study(spec: ExperimentSpec, handle: StorageHandle, study_name: str | None = None) -> optuna.Study:
+def open_study(
+    spec: ExperimentSpec,
+    handle: StorageHandle,
+    study_name: str | None = None,
+    data_shape: tuple[int, tuple[int, int]] | None = None,
+) -> optuna.Study:
     """Creates the study, or loads it when it exists (rerunning resumes).
 
     A fresh study samples from the experiment's seed; a study that already exists (a resumed run, or
@@ -173,7 +187,7 @@ def open_study(spec: ExperimentSpec, handle: StorageHandle, study_name: str | No
         study = optuna.create_study(
             storage=handle.storage,
             study_name=name,
-            sampler=make_sampler(spec),
+            sampler=make_sampler(spec, data_shape),
             pruner=make_pruner(spec),
             direction=direction,
             load_if_exists=True,

@@ -307,13 +307,14 @@ def _run_job(job: WorkerJob, stop: StopFlag) -> int:
         )
     tracker = make_tracker_robust(Tracker(TrackingSettings(**job.tracking)))
     handle = open_storage(job.storage, heartbeat_interval=_heartbeat_interval(job.storage))
-    study = open_study(spec, handle, job.study_name)
+    data_shape = (job.in_channels, tuple(job.image_size))
+    study = open_study(spec, handle, job.study_name, data_shape)  # type: ignore[arg-type]
     objective = Objective(
         spec,
         tracker,
         study_name=job.study_name,
         parent_run_id=job.parent_run_id,
-        data_shape=(job.in_channels, tuple(job.image_size)),  # type: ignore[arg-type]
+        data_shape=data_shape,  # type: ignore[arg-type]
         settings=trial_settings_for(slot, job.artifacts, stop),
     )
     guard = TrialGuard(tracker, spec.search.max_retries, worker=slot.label)

@@ -17,6 +17,7 @@ from lightning_modules.shapes import (
     check_feasible,
     count_parameters,
     format_table,
+    multiply_adds,
     traced_table,
 )
 
@@ -185,6 +186,15 @@ def test_dense_equivalent_of_a_conv() -> None:
     conv = architecture_table(config, 1, (10, 10), 2)[0]
     assert conv.params == 8 * 9 + 8
     assert conv.dense_params == 100 * 800 + 800
+
+
+def test_multiply_adds_of_convs_and_linear_layers() -> None:
+    config = ConvNetConfig(channels=[8], kernel_size=3, stride=2, pool="none", hidden=[16], batch_norm=False)
+    rows = architecture_table(config, 1, (10, 10), 2)
+    conv_macs = 8 * 9 * 5 * 5  # each of the 5x5 outputs of 8 filters: 9 multiply-adds
+    head_macs = 8 * 5 * 5 * 16 + 16 * 2
+    assert rows[0].macs == conv_macs
+    assert multiply_adds(config, 1, (10, 10), 2) == conv_macs + head_macs
 
 
 def test_format_table() -> None:
