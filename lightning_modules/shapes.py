@@ -40,7 +40,9 @@ TABLE_COLUMNS = (
     "receptive field",
     "params",
     "dense equivalent",
+    "multiply-adds",
 )
+NUMBER_COLUMNS = ("params", "dense equivalent", "multiply-adds")
 
 
 class InfeasibleArchitecture(ValueError):
@@ -471,7 +473,8 @@ def format_table(rows: Iterable[LayerInfo]) -> list[list[str]]:
     """Plain strings for printing: a header (`TABLE_COLUMNS`), one line per layer, then a total.
 
     `filter` is `KxK`, `padding` is `before,after` when uneven, `dense equivalent` is shown for
-    convolutions (what a dense layer with the same input and output would cost).
+    convolutions (what a dense layer with the same input and output would cost), `multiply-adds`
+    (one image's forward pass) for convolutions and linear layers.
     """
     rows = list(rows)
     table = [list(TABLE_COLUMNS)]
@@ -489,11 +492,13 @@ def format_table(rows: Iterable[LayerInfo]) -> list[list[str]]:
                 "" if row.receptive_field is None else str(row.receptive_field),
                 f"{row.params:,}",
                 f"{row.dense_params:,}" if row.kind == "conv" else "",
+                f"{row.macs:,}" if row.macs else "",
             ]
         )
     total = sum(row.params for row in rows)
     dense = sum(row.dense_params for row in rows)
-    table.append(["total", "", "", "", "", "", "", f"{total:,}", f"{dense:,}"])
+    macs = sum(row.macs for row in rows)
+    table.append(["total", "", "", "", "", "", "", f"{total:,}", f"{dense:,}", f"{macs:,}"])
     return table
 
 

@@ -6,7 +6,14 @@ from rich.table import Table
 
 from lightning_modules.config import ConvNetConfig, RunConfig
 from lightning_modules.models import model_from_config
-from lightning_modules.shapes import TABLE_COLUMNS, LayerInfo, architecture_table, format_table, traced_table
+from lightning_modules.shapes import (
+    NUMBER_COLUMNS,
+    TABLE_COLUMNS,
+    LayerInfo,
+    architecture_table,
+    format_table,
+    traced_table,
+)
 
 
 def layer_infos(
@@ -25,7 +32,7 @@ def architecture_rows(
     rows = layer_infos(config, in_channels, image_size, num_classes)
     table = Table(title=f"architecture of {config.model.name}")
     for column in TABLE_COLUMNS:
-        table.add_column(column, justify="right" if column in ("params", "dense equivalent") else "left")
+        table.add_column(column, justify="right" if column in NUMBER_COLUMNS else "left")
     for cells in format_table(rows)[1:]:
         table.add_row(*cells)
     return table

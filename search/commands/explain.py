@@ -55,10 +55,12 @@ def run(args: argparse.Namespace) -> int:
 def _architecture(cells: list[list[str]], title: str) -> object:
     from rich.table import Table
 
+    from lightning_modules.shapes import NUMBER_COLUMNS
+
     header, *body = cells
     table = Table(title=title)
     for column in header:
-        table.add_column(column, justify="right" if column in ("params", "dense equivalent") else "left")
+        table.add_column(column, justify="right" if column in NUMBER_COLUMNS else "left")
     for row in body:
         table.add_row(*row)
     return table

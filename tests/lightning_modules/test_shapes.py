@@ -206,6 +206,8 @@ def test_format_table() -> None:
     assert table[1][:7] == ["blocks.0.conv0", "conv", "3x3", "1", "1", "4x8x8", "3"]
     assert table[5][4] == "1,2"  # even kernel, same padding: uneven
     assert table[-1][0] == "total" and table[-1][7] == f"{sum(row.params for row in rows):,}"
+    assert table[1][9] == f"{4 * 9 * 8 * 8:,}" and table[2][9] == ""  # a conv's multiply-adds; none for bn
+    assert table[-1][9] == f"{sum(row.macs for row in rows):,}"
 
 
 def test_traced_table_of_a_backbone() -> None:

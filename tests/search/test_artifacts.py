@@ -82,6 +82,7 @@ def test_every_finished_trial_has_valid_pictures_and_the_study_its_plots(workdir
             "output",
             "receptive field",
             "dense equivalent",
+            "multiply-adds",
         ):
             assert column in table
     parent = study.user_attrs["mlflow_parent_run_id"]
