@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pytest
 import yaml
 
@@ -29,6 +30,13 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("CONVTUNE_MLFLOW_CONFIG", raising=False)
     yield tmp_path
+
+
+class AlwaysPrune(optuna.pruners.BasePruner):
+    """A pruner that stops every trial at its first report."""
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        return True
 
 
 def tiny_experiment(**changes: Any) -> dict[str, Any]:

@@ -10,14 +10,9 @@ import torch
 from search.pruning import PruningCallback
 from search.spec import validate_experiment
 from search.study import make_pruner
-from tests.conftest import tiny_experiment
+from tests.conftest import AlwaysPrune, tiny_experiment
 
 MAX_EPOCHS = 4
-
-
-class _AlwaysPrune(optuna.pruners.BasePruner):
-    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
-        return True
 
 
 def _trainer(epoch_index: int, accuracy: float) -> Any:
@@ -54,7 +49,7 @@ def test_steps_are_epochs_trained() -> None:
 
 
 def test_a_trial_is_never_pruned_after_its_last_epoch() -> None:
-    study = optuna.create_study(direction="maximize", pruner=_AlwaysPrune())
+    study = optuna.create_study(direction="maximize", pruner=AlwaysPrune())
     trial = study.ask()
     callback = PruningCallback(trial, "val/acc")
     callback.on_train_epoch_end(_trainer(MAX_EPOCHS - 1, 0.1), None)  # type: ignore[arg-type]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import optuna
 import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
@@ -16,7 +15,7 @@ from search.runner import TuneOptions, prepare_study, tune
 from search.spec import validate_experiment
 from search.study import run_worker
 from search.tracking import load_settings
-from tests.conftest import tiny_experiment, write_experiment
+from tests.conftest import AlwaysPrune, tiny_experiment, write_experiment
 
 
 def _client() -> MlflowClient:
@@ -70,17 +69,12 @@ def test_rerunning_resumes_instead_of_starting_over(workdir: Path) -> None:
     assert again.user_attrs["mlflow_parent_run_id"] == first.user_attrs["mlflow_parent_run_id"]
 
 
-class _AlwaysPrune(optuna.pruners.BasePruner):
-    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
-        return True
-
-
 def test_pruned_trial_is_tagged_pruned_not_failed(workdir: Path) -> None:
     spec = validate_experiment(tiny_experiment())
     prepared = prepare_study(spec, TuneOptions(progress=False))
     study, handle, tracker, parent = prepared.study, prepared.handle, prepared.tracker, prepared.parent_run_id
     checked = prepared.checked
-    study.pruner = _AlwaysPrune()
+    study.pruner = AlwaysPrune()
     objective = Objective(
         spec,
         tracker,
