@@ -98,7 +98,8 @@ def random_arm_spec(spec: ExperimentSpec) -> ExperimentSpec:
     random draws too, and with the same seed both arms would begin with the same configurations."""
     search = spec.search.model_copy(deep=True)
     seed = search.sampler.seed + 1 if search.sampler.seed is not None else None
-    search.sampler = search.sampler.model_copy(update={"name": "random", "seed": seed, "multivariate": False})
+    random_sampler = {"name": "random", "seed": seed, "multivariate": False, "cost_aware": False}
+    search.sampler = search.sampler.model_copy(update=random_sampler)
     search.pruner = search.pruner.model_copy(update={"name": "none"})
     return spec.model_copy(update={"search": search})
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime
 import random
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ from optuna.trial import TrialState
 
 from search.cost import CostAwareTPESampler, CostModel, macs_estimator, seconds_per_epoch
 from search.errors import ConfigError
+from search.runner import TuneOptions, prepare_study
 from search.space import suggest
 from search.spec import ExperimentSpec, validate_experiment
 from search.study import make_sampler
@@ -162,6 +164,11 @@ def test_cost_aware_tpe_learns_the_cost_and_picks_cheaper_runnable_networks() ->
     assert sampler.cost_model.per_mac == pytest.approx(1e-6, rel=1e-3)
     assert None not in cost_aware
     assert np.mean(cost_aware) < 0.5 * np.mean([m for m in plain if m is not None])
+
+
+def test_a_tuned_study_gets_the_cost_aware_sampler(workdir: Path) -> None:
+    study = prepare_study(_spec(cost_aware=True), TuneOptions(progress=False)).study
+    assert isinstance(study.sampler, CostAwareTPESampler)
 
 
 def test_cost_aware_sampler_needs_the_input_shape() -> None:
