@@ -101,7 +101,7 @@ def seconds_per_epoch(trial: FrozenTrial) -> float | None:
 class CostAwareTPESampler(optuna.samplers.TPESampler):
     """TPE whose choice among its candidates is divided by their predicted seconds per epoch.
 
-    It hooks into `TPESampler._sample` and `_compute_acquisition_func` (optuna 4.5 to 5), which
+    It hooks into `TPESampler._sample` and `_compute_acquisition_func` (as of optuna 5.0), which
     `tests/search/test_cost.py` checks, so an optuna that renames them fails there, not silently.
     """
 
