@@ -135,6 +135,10 @@ class DataConfig(StrictModel):
     train_fraction: float = 1.0
     classes: list[Annotated[int, Field(ge=0)]] | None = None
 
+    def input_size(self, native: tuple[int, int]) -> tuple[int, int]:
+        """The (height, width) a model sees: `image_size` squared when set, else the images' own."""
+        return (self.image_size, self.image_size) if self.image_size else native
+
     @field_validator("val_fraction")
     @classmethod
     def _val_fraction_range(cls, value: float) -> float:

@@ -78,8 +78,7 @@ def macs_estimator(spec: ExperimentSpec, data_shape: tuple[int, tuple[int, int]]
             config = config_from_params(spec, params)
             if not isinstance(config.model, ConvNetConfig):
                 return None
-            side = config.data.image_size
-            size = (side, side) if side else image_size
+            size = config.data.input_size(image_size)
             return multiply_adds(config.model, in_channels, size, num_classes=1)
         except ValueError:  # an invalid combination, or a feature map that vanishes
             return None

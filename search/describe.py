@@ -19,7 +19,7 @@ from lightning_modules.shapes import (
 def layer_infos(
     config: RunConfig, in_channels: int, image_size: tuple[int, int], num_classes: int
 ) -> list[LayerInfo]:
-    size = (config.data.image_size, config.data.image_size) if config.data.image_size else image_size
+    size = config.data.input_size(image_size)
     if isinstance(config.model, ConvNetConfig):
         return architecture_table(config.model, in_channels, size, num_classes)
     model = model_from_config(config.model, in_channels=in_channels, num_classes=num_classes, image_size=size)

@@ -21,7 +21,7 @@ def infeasibility(config: RunConfig, in_channels: int, image_size: tuple[int, in
     """Why this config's network cannot run on these inputs, or None when it can."""
     if not isinstance(config.model, ConvNetConfig):
         return None
-    size = (config.data.image_size, config.data.image_size) if config.data.image_size else image_size
+    size = config.data.input_size(image_size)
     try:
         check_feasible(config.model, in_channels, size)
     except InfeasibleArchitecture as error:
