@@ -15,7 +15,6 @@ search's best sooner in one repeat of three and later in the other two, so it is
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -105,9 +104,7 @@ class CostAwareTPESampler(optuna.samplers.TPESampler):
     """
 
     def __init__(self, estimate_macs: MacsEstimator, **tpe_options: Any) -> None:
-        with warnings.catch_warnings():  # `group` is marked experimental; convtune pins its use
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            super().__init__(**tpe_options)
+        super().__init__(**tpe_options)
         self._estimate_macs = estimate_macs
         self._macs_of_trial: dict[int, int | None] = {}
         self._space: dict[str, BaseDistribution] = {}

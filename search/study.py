@@ -130,12 +130,12 @@ def make_sampler(
             "multivariate": config.multivariate,
             "group": config.multivariate,  # one joint model per group of parameters sampled together
         }
-        if config.cost_aware:
-            if data_shape is None:
-                raise ValueError("a cost-aware sampler needs data_shape=(channels, (height, width)).")
-            return CostAwareTPESampler(macs_estimator(spec, data_shape), **options)
+        if config.cost_aware and data_shape is None:
+            raise ValueError("a cost-aware sampler needs data_shape=(channels, (height, width)).")
         with warnings.catch_warnings():  # `group` is marked experimental; convtune pins its use
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            if config.cost_aware:
+                return CostAwareTPESampler(macs_estimator(spec, data_shape), **options)
             return optuna.samplers.TPESampler(**options)
     if config.name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
