@@ -176,15 +176,6 @@ def test_cost_aware_sampler_needs_the_input_shape() -> None:
         make_sampler(_spec(cost_aware=True))
 
 
-def test_cost_aware_needs_tpe() -> None:
-    raw = tiny_experiment()
-    raw["search"]["sampler"] = {"name": "random", "cost_aware": True}
-    with pytest.raises(
-        ConfigError, match=r"cost_aware applies to the tpe sampler only, but got name='random'"
-    ):
-        validate_experiment(raw)
-
-
 def test_cost_aware_needs_a_convnet() -> None:
     raw = tiny_experiment()
     raw["model"] = {"name": "resnet18", "pretrained": False}

@@ -116,10 +116,11 @@ def test_multivariate_tpe_models_parameters_jointly() -> None:
     assert not make_sampler(_spec("tpe"))._multivariate
 
 
-def test_multivariate_on_another_sampler_is_a_config_error() -> None:
+@pytest.mark.parametrize("option", ["multivariate", "cost_aware"])
+def test_a_tpe_option_on_another_sampler_is_a_config_error(option: str) -> None:
     raw = tiny_experiment()
-    raw["search"]["sampler"] = {"name": "random", "multivariate": True}
+    raw["search"]["sampler"] = {"name": "random", option: True}
     with pytest.raises(
-        ConfigError, match=r"multivariate applies to the tpe sampler only, but got name='random'"
+        ConfigError, match=rf"{option} applies to the tpe sampler only, but got name='random'"
     ):
         validate_experiment(raw)
