@@ -117,11 +117,12 @@ class Reproduction:
     run_id: str
     seconds: float
     config_notes: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)  # config keys set otherwise than the trial had them
     registered: RegisteredModel | None = None
 
     @property
     def comparable(self) -> bool:
-        return self.original_value is not None and not any("max_epochs" in n for n in self.config_notes)
+        return self.original_value is not None and not self.changed
 
     @property
     def matches(self) -> bool:
@@ -131,7 +132,8 @@ class Reproduction:
         if self.original_value is None:
             return f"trial {self.trial.number} was {self.trial.state.name}: it has no final value to compare."
         if not self.comparable:
-            return "not comparable: the reproduction trained a different number of epochs."
+            keys = ", ".join(self.changed[:6]) + (" ..." if len(self.changed) > 6 else "")
+            return f"not comparable: the reproduction changed the trial's {keys}."
         if self.matches:
             return f"matches the original to the last digit ({self.metric}={self.value!r})."
         difference = self.value - self.original_value  # type: ignore[operator]
@@ -292,7 +294,9 @@ def reproduce(spec: ExperimentSpec, options: ReproduceOptions, *, overridden: bo
     tracker = Tracker(load_settings())
     tracker.check_reachable()
     original_run = trial.user_attrs.get(USER_ATTR_RUN_ID)
-    config, notes = trial_config(spec, trial, recorded_config(tracker, original_run), overridden=overridden)
+    recorded = recorded_config(tracker, original_run)
+    config, notes = trial_config(spec, trial, recorded, overridden=overridden)
+    trained = RunConfig.model_validate(recorded) if recorded is not None else config
     if options.epochs is not None:
         if options.epochs < 1:
             raise ConfigError(f"--epochs must be at least 1, but got {options.epochs}.")
@@ -305,10 +309,13 @@ def reproduce(spec: ExperimentSpec, options: ReproduceOptions, *, overridden: bo
             )
     precision = resolve_precision(config.trainer.precision, options.accelerator or config.trainer.accelerator)
     notes += precision_notes(tracker, original_run, precision)
+    changed = _differing_keys(config, trained)
     run_id = _start_run(tracker, study.study_name, trial, config, original_run, precision)
     started = time.perf_counter()
     try:
-        result = _reproduce_in_run(spec, options, study.study_name, trial, config, notes, tracker, run_id)
+        result = _reproduce_in_run(
+            spec, options, study.study_name, trial, config, (notes, changed), tracker, run_id
+        )
     except BaseException as error:
         tracker.set_tags(run_id, {"convtune.error": f"{type(error).__name__}: {error}"[:500]})
         tracker.client.set_terminated(run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
@@ -364,7 +371,7 @@ def _reproduce_in_run(
     study_name: str,
     trial: FrozenTrial,
     config: RunConfig,
-    notes: list[str],
+    notes_and_changes: tuple[list[str], list[str]],
     tracker: Tracker,
     run_id: str,
 ) -> Reproduction:
@@ -384,7 +391,7 @@ def _reproduce_in_run(
     original = trial.value if trial.state == TrialState.COMPLETE else None
     result = Reproduction(
         trial, config, metric, original, float(best.best_value), int(best.best_epoch or 0), test, model,
-        run_id, time.perf_counter() - started, notes,
+        run_id, time.perf_counter() - started, *notes_and_changes,
     )  # fmt: skip
     _log_results(tracker, result)
     if options.register:
@@ -432,6 +439,7 @@ def _log_results(tracker: Tracker, result: Reproduction) -> None:
             "original": result.original_value,
             "reproduced": result.value,
             "matches": result.matches,
+            "changed": result.changed,
             "notes": result.config_notes,
         }
         (path / "reproduction.json").write_text(json.dumps(comparison, indent=1))
