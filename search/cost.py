@@ -109,6 +109,7 @@ class CostAwareTPESampler(optuna.samplers.TPESampler):
         self._macs_of_trial: dict[int, int | None] = {}
         self._space: dict[str, BaseDistribution] = {}
         self._cost: CostModel | None = None
+        self._fitted_on = -1  # finished trials the line was fitted on
 
     @property
     def cost_model(self) -> CostModel | None:
@@ -148,7 +149,12 @@ class CostAwareTPESampler(optuna.samplers.TPESampler):
         return macs
 
     def _fit(self, study: optuna.Study) -> CostModel | None:
+        """The line through the finished trials; refitted only when more have finished (without
+        multivariate TPE, `_sample` runs once per parameter)."""
         trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        if len(trials) == self._fitted_on:
+            return self._cost
+        self._fitted_on = len(trials)
         points = []
         for trial in trials:
             seconds = seconds_per_epoch(trial)

@@ -184,3 +184,15 @@ def test_cost_aware_needs_a_convnet() -> None:
         ConfigError, match=r"cost_aware predicts .* but model.name is 'resnet18'; use model.name"
     ):
         validate_experiment(raw)
+
+
+def test_the_line_is_refitted_only_when_more_trials_finish(monkeypatch: pytest.MonkeyPatch) -> None:
+    fits: list[int] = []
+    fit = CostModel.fit.__func__  # type: ignore[attr-defined]
+    monkeypatch.setattr(
+        CostModel, "fit", classmethod(lambda cls, x, y: fits.append(len(x)) or fit(cls, x, y))
+    )
+    spec = _spec(cost_aware=True, multivariate=False)  # one `_sample` per parameter
+    chosen = _chosen_macs(spec, make_sampler(spec, DIGITS))
+    assert len(chosen) == 12 and None not in chosen
+    assert len(fits) == 1  # the history stays the same while the 12 trials ask for 5 params each
