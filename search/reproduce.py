@@ -132,8 +132,7 @@ class Reproduction:
         if self.original_value is None:
             return f"trial {self.trial.number} was {self.trial.state.name}: it has no final value to compare."
         if not self.comparable:
-            keys = ", ".join(self.changed[:6]) + (" ..." if len(self.changed) > 6 else "")
-            return f"not comparable: the reproduction changed the trial's {keys}."
+            return f"not comparable: the reproduction changed the trial's {_listed(self.changed)}."
         if self.matches:
             return f"matches the original to the last digit ({self.metric}={self.value!r})."
         difference = self.value - self.original_value  # type: ignore[operator]
@@ -189,23 +188,25 @@ def select_trial(study: optuna.Study, number: int | None) -> FrozenTrial:
 
 
 def trial_config(
-    spec: ExperimentSpec, trial: FrozenTrial, recorded: dict[str, Any] | None, *, overridden: bool
+    spec: ExperimentSpec, trial: FrozenTrial, recorded: RunConfig | None, *, overridden: bool
 ) -> tuple[RunConfig, list[str]]:
     """The trial's config rebuilt from its params; the config its run recorded wins when the two
     differ (the experiment file changed since), unless the user overrode fields with --set."""
     rebuilt = config_from_params(spec, trial.params)
     if recorded is None:
         return rebuilt, ["the trial's run has no config.yaml; rebuilt from the experiment file and params."]
-    recorded_config = RunConfig.model_validate(recorded)
-    differing = _differing_keys(rebuilt, recorded_config)
+    differing = _differing_keys(rebuilt, recorded)
     if not differing:
         return rebuilt, []
-    keys = ", ".join(differing[:6]) + (" ..." if len(differing) > 6 else "")
     if overridden:
-        return rebuilt, [f"--set changes the trial's config ({keys}); the values may differ."]
-    return recorded_config, [
-        f"the experiment file changed since the trial ({keys}); using the trial's own config."
+        return rebuilt, [f"--set changes the trial's config ({_listed(differing)}); the values may differ."]
+    return recorded, [
+        f"the experiment file changed since the trial ({_listed(differing)}); using the trial's own config."
     ]
+
+
+def _listed(keys: list[str], most: int = 6) -> str:
+    return ", ".join(keys[:most]) + (" ..." if len(keys) > most else "")
 
 
 def _differing_keys(a: RunConfig, b: RunConfig) -> list[str]:
@@ -214,14 +215,16 @@ def _differing_keys(a: RunConfig, b: RunConfig) -> list[str]:
     return sorted(key for key in flat_a.keys() | flat_b.keys() if flat_a.get(key) != flat_b.get(key))
 
 
-def recorded_config(tracker: Tracker, run_id: str | None) -> dict[str, Any] | None:
+def recorded_config(tracker: Tracker, run_id: str | None) -> RunConfig | None:
+    """The config.yaml a trial's run recorded, or None when there is none to read."""
     if not run_id:
         return None
     try:
         text = tracker.client.download_artifacts(run_id, "config.yaml")
-        return yaml.safe_load(Path(text).read_text())
+        recorded = yaml.safe_load(Path(text).read_text())
     except Exception:  # a run without the artifact, or one that was deleted
         return None
+    return RunConfig.model_validate(recorded)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -296,7 +299,7 @@ def reproduce(spec: ExperimentSpec, options: ReproduceOptions, *, overridden: bo
     original_run = trial.user_attrs.get(USER_ATTR_RUN_ID)
     recorded = recorded_config(tracker, original_run)
     config, notes = trial_config(spec, trial, recorded, overridden=overridden)
-    trained = RunConfig.model_validate(recorded) if recorded is not None else config
+    trained = recorded if recorded is not None else config  # what the trial trained, as its run tells
     if options.epochs is not None:
         if options.epochs < 1:
             raise ConfigError(f"--epochs must be at least 1, but got {options.epochs}.")
@@ -314,7 +317,7 @@ def reproduce(spec: ExperimentSpec, options: ReproduceOptions, *, overridden: bo
     started = time.perf_counter()
     try:
         result = _reproduce_in_run(
-            spec, options, study.study_name, trial, config, (notes, changed), tracker, run_id
+            spec, options, study.study_name, trial, config, notes, changed, tracker, run_id
         )
     except BaseException as error:
         tracker.set_tags(run_id, {"convtune.error": f"{type(error).__name__}: {error}"[:500]})
@@ -371,7 +374,8 @@ def _reproduce_in_run(
     study_name: str,
     trial: FrozenTrial,
     config: RunConfig,
-    notes_and_changes: tuple[list[str], list[str]],
+    notes: list[str],
+    changed: list[str],
     tracker: Tracker,
     run_id: str,
 ) -> Reproduction:
@@ -391,7 +395,7 @@ def _reproduce_in_run(
     original = trial.value if trial.state == TrialState.COMPLETE else None
     result = Reproduction(
         trial, config, metric, original, float(best.best_value), int(best.best_epoch or 0), test, model,
-        run_id, time.perf_counter() - started, *notes_and_changes,
+        run_id, time.perf_counter() - started, notes, changed,
     )  # fmt: skip
     _log_results(tracker, result)
     if options.register:

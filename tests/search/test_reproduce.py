@@ -317,8 +317,8 @@ def test_a_machine_that_resolves_precision_otherwise_is_noted(in_study: Reproduc
 def test_changed_epochs_or_fields_make_a_reproduction_not_comparable(
     in_study: Reproduced, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    unchanged = ["reproduce", str(in_study.experiment), "--no-register", "--strict"]
-    assert main([*unchanged, "--epochs", "1", "--set", "data.batch_size=32"]) == 0  # --strict: no verdict
+    command = ["reproduce", str(in_study.experiment), "--no-register", "--strict"]
+    assert main([*command, "--epochs", "1", "--set", "data.batch_size=32"]) == 0  # --strict: no verdict
     out = capsys.readouterr().out
     assert "not comparable: the reproduction changed the trial's data.batch_size, trainer.max_epochs." in out
     assert in_study.first.changed == [] and in_study.first.comparable
