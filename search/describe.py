@@ -6,14 +6,7 @@ from rich.table import Table
 
 from lightning_modules.config import ConvNetConfig, RunConfig
 from lightning_modules.models import model_from_config
-from lightning_modules.shapes import (
-    NUMBER_COLUMNS,
-    TABLE_COLUMNS,
-    LayerInfo,
-    architecture_table,
-    format_table,
-    traced_table,
-)
+from lightning_modules.shapes import NUMBER_COLUMNS, LayerInfo, architecture_table, format_table, traced_table
 
 
 def layer_infos(
@@ -30,10 +23,16 @@ def architecture_rows(
     config: RunConfig, in_channels: int, image_size: tuple[int, int], num_classes: int
 ) -> Table:
     rows = layer_infos(config, in_channels, image_size, num_classes)
-    table = Table(title=f"architecture of {config.model.name}")
-    for column in TABLE_COLUMNS:
+    return architecture_rich_table(rows, title=f"architecture of {config.model.name}")
+
+
+def architecture_rich_table(rows: list[LayerInfo], title: str) -> Table:
+    """`format_table`'s cells as a rich table, numbers right-aligned."""
+    header, *body = format_table(rows)
+    table = Table(title=title)
+    for column in header:
         table.add_column(column, justify="right" if column in NUMBER_COLUMNS else "left")
-    for cells in format_table(rows)[1:]:
+    for cells in body:
         table.add_row(*cells)
     return table
 

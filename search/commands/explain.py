@@ -26,8 +26,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from lightning_modules.shapes import format_table, traced_table
-    from search.describe import architecture_markdown
+    from lightning_modules.shapes import traced_table
+    from search.describe import architecture_markdown, architecture_rich_table
     from search.gradcam import explain_image
     from search.model_store import load_inference_model, prepare_images
 
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if not console.is_terminal:
         console = Console(width=160)  # the table's columns stay readable in logs and pipes
     console.print(
-        _architecture(format_table(rows), title=f"architecture of {model.description.model.get('name')}")
+        architecture_rich_table(rows, title=f"architecture of {model.description.model.get('name')}")
     )
     probability = float(explanation.probabilities[explanation.predicted])
     console.print(
@@ -50,17 +50,3 @@ def run(args: argparse.Namespace) -> int:
     )
     console.print(f"pictures in {out}/: " + ", ".join(path.name for path in explanation.paths))
     return 0
-
-
-def _architecture(cells: list[list[str]], title: str) -> object:
-    from rich.table import Table
-
-    from lightning_modules.shapes import NUMBER_COLUMNS
-
-    header, *body = cells
-    table = Table(title=title)
-    for column in header:
-        table.add_column(column, justify="right" if column in NUMBER_COLUMNS else "left")
-    for row in body:
-        table.add_row(*row)
-    return table
