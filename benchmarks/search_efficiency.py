@@ -40,10 +40,11 @@ from matplotlib.figure import Figure
 from optuna.trial import TrialState
 
 from lightning_modules.data import ImageDataModule
-from search.objective import USER_ATTR_INFEASIBLE, Objective, TrialSettings
+from search.objective import Objective, TrialSettings
 from search.spec import ExperimentSpec, load_experiment
 from search.study import make_pruner, make_sampler, run_one
 from search.tracking import Tracker, TrackingSettings
+from search.tracking.vocabulary import ATTR_INFEASIBLE
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,7 +68,7 @@ class Arm:
         started = time.perf_counter()
         state = run_one(self.study, self.study.ask(), self.objective)
         self.clock += time.perf_counter() - started
-        infeasible = USER_ATTR_INFEASIBLE in self.study.trials[-1].user_attrs  # pruned before training
+        infeasible = ATTR_INFEASIBLE in self.study.trials[-1].user_attrs  # pruned before training
         name = "INFEASIBLE" if infeasible else state.name
         self.states[name] = self.states.get(name, 0) + 1
         if state != TrialState.COMPLETE:

@@ -16,11 +16,10 @@ arbitrary objects.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from pydantic import TypeAdapter, ValidationError
@@ -30,14 +29,10 @@ from lightning_modules.config import ModelConfig
 from lightning_modules.models import model_from_config
 from search.errors import ConfigError, ConvtuneError
 
-if TYPE_CHECKING:
-    from search.tracking import Tracker
-
 MODEL_FORMAT = "convtune-model"
 FORMAT_VERSION = 1
 MODEL_FILE = "convtune_model.pt"
 MLFLOW_MODEL_NAME = "model"
-CHAMPION_ALIAS = "champion"
 URI_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/", "file:/", "s3://", "gs://", "http://", "https://")
 _INIT_ONLY_FIELDS = {"weights": None, "pretrained": False, "freeze": "none", "unfreeze_after": None}
 
@@ -242,25 +237,6 @@ def is_uri(text: str) -> bool:
     return text.startswith(URI_SCHEMES)
 
 
-def download_model(uri: str) -> Path:
-    """A local folder holding the MLflow model at `uri` (`models:/name@alias`, `runs:/<id>/model`)."""
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    import mlflow
-
-    from search.tracking import Tracker, load_settings
-
-    if uri.startswith("runs:/") and uri.rstrip("/").count("/") == 1:
-        uri = f"{uri.rstrip('/')}/{MLFLOW_MODEL_NAME}"
-    Tracker(load_settings())  # points mlflow at this project's tracking and registry stores
-    try:
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
-    except Exception as error:
-        raise ConvtuneError(
-            f"cannot load model {uri} ({_reason(error)}); check the name/alias or run id "
-            "(`models:/<study>@champion`, `runs:/<run id>/model`) and the tracking store in mlflow.yml."
-        ) from None
-
-
 def load_inference_model(uri_or_path: str) -> InferenceModel:
     """An `InferenceModel` from `models:/name@alias`, `runs:/<id>/model`, an MLflow model folder or a
     saved model file; any problem is one `ConvtuneError` line."""
@@ -268,6 +244,8 @@ def load_inference_model(uri_or_path: str) -> InferenceModel:
     if not text:
         raise ConfigError("MODEL is empty; give models:/<name>@champion, runs:/<run id>/model or a path.")
     if is_uri(text) and not text.startswith("file:"):
+        from search.tracking.registry import download_model  # MLflow only for a URI
+
         return _read_model_file(_model_file_in(download_model(text)))
     path = Path(text.removeprefix("file://")).expanduser()
     if path.is_dir():
@@ -309,66 +287,6 @@ def prepare_images(paths: Sequence[str | Path], in_channels: int, image_size: tu
             ) from None
         out[index] = pixels.view(height, width, in_channels).permute(2, 0, 1)
     return out
-
-
-# ---------------------------------------------------------------------------------------------------
-# MLflow: log and register
-
-
-@dataclass(frozen=True)
-class RegisteredModel:
-    name: str
-    version: str
-    alias: str
-    model_uri: str
-
-    @property
-    def alias_uri(self) -> str:
-        return f"models:/{self.name}@{self.alias}"
-
-
-def log_and_register(
-    model: InferenceModel,
-    tracker: Tracker,
-    run_id: str,
-    registered_name: str,
-    *,
-    example: Tensor,
-    alias: str = CHAMPION_ALIAS,
-    tags: dict[str, str] | None = None,
-) -> RegisteredModel:
-    """Logs `model` to the run as an `mlflow.pytorch` model (pt2 graph + convtune's model file),
-    registers a new version under `registered_name` and points `alias` at it."""
-    import tempfile
-
-    import mlflow
-    import mlflow.pytorch
-    from mlflow.models import infer_signature
-
-    example = example[:2].cpu()
-    if example.shape[0] < 2:  # torch.export keeps a batch of one static
-        example = example.repeat(2, 1, 1, 1)
-    probabilities = model(example).detach().numpy()
-    signature = infer_signature(example.numpy(), probabilities)
-    with tempfile.TemporaryDirectory(prefix="convtune-model-") as folder:
-        model_file = model.save(Path(folder) / MODEL_FILE)
-        with mlflow.start_run(run_id=run_id):
-            info = mlflow.pytorch.log_model(
-                model,
-                name=MLFLOW_MODEL_NAME,
-                signature=signature,
-                input_example=example.numpy(),
-                serialization_format="pt2",
-                registered_model_name=registered_name,
-                extra_files=[str(model_file)],
-                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-                metadata={"convtune": json.loads(model.description.to_json())},
-            )
-    version = str(info.registered_model_version)
-    tracker.client.set_registered_model_alias(registered_name, alias, version)
-    for key, value in (tags or {}).items():
-        tracker.client.set_model_version_tag(registered_name, version, key, value)
-    return RegisteredModel(registered_name, version, alias, info.model_uri)
 
 
 # ---------------------------------------------------------------------------------------------------

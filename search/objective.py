@@ -23,18 +23,12 @@ from search.feasibility import infeasibility
 from search.pruning import PruningCallback
 from search.space import flatten_config, suggest
 from search.spec import ExperimentSpec
-from search.tracking import EpochMetricsCallback, Tracker
+from search.tracking import vocabulary as v
+from search.tracking.callbacks import DataInputsCallback, EpochMetricsCallback
+from search.tracking.tracker import Tracker
 from search.weights import resolve_weights
 
 ArtifactWriter = Callable[[RunParts, RunConfig, BestWeights, Path], None]
-
-USER_ATTR_RUN_ID = "mlflow_run_id"
-USER_ATTR_DEVICE = "device"
-USER_ATTR_INFEASIBLE = "infeasible_reason"
-USER_ATTR_ERROR = "error"
-USER_ATTR_INTERRUPTED = "interrupted"
-USER_ATTR_DIVERGED = "diverged"
-TAG_PRECISION = "convtune.precision"  # what the run trained in; `precision: auto` depends on the machine
 
 
 class TrialInterrupted(SystemExit):
@@ -72,6 +66,7 @@ class TrialSettings:
     extra_callbacks: Sequence[Callable[[optuna.Trial], pl.Callback]] = ()
     artifact_writers: list[ArtifactWriter] = field(default_factory=list)
     gpu_ids: list[int] | None = None  # in-process GPU worker: Lightning's `devices` as CUDA indices
+    system_metrics: bool = True  # MLflow's CPU/memory/GPU samples on every trial's run
 
 
 class Objective:
@@ -101,7 +96,7 @@ class Objective:
         try:
             value = self._train(trial, config, run_id)
         except optuna.TrialPruned as pruned:
-            self.tracker.set_tags(run_id, {"convtune.pruned_reason": str(pruned)})
+            self.tracker.set_tags(run_id, {v.TAG_PRUNED_REASON: str(pruned)})
             self.tracker.finish(run_id, "PRUNED")
             raise
         except (KeyboardInterrupt, SystemExit) as error:
@@ -109,34 +104,33 @@ class Objective:
             raise
         except BaseException as error:
             message = "".join(traceback.format_exception(error))
-            trial.set_user_attr(USER_ATTR_ERROR, f"{type(error).__name__}: {error}"[:500])
+            trial.set_user_attr(v.ATTR_ERROR, f"{type(error).__name__}: {error}"[:500])
             self.tracker.finish(run_id, "FAIL", error=message)
             raise
-        self.tracker.log_metrics(run_id, {"objective": value})
+        self.tracker.log_metrics(run_id, {v.METRIC_OBJECTIVE: value})
         self.tracker.finish(run_id, "COMPLETE")
         return value
 
     def _close_interrupted(self, trial: optuna.Trial, run_id: str, error: BaseException) -> None:
         """SIGTERM or Ctrl-C: Optuna gets FAIL (and a retry), MLflow KILLED with tag optuna.state=FAIL."""
         reason = f"interrupted ({type(error).__name__}); the trial is retried when the study resumes"
-        trial.set_user_attr(USER_ATTR_INTERRUPTED, reason)
-        self.tracker.set_tags(run_id, {"optuna.state": "FAIL", "convtune.error": reason})
-        self.tracker.client.set_terminated(run_id, "KILLED")
+        trial.set_user_attr(v.ATTR_INTERRUPTED, reason)
+        self.tracker.interrupt(run_id, reason)
 
     def _start_run(self, trial: optuna.Trial, params: dict[str, Any], config: RunConfig) -> str:
-        trial.set_user_attr(USER_ATTR_DEVICE, self.settings.device)
+        trial.set_user_attr(v.ATTR_DEVICE, self.settings.device)
         run_id = self.tracker.start_trial(
             study_name=self.study_name,
             parent_run_id=self.parent_run_id,
             trial_number=trial.number,
             params=flatten_config(config.model_dump(mode="json")),
             tags={
-                "convtune.device": self.settings.device,
-                "convtune.sampled": ",".join(params),
-                TAG_PRECISION: resolve_precision(config.trainer.precision, self._accelerator(config)),
+                v.TAG_DEVICE: self.settings.device,
+                v.TAG_SAMPLED: ",".join(params),
+                v.TAG_PRECISION: resolve_precision(config.trainer.precision, self._accelerator(config)),
             },
         )
-        trial.set_user_attr(USER_ATTR_RUN_ID, run_id)
+        trial.set_user_attr(v.ATTR_RUN_ID, run_id)
         self.tracker.log_text(
             run_id, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), "config.yaml"
         )
@@ -145,8 +139,8 @@ class Objective:
     def _train(self, trial: optuna.Trial, config: RunConfig, run_id: str) -> float:
         reason = infeasibility(config, self.in_channels, self.image_size)
         if reason is not None:
-            trial.set_user_attr(USER_ATTR_INFEASIBLE, reason)
-            self.tracker.set_tags(run_id, {"convtune.infeasible": reason[:500]})
+            trial.set_user_attr(v.ATTR_INFEASIBLE, reason)
+            self.tracker.set_tags(run_id, {v.TAG_INFEASIBLE: reason[:500]})
             raise optuna.TrialPruned(f"infeasible architecture: {reason}")
         started = time.perf_counter()
         # GPU trials keep their data on the GPU
@@ -157,6 +151,7 @@ class Objective:
         callbacks: list[pl.Callback] = [
             best,
             EpochMetricsCallback(self.tracker, run_id),
+            DataInputsCallback(self.tracker, run_id),
             PruningCallback(trial, self.spec.search.metric),
         ]
         callbacks += [make(trial) for make in self.settings.extra_callbacks]
@@ -167,16 +162,20 @@ class Objective:
             overrides["devices"] = self.settings.gpu_ids
         trainer = create_trainer(config.trainer, callbacks=callbacks, **overrides)
         try:
-            trainer.fit(parts.module, datamodule=parts.datamodule)
+            with self.tracker.system_metrics(run_id, enabled=self.settings.system_metrics):
+                trainer.fit(parts.module, datamodule=parts.datamodule)
         except NonFiniteLossError as error:
             # a search result, not a crash: pruned trials inform the sampler, failed ones are invisible to it
-            trial.set_user_attr(USER_ATTR_DIVERGED, str(error)[:500])
+            trial.set_user_attr(v.ATTR_DIVERGED, str(error)[:500])
             raise optuna.TrialPruned(f"diverged: {error}") from None
         if best.best_value is None:
             raise RuntimeError(f"no {self.spec.search.metric} was measured; check limit_val_batches.")
         self.tracker.log_metrics(
             run_id,
-            {"best_epoch": float(best.best_epoch or 0), "train_seconds": time.perf_counter() - started},
+            {
+                v.METRIC_BEST_EPOCH: float(best.best_epoch or 0),
+                v.METRIC_TRAIN_SECONDS: time.perf_counter() - started,
+            },
         )
         if self.settings.artifacts:
             self._write_artifacts(parts, config, best, run_id)

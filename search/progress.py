@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from search.study import best_trial, count_states
+from search.tracking import vocabulary as v
 
 
 class StudyProgress:
@@ -118,12 +119,12 @@ def trials_table(study: optuna.Study, *, limit: int | None = 10, title: str | No
         table.add_column(column, overflow="fold")
     for trial in sorted(trials, key=rank)[:limit]:
         duration = trial.duration.total_seconds() if trial.duration else None
-        note = trial.user_attrs.get("infeasible_reason") or trial.user_attrs.get("error") or ""
+        note = trial.user_attrs.get(v.ATTR_INFEASIBLE) or trial.user_attrs.get(v.ATTR_ERROR) or ""
         table.add_row(
             str(trial.number),
             trial.state.name,
             f"{trial.value:.4f}" if trial.value is not None else "",
-            str(trial.user_attrs.get("device", "")),
+            str(trial.user_attrs.get(v.ATTR_DEVICE, "")),
             f"{duration:.1f}" if duration is not None else "",
             format_params(trial.params) + (f"  [{note[:80]}]" if note else ""),
         )

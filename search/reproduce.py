@@ -25,20 +25,17 @@ from lightning_modules.config import RunConfig
 from lightning_modules.precision import resolve_precision
 from lightning_modules.training import RunParts, build_run, create_trainer
 from search.errors import ConfigError, ConvtuneError
-from search.model_store import (
-    InferenceModel,
-    RegisteredModel,
-    inference_model_from_run,
-    log_and_register,
-    weights_from_uri,
-)
-from search.objective import TAG_PRECISION, USER_ATTR_RUN_ID
+from search.model_store import InferenceModel, inference_model_from_run, weights_from_uri
 from search.space import config_from_params, flatten_config
 from search.spec import ExperimentSpec
 from search.study import best_trial, find_study, open_storage
-from search.tracking import EpochMetricsCallback, Tracker, load_settings
+from search.tracking import load_settings
+from search.tracking import vocabulary as v
+from search.tracking.callbacks import EpochMetricsCallback
+from search.tracking.registry import RegisteredModel, log_and_register
+from search.tracking.tracker import Tracker
 
-TAG_REPRODUCTION_OF = "convtune.reproduction_of"
+TAG_REPRODUCTION_OF = v.TAG_REPRODUCTION_OF
 REPRODUCIBLE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -217,14 +214,10 @@ def _differing_keys(a: RunConfig, b: RunConfig) -> list[str]:
 
 def recorded_config(tracker: Tracker, run_id: str | None) -> RunConfig | None:
     """The config.yaml a trial's run recorded, or None when there is none to read."""
-    if not run_id:
+    text = tracker.read_text(run_id, "config.yaml")
+    if text is None:
         return None
-    try:
-        text = tracker.client.download_artifacts(run_id, "config.yaml")
-        recorded = yaml.safe_load(Path(text).read_text())
-    except Exception:  # a run without the artifact, or one that was deleted
-        return None
-    return RunConfig.model_validate(recorded)
+    return RunConfig.model_validate(yaml.safe_load(text))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -296,7 +289,7 @@ def reproduce(spec: ExperimentSpec, options: ReproduceOptions, *, overridden: bo
     trial = select_trial(study, options.trial)
     tracker = Tracker(load_settings())
     tracker.check_reachable()
-    original_run = trial.user_attrs.get(USER_ATTR_RUN_ID)
+    original_run = trial.user_attrs.get(v.ATTR_RUN_ID)
     recorded = recorded_config(tracker, original_run)
     config, notes = trial_config(spec, trial, recorded, overridden=overridden)
     trained = recorded if recorded is not None else config  # what the trial trained, as its run tells
@@ -320,9 +313,9 @@ def reproduce(spec: ExperimentSpec, options: ReproduceOptions, *, overridden: bo
             spec, options, study.study_name, trial, config, notes, changed, tracker, run_id
         )
     except BaseException as error:
-        tracker.set_tags(run_id, {"convtune.error": f"{type(error).__name__}: {error}"[:500]})
-        tracker.client.set_terminated(run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+        tracker.end_run(run_id, error=error)
         raise
+    tracker.end_run(run_id)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -330,12 +323,7 @@ def reproduce(spec: ExperimentSpec, options: ReproduceOptions, *, overridden: bo
 def precision_notes(tracker: Tracker, original_run: str | None, precision: str) -> list[str]:
     """A note when this machine trains in another precision than the trial did (`precision: auto`
     picks bf16 only where the hardware has it), since the result will then differ."""
-    if not original_run:
-        return []
-    try:
-        trained = tracker.client.get_run(original_run).data.tags.get(TAG_PRECISION)
-    except Exception:  # a deleted run, or one from another tracking store
-        return []
+    trained = tracker.run_tag(original_run, v.TAG_PRECISION)
     if trained is None or trained == precision:
         return []
     return [
@@ -351,18 +339,12 @@ def _start_run(
     original_run: str | None,
     precision: str,
 ) -> str:
-    run = tracker.client.create_run(
-        tracker.experiment_id(study_name),
-        run_name=f"reproduce-trial-{trial.number:04d}",
-        tags={
-            TAG_REPRODUCTION_OF: original_run or "",
-            "optuna.study": study_name,
-            "optuna.trial_number": str(trial.number),
-            "convtune.role": "reproduction",
-            TAG_PRECISION: precision,
-        },
+    run_id = tracker.start_reproduction(
+        study_name=study_name,
+        trial_number=trial.number,
+        original_run_id=original_run,
+        tags={v.TAG_PRECISION: precision},
     )
-    run_id = run.info.run_id
     tracker.log_params(run_id, flatten_config(config.model_dump(mode="json")))
     tracker.log_text(run_id, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), "config.yaml")
     return run_id
@@ -406,11 +388,10 @@ def _reproduce_in_run(
             study_name,
             example=test_images[:2],
             tags={
-                TAG_REPRODUCTION_OF: trial.user_attrs.get(USER_ATTR_RUN_ID, ""),
-                "test_acc": f"{test.accuracy:.6f}",
+                v.TAG_REPRODUCTION_OF: trial.user_attrs.get(v.ATTR_RUN_ID, ""),
+                v.MODEL_TAG_TEST_ACC: f"{test.accuracy:.6f}",
             },
         )
-    tracker.client.set_terminated(run_id, "FINISHED")
     return result
 
 
@@ -418,9 +399,9 @@ def _log_results(tracker: Tracker, result: Reproduction) -> None:
     test = result.test
     metrics = {
         "test/acc": test.accuracy,
-        "objective": result.value,
-        "best_epoch": float(result.best_epoch),
-        "train_seconds": result.seconds,
+        v.METRIC_OBJECTIVE: result.value,
+        v.METRIC_BEST_EPOCH: float(result.best_epoch),
+        v.METRIC_TRAIN_SECONDS: result.seconds,
     }
     if result.original_value is not None:
         metrics["original_objective"] = result.original_value
@@ -431,7 +412,7 @@ def _log_results(tracker: Tracker, result: Reproduction) -> None:
     tracker.log_metrics(result.run_id, metrics)
     tracker.set_tags(
         result.run_id,
-        {"convtune.reproduction_matches": str(result.matches).lower(), "convtune.verdict": result.verdict()},
+        {v.TAG_REPRODUCTION_MATCHES: str(result.matches).lower(), v.TAG_VERDICT: result.verdict()},
     )
     with tempfile.TemporaryDirectory(prefix="convtune-test-") as folder:
         path = Path(folder)

@@ -26,7 +26,6 @@ from search.progress import StudyProgress, TrialProgressCallback, trials_table
 from search.spec import ExperimentSpec, set_dotted
 from search.study import (
     RDB_PREFIXES,
-    USER_ATTR_PARENT_RUN,
     StorageHandle,
     WorkerResult,
     best_trial,
@@ -35,7 +34,9 @@ from search.study import (
     run_worker,
 )
 from search.study_plots import StudyPlotsRefresher, log_study_plots, refresher_for
-from search.tracking import Tracker, load_settings
+from search.tracking import load_settings
+from search.tracking import vocabulary as v
+from search.tracking.tracker import Tracker
 from search.weights import check_weights
 from search.workers import (
     StopFlag,
@@ -43,7 +44,6 @@ from search.workers import (
     WorkerPool,
     WorkerSlot,
     log_tail,
-    make_tracker_robust,
     plan_workers,
 )
 
@@ -145,17 +145,26 @@ def prepare_study(spec: ExperimentSpec, options: TuneOptions) -> PreparedStudy:
         handle = open_storage(options.storage, heartbeat_interval=HEARTBEAT_INTERVAL)
     tracker = Tracker(load_settings())
     tracker.check_reachable()
-    make_tracker_robust(tracker)
     if not remote:
         handle = open_storage(options.storage)
     study = open_study(spec, handle, options.study_name, (checked.in_channels, checked.image_size))
-    parent_run_id = tracker.study_run(study.study_name, study.user_attrs.get(USER_ATTR_PARENT_RUN))
-    study.set_user_attr(USER_ATTR_PARENT_RUN, parent_run_id)
-    study.set_user_attr("experiment", spec.model_dump(mode="json"))
-    tracker.set_tags(parent_run_id, {"convtune.status": "running"})
+    parent_run_id = tracker.study_run(study.study_name, study.user_attrs.get(v.STUDY_ATTR_PARENT_RUN))
+    study.set_user_attr(v.STUDY_ATTR_PARENT_RUN, parent_run_id)
+    study.set_user_attr(v.STUDY_ATTR_EXPERIMENT, spec.model_dump(mode="json"))
+    tracker.describe_study(study.study_name, study_description(spec))
+    tracker.set_tags(parent_run_id, {v.TAG_STATUS: "running"})
     with handle.claim_lock():
         TrialGuard(tracker, spec.search.max_retries).reap(study)
     return PreparedStudy(study, handle, tracker, parent_run_id, checked)
+
+
+def study_description(spec: ExperimentSpec) -> dict[str, str]:
+    """Experiment tags naming what the study optimizes (read by `convtune ui` for its links)."""
+    return {
+        v.EXPERIMENT_TAG_METRIC: spec.search.metric,
+        v.EXPERIMENT_TAG_DIRECTION: spec.search.resolved_direction,
+        v.EXPERIMENT_TAG_SEARCHED: ",".join(spec.search.space),
+    }
 
 
 def plan(spec: ExperimentSpec, options: TuneOptions) -> list[WorkerSlot]:
@@ -180,17 +189,15 @@ def tune(spec: ExperimentSpec, options: TuneOptions, console: Console | None = N
             release_preflight_data()  # this process only coordinates: the workers load their own
             result = _run_pool(prepared, spec, options, slots, stop, console)
     if result.stopped_by == "interrupted":
-        tracker.set_tags(parent_run_id, {"convtune.status": "interrupted"})
-        tracker.client.set_terminated(parent_run_id, "KILLED")
+        tracker.end_study(parent_run_id, "interrupted", interrupted=True)
         raise KeyboardInterrupt
     for hook in options.study_hooks:
         hook(study, tracker, parent_run_id)
     best = best_trial(study)
     if best is not None:
         tracker.log_metrics(parent_run_id, {f"best/{spec.search.metric.replace('/', '_')}": best.value})
-        tracker.set_tags(parent_run_id, {"convtune.best_trial": str(best.number)})
-    tracker.set_tags(parent_run_id, {"convtune.status": result.stopped_by})
-    tracker.client.set_terminated(parent_run_id, "FINISHED")
+        tracker.set_tags(parent_run_id, {v.TAG_BEST_TRIAL: str(best.number)})
+    tracker.end_study(parent_run_id, result.stopped_by)
     if options.progress:
         console.print(trials_table(study, title=f"study {study.study_name}: top trials"))
         experiment_id = tracker.experiment_id(study.study_name)
@@ -340,7 +347,7 @@ class WorkersView:
     def update(self, study: optuna.Study) -> None:
         self.progress.update_study(study)
         running = {
-            str(t.user_attrs.get("worker")): t
+            str(t.user_attrs.get(v.ATTR_WORKER)): t
             for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
         }
         for label, task in self.tasks.items():

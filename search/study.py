@@ -20,6 +20,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 from optuna.trial import FrozenTrial, TrialState
 
+from search import optuna_adapter as adapter
 from search.cost import CostAwareTPESampler, macs_estimator
 from search.errors import ConfigError, ConvtuneError
 from search.memory import release_memory
@@ -29,8 +30,6 @@ from search.spec import ExperimentSpec
 DEFAULT_STORAGE = ".convtune/optuna.journal"
 RDB_PREFIXES = ("sqlite:", "postgresql", "postgres:", "mysql")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-USER_ATTR_PARENT_RUN = "mlflow_parent_run_id"
-USER_ATTR_SPEC = "experiment"
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 _logger = logging.getLogger(__name__)
@@ -99,7 +98,11 @@ def open_storage(url: str | None, *, heartbeat_interval: int | None = None) -> S
 def _open_rdb(url: str, heartbeat_interval: int | None) -> StorageHandle:
     kwargs: dict[str, Any] = {}
     if heartbeat_interval:
-        kwargs = {"heartbeat_interval": heartbeat_interval, "grace_period": heartbeat_interval * 3}
+        kwargs = {
+            "heartbeat_interval": heartbeat_interval,
+            "grace_period": heartbeat_interval * 3,
+            "heartbeat_stale_trial_callback": adapter.stale_trial_callback,
+        }
     engine_kwargs = {"connect_args": {"connect_timeout": 5}} if url.startswith("postgres") else None
     try:
         with warnings.catch_warnings():
@@ -311,11 +314,11 @@ def run_worker(
                 state = run_one(study, trial, objective)
         except (KeyboardInterrupt, SystemExit):
             if guard is not None:
-                guard.retry(study, study._storage.get_trial(trial._trial_id))
+                guard.retry(study, adapter.frozen_trial(study, trial.number))
             raise
         ran += 1
         failed += state == TrialState.FAIL
-        frozen = study._storage.get_trial(trial._trial_id)
+        frozen = adapter.frozen_trial(study, trial.number)
         for observe in observers:
             observe(study, frozen)
         release_memory()  # a long-lived worker would otherwise stay at its largest trial's peak
@@ -350,7 +353,7 @@ def tell(
         if "Study.stop" not in str(error):
             raise
     except (ValueError, UpdateFinishedTrialError) as error:
-        frozen = study._storage.get_trial(trial._trial_id)
+        frozen = adapter.frozen_trial(study, trial.number)
         if not frozen.state.is_finished():
             raise
         _logger.warning("trial %s was already %s: %s", trial.number, frozen.state.name, error)

@@ -17,12 +17,15 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.tracking import Tracker
+from search.tracking import vocabulary as v
+
+if TYPE_CHECKING:
+    from search.tracking.tracker import Tracker
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +42,7 @@ class StudyPlots:
 
 
 def _metric(study: optuna.Study) -> str:
-    search = study.user_attrs.get("experiment", {}).get("search", {})
+    search = study.user_attrs.get(v.STUDY_ATTR_EXPERIMENT, {}).get("search", {})
     return str(search.get("metric", "objective value"))
 
 
@@ -145,7 +148,7 @@ def summary_markdown(study: optuna.Study, skipped: dict[str, str] | None = None)
         lines.append("|" + "---|" * (4 + len(names)))
         for rank, trial in enumerate(best, start=1):
             params = [_format_param(trial.params[name]) if name in trial.params else "" for name in names]
-            run = trial.user_attrs.get("mlflow_run_id", "")
+            run = trial.user_attrs.get(v.ATTR_RUN_ID, "")
             row = [str(rank), f"trial-{trial.number:04d}", f"{_value(trial):.4f}", f"`{run}`", *params]
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
@@ -171,7 +174,7 @@ def _importances(study: optuna.Study) -> dict[str, float]:
 def log_study_plots(study: optuna.Study, tracker: Tracker, parent_run_id: str) -> StudyPlots | None:
     """Writes the plots and summary to the study's parent run (unless the experiment turns
     artifacts off); a `runner.StudyHook`."""
-    if not study.user_attrs.get("experiment", {}).get("search", {}).get("artifacts", True):
+    if not study.user_attrs.get(v.STUDY_ATTR_EXPERIMENT, {}).get("search", {}).get("artifacts", True):
         return None
     with tempfile.TemporaryDirectory(prefix="convtune-study-") as folder:
         result = write_study_plots(study, Path(folder))

@@ -44,8 +44,8 @@ def resolve_weights(uri: str) -> dict[str, Tensor]:
     download a model once. Raises `ValueError` for an unsupported URI and `ConvtuneError` when the
     model cannot be found or read.
     """
-    from search.model_store import download_model
     from search.tracking import load_settings
+    from search.tracking.registry import download_model
 
     if not is_weights_uri(uri):
         raise ValueError(

@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -27,7 +26,6 @@ from search.errors import ConfigError
 EXIT_INTERRUPTED = 143
 POLL_SECONDS = 1.0
 STOP_GRACE_SECONDS = 60.0
-_LOCKED = ("database is locked", "database table is locked")
 
 _logger = logging.getLogger(__name__)
 
@@ -181,57 +179,6 @@ class StopFlag:
                 signal.signal(sig, handler)
 
 
-# --- MLflow on SQLite from several processes --------------------------------------------------------
-
-
-class RetryingClient:
-    """An `MlflowClient` proxy that retries a call when SQLite answers "database is locked".
-
-    MLflow already sets a busy timeout, but SQLite refuses a read transaction's upgrade to a write at
-    once when another process writes; the failed transaction was rolled back, so a retry is safe.
-    """
-
-    def __init__(self, client: Any, attempts: int = 8, first_wait: float = 0.2) -> None:
-        self._client = client
-        self._attempts = attempts
-        self._first_wait = first_wait
-
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._client, name)
-        if not callable(value) or name.startswith("_"):
-            return value
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            wait = self._first_wait
-            for attempt in range(self._attempts):
-                try:
-                    return value(*args, **kwargs)
-                except Exception as error:
-                    if attempt == self._attempts - 1 or not any(s in str(error) for s in _LOCKED):
-                        raise
-                    time.sleep(wait)
-                    wait = min(wait * 2, 5.0)
-            raise AssertionError("unreachable")
-
-        return call
-
-
-def make_tracker_robust(tracker: Any) -> Any:
-    """WAL journal on a local SQLite tracking store and retries on "database is locked"."""
-    uri = tracker.settings.tracking_uri
-    if uri.startswith("sqlite:///"):
-        path = uri.removeprefix("sqlite:///").split("?", 1)[0]
-        if Path(path).is_file():
-            try:
-                with sqlite3.connect(path, timeout=30) as connection:
-                    connection.execute("PRAGMA journal_mode=WAL")
-            except sqlite3.OperationalError as error:  # busy for 30 s: the retries below still help
-                _logger.warning("could not switch %s to WAL: %s", path, error)
-        if not isinstance(tracker.client, RetryingClient):
-            tracker.client = RetryingClient(tracker.client)
-    return tracker
-
-
 # --- one worker process ------------------------------------------------------------------------------
 
 
@@ -298,14 +245,15 @@ def _run_job(job: WorkerJob, stop: StopFlag) -> int:
     from search.objective import Objective
     from search.spec import ExperimentSpec
     from search.study import open_storage, open_study, run_worker
-    from search.tracking import Tracker, TrackingSettings
+    from search.tracking import TrackingSettings
+    from search.tracking.tracker import Tracker
 
     spec = ExperimentSpec.model_validate(job.spec)
     if slot.loader_workers is not None and spec.data.num_workers == "auto":
         spec = spec.model_copy(
             update={"data": spec.data.model_copy(update={"num_workers": slot.loader_workers})}
         )
-    tracker = make_tracker_robust(Tracker(TrackingSettings(**job.tracking)))
+    tracker = Tracker(TrackingSettings(**job.tracking))
     handle = open_storage(job.storage, heartbeat_interval=_heartbeat_interval(job.storage))
     data_shape = (job.in_channels, tuple(job.image_size))
     study = open_study(spec, handle, job.study_name, data_shape)  # type: ignore[arg-type]

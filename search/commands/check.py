@@ -23,6 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from search.describe import architecture_rows
     from search.runner import preflight
     from search.spec import load_experiment
+    from search.tracking import load_settings
 
     spec = load_experiment(args.experiment, args.overrides)
     checked = preflight(spec)
@@ -52,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
             f"[yellow]{feasible.infeasible} of {feasible.checked} architecture combinations in the space "
             f"cannot run and will be pruned before training, e.g.: {feasible.first_reason}[/yellow]"
         )
+    console.print("where results go:", highlight=False)
+    for line in load_settings().destinations():
+        console.print(f"  {line}", highlight=False, markup=False)
     console.print("[green]ok[/green]: the experiment is valid.")
     return 0
 

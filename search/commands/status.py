@@ -11,8 +11,6 @@ import argparse
 
 from search.commands import add_experiment, add_study
 
-NOTES = ("infeasible_reason", "died", "interrupted", "error")
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_experiment(parser)
@@ -26,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from search.progress import format_params
     from search.spec import load_experiment
     from search.study import best_trial, count_states, find_study, open_storage
+    from search.tracking import vocabulary as v
 
     spec = load_experiment(args.experiment, args.overrides)
     handle = open_storage(args.storage)
@@ -39,9 +38,9 @@ def run(args: argparse.Namespace) -> int:
     for trial in study.get_trials(deepcopy=False):
         duration = trial.duration.total_seconds() if trial.duration else None
         attrs = trial.user_attrs
-        note = next((str(attrs[k]) for k in NOTES if attrs.get(k)), "")
-        if "retry_of" in attrs:
-            note = f"retry {attrs.get('retry_count', 1)} of trial {attrs['retry_of']}" + (
+        note = next((str(attrs[k]) for k in v.TRIAL_NOTES if attrs.get(k)), "")
+        if v.ATTR_RETRY_OF in attrs:
+            note = f"retry {attrs.get(v.ATTR_RETRY_COUNT, 1)} of trial {attrs[v.ATTR_RETRY_OF]}" + (
                 f"; {note}" if note else ""
             )
         params = format_params(trial.params)
@@ -49,16 +48,17 @@ def run(args: argparse.Namespace) -> int:
             str(trial.number),
             trial.state.name,
             f"{trial.value:.4f}" if trial.value is not None else "",
-            str(trial.user_attrs.get("device", "")),
+            str(attrs.get(v.ATTR_DEVICE, "")),
             f"{duration:.1f}" if duration is not None else "",
-            str(trial.user_attrs.get("mlflow_run_id", "")),
+            str(attrs.get(v.ATTR_RUN_ID, "")),
             params + (f"  [{note[:100]}]" if note else ""),
         )
     console.print(table)
     running = [t for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING"]
     for trial in running:
-        where = f"{trial.user_attrs.get('host', '?')} pid {trial.user_attrs.get('pid', '?')}"
-        console.print(f"trial {trial.number} is running on {trial.user_attrs.get('device', '?')} ({where}).")
+        attrs = trial.user_attrs
+        where = f"{attrs.get(v.ATTR_HOST, '?')} pid {attrs.get(v.ATTR_PID, '?')}"
+        console.print(f"trial {trial.number} is running on {attrs.get(v.ATTR_DEVICE, '?')} ({where}).")
     counts = count_states(study)
     console.print(", ".join(f"{n} {state.lower()}" for state, n in counts.items() if n))
     best = best_trial(study)
@@ -67,6 +67,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         console.print(
             f"best: trial {best.number} {spec.search.metric}={best.value:.4f} "
-            f"(mlflow run {best.user_attrs.get('mlflow_run_id', '?')})"
+            f"(mlflow run {best.user_attrs.get(v.ATTR_RUN_ID, '?')})"
         )
     return 0

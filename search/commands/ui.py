@@ -21,6 +21,10 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from search.tracking.tracker import Tracker
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
@@ -112,16 +116,9 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = S
     return False
 
 
-def experiment_links(tracking_uri: str, url: str, limit: int = 10) -> list[str]:
+def experiment_links(tracker: Tracker, url: str, limit: int = 10) -> list[str]:
     """Deep links to the studies' training-runs pages (not MLflow's GenAI overview), newest first."""
-    from mlflow import MlflowClient
-
-    experiments = MlflowClient(tracking_uri).search_experiments(
-        max_results=limit + 1, order_by=["creation_time DESC"]
-    )
-    return [
-        f"  {e.name}: {url}/#/experiments/{e.experiment_id}/runs" for e in experiments if e.name != "Default"
-    ][:limit]
+    return [f"  {name}: {url}/#/experiments/{eid}/runs" for name, eid in tracker.last_experiments(limit)]
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
@@ -140,20 +137,24 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from search.errors import ConvtuneError
-    from search.tracking import Tracker, load_settings
+    from search.tracking import load_settings
+    from search.tracking.settings import DEFAULT_ARTIFACTS
+    from search.tracking.tracker import Tracker
 
     settings = load_settings()
-    if settings.tracking_uri.startswith(("http://", "https://")):
+    if settings.is_server:
         print(f"the tracking store is already an MLflow server: open {settings.tracking_uri}")
         return 0
-    Tracker(settings).check_reachable()  # creates the local store's folder, fails early if unreachable
+    tracker = Tracker(settings)
+    tracker.check_reachable()  # creates the local store's folder, fails early if unreachable
     check_port_free(args.host, args.port)
     if not is_loopback(args.host):
         print(exposure_warning(args.host, args.port), file=sys.stderr)
     url = f"http://{browser_host(args.host)}:{args.port}"
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+    artifact_root = settings.artifact_location or str(Path(DEFAULT_ARTIFACTS).resolve())
     command = server_command(
-        settings.tracking_uri, settings.registry_uri, settings.artifact_location, args.host, args.port
+        settings.tracking_uri, settings.registry_uri, artifact_root, args.host, args.port
     )
     process = subprocess.Popen(command, env=env)
     # Ctrl-C and SIGTERM both stop the server, even where a shell started us with SIGINT ignored
@@ -163,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConvtuneError(
                 f"the MLflow server did not start (exit status {process.poll()}); see its messages above."
             )
-        links = experiment_links(settings.tracking_uri, url)
+        links = experiment_links(tracker, url)
         print(f"MLflow UI on {url}  (tracking store {settings.tracking_uri})", flush=True)
         print("\n".join(["studies:", *links]) if links else "no studies yet: run `convtune tune EXP`.")
         print("press Ctrl-C to stop.", flush=True)

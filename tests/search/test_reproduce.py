@@ -301,8 +301,7 @@ def test_a_difference_is_shown_with_its_likely_cause(in_study: Reproduced) -> No
 
 def test_a_machine_that_resolves_precision_otherwise_is_noted(in_study: Reproduced) -> None:
     tracker = Tracker(load_settings())
-    run = tracker.client.get_run(in_study.first.run_id)
-    assert run.data.tags["convtune.precision"] == "32"
+    assert tracker.run_tag(in_study.first.run_id, "convtune.precision") == "32"
     assert precision_notes(tracker, in_study.best_run_id, "32") == []
     tracker.set_tags(in_study.best_run_id, {"convtune.precision": "bf16-mixed"})
     try:

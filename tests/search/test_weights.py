@@ -14,10 +14,11 @@ from lightning_modules.models import create_model
 from lightning_modules.training import build_run
 from search.cli import main
 from search.errors import ConfigError, ConvtuneError
-from search.model_store import inference_model_from_run, log_and_register
+from search.model_store import inference_model_from_run
 from search.runner import TuneOptions, preflight, tune
 from search.spec import validate_experiment
 from search.tracking import Tracker, load_settings
+from search.tracking.registry import log_and_register
 from search.weights import resolve_weights
 from tests.conftest import tiny_experiment, write_experiment
 
@@ -45,7 +46,7 @@ def _check(folder: Path, raw: dict[str, Any], capsys: pytest.CaptureFixture[str]
 def test_weights_from_a_registered_model_and_a_logged_state_dict(workdir: Path) -> None:
     source = _convnet(num_classes=4)
     tracker = Tracker(load_settings())
-    run_id = tracker.client.create_run(tracker.experiment_id("pretrain")).info.run_id
+    run_id = tracker.start_reproduction(study_name="pretrain", trial_number=0, original_run_id=None, tags={})
     model = inference_model_from_run(
         source,
         model_config={"name": "convnet", "channels": CHANNELS},
@@ -72,7 +73,10 @@ def test_weights_from_a_registered_model_and_a_logged_state_dict(workdir: Path) 
 
     file = workdir / "state.pt"
     torch.save({"state_dict": {f"model.{k}": v for k, v in state.items()}}, file)
-    tracker.client.log_artifact(run_id, str(file), "weights")
+    weights = workdir / "weights"
+    weights.mkdir()
+    file.rename(weights / "state.pt")
+    tracker.log_artifacts(run_id, weights, "weights")
     resolved = resolve_weights(f"runs:/{run_id}/weights/state.pt")
     assert torch.equal(resolved["state_dict"]["model.blocks.0.conv0.weight"], state["blocks.0.conv0.weight"])
 

@@ -15,7 +15,8 @@ from search.cli import main
 from search.errors import ConfigError
 from search.study import open_storage
 from search.tracking import Tracker, load_settings
-from search.workers import RetryingClient, WorkerSlot, make_tracker_robust, plan_workers
+from search.tracking.resilience import ResilientClient
+from search.workers import WorkerSlot, plan_workers
 from tests.conftest import tiny_experiment, write_experiment
 from tests.search.parallel_helpers import mlflow_client, postgres_database, start_cli, trial_runs
 
@@ -98,9 +99,9 @@ class _LockedTwice:
         raise RuntimeError(f"run {run_id} not found")
 
 
-def test_retrying_client_retries_only_database_is_locked() -> None:
+def test_resilient_client_retries_database_is_locked_but_not_other_errors() -> None:
     inner = _LockedTwice()
-    client = RetryingClient(inner, first_wait=0.01)
+    client = ResilientClient(inner, budget=5)
     assert client.log_batch("abc") == "abc" and inner.calls == 3
     with pytest.raises(RuntimeError, match="not found"):
         client.get_run("abc")
@@ -109,15 +110,15 @@ def test_retrying_client_retries_only_database_is_locked() -> None:
 def _hammer(settings: dict[str, str], run_id: str, worker: int, count: int) -> None:
     from search.tracking import TrackingSettings
 
-    tracker = make_tracker_robust(Tracker(TrackingSettings(**settings)))
+    tracker = Tracker(TrackingSettings(**settings))
     for step in range(count):
         tracker.log_metrics(run_id, {f"w{worker}": float(step)}, step=step)
         tracker.set_tags(run_id, {f"w{worker}.last": str(step)})
 
 
 def test_four_processes_writing_to_the_sqlite_tracking_store_lose_nothing(workdir: Path) -> None:
-    tracker = make_tracker_robust(Tracker(load_settings()))
-    run_id = tracker.client.create_run(tracker.experiment_id("hammer")).info.run_id
+    tracker = Tracker(load_settings())
+    run_id = tracker.study_run("hammer")
     settings = {
         k: getattr(tracker.settings, k) for k in ("tracking_uri", "registry_uri", "artifact_location")
     }

@@ -1,0 +1,56 @@
+"""Lightning callbacks that write a trial's epochs and data to its MLflow run."""
+
+from __future__ import annotations
+
+import logging
+
+import pytorch_lightning as pl
+
+from search.tracking.datasets import DataSplit
+from search.tracking.tracker import Tracker
+from search.tracking.vocabulary import EPOCH_METRICS
+
+_logger = logging.getLogger(__name__)
+
+
+class EpochMetricsCallback(pl.Callback):
+    """Queues the epoch's metrics for the run as one batch, step = epoch."""
+
+    def __init__(self, tracker: Tracker, run_id: str) -> None:
+        self.tracker = tracker
+        self.run_id = run_id
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        metrics = {
+            key: float(value)
+            for key, value in trainer.callback_metrics.items()
+            if key in EPOCH_METRICS and value.numel() == 1
+        }
+        self.tracker.log_epoch(self.run_id, metrics, step=trainer.current_epoch)
+
+
+class DataInputsCallback(pl.Callback):
+    """Logs the train and validation splits as the run's MLflow dataset inputs when training starts
+    (the datamodule is set up by then); a failure is logged, never fatal."""
+
+    def __init__(self, tracker: Tracker, run_id: str) -> None:
+        self.tracker = tracker
+        self.run_id = run_id
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        datamodule = trainer.datamodule  # type: ignore[attr-defined]
+        if datamodule is None:
+            return
+        config = datamodule.data
+        source = config.root or f"convtune's default location for {config.dataset}"
+        names = tuple(datamodule.class_names)
+        splits = [
+            DataSplit(
+                config.dataset, "train", datamodule.train_images, datamodule.train_labels, source, names
+            ),
+            DataSplit(config.dataset, "val", datamodule.val_images, datamodule.val_labels, source, names),
+        ]
+        try:
+            self.tracker.log_data(self.run_id, splits)
+        except Exception as error:  # the dataset column is a convenience; the trial goes on
+            _logger.warning("could not log the data inputs of run %s: %s", self.run_id, error)

@@ -1,0 +1,96 @@
+"""Models in MLflow: log a trained `InferenceModel` to its run, register it under an alias, download it.
+
+A model is logged as an `mlflow.pytorch` model saved with `serialization_format="pt2"` (a
+`torch.export` graph that MLflow checks to be free of pickle before loading), with convtune's own
+model file (tensors and plain values only) as an extra file; the logged model is linked to its run
+(MLflow 3's LoggedModel, the UI's Models column), and its registered version gets the alias.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import mlflow.pytorch
+import torch
+from mlflow.models import infer_signature
+from torch import Tensor
+
+from search.errors import ConvtuneError
+from search.model_store import MLFLOW_MODEL_NAME, MODEL_FILE, InferenceModel
+from search.tracking.resilience import call_with_retry, first_line
+from search.tracking.settings import load_settings
+from search.tracking.tracker import Tracker
+
+CHAMPION_ALIAS = "champion"
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    name: str
+    version: str
+    alias: str
+    model_uri: str
+
+    @property
+    def alias_uri(self) -> str:
+        return f"models:/{self.name}@{self.alias}"
+
+
+def log_and_register(
+    model: InferenceModel,
+    tracker: Tracker,
+    run_id: str,
+    registered_name: str,
+    *,
+    example: Tensor,
+    alias: str = CHAMPION_ALIAS,
+    tags: Mapping[str, str] | None = None,
+) -> RegisteredModel:
+    """Logs `model` to the run, registers a new version under `registered_name`, points `alias` at it."""
+    example = example[:2].cpu()
+    if example.shape[0] < 2:  # torch.export keeps a batch of one static
+        example = example.repeat(2, 1, 1, 1)
+    probabilities = model(example).detach().numpy()
+    signature = infer_signature(example.numpy(), probabilities)
+    with tempfile.TemporaryDirectory(prefix="convtune-model-") as folder:
+        model_file = model.save(Path(folder) / MODEL_FILE)
+        info = call_with_retry(
+            mlflow.pytorch.log_model,
+            model,
+            name=MLFLOW_MODEL_NAME,
+            run_id=run_id,
+            model_id=tracker.new_logged_model(run_id, MLFLOW_MODEL_NAME),
+            signature=signature,
+            input_example=example.numpy(),
+            serialization_format="pt2",
+            registered_model_name=registered_name,
+            extra_files=[str(model_file)],
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+            metadata={"convtune": json.loads(model.description.to_json())},
+            what="logging the model",
+        )
+    version = str(info.registered_model_version)
+    tracker.register_model(registered_name, version, alias, dict(tags or {}))
+    return RegisteredModel(registered_name, version, alias, info.model_uri)
+
+
+def download_model(uri: str) -> Path:
+    """A local folder holding the MLflow model at `uri` (`models:/name@alias`, `runs:/<id>/model`),
+    from this folder's tracking and registry stores (a server's proxied artifacts included)."""
+    if uri.startswith("runs:/") and uri.rstrip("/").count("/") == 1:
+        uri = f"{uri.rstrip('/')}/{MLFLOW_MODEL_NAME}"
+    settings = load_settings()
+    Tracker(settings)  # points mlflow at the tracking and registry stores
+    try:
+        return Path(call_with_retry(mlflow.artifacts.download_artifacts, artifact_uri=uri, what="download"))
+    except Exception as error:
+        raise ConvtuneError(
+            f"cannot load model {uri} ({first_line(error)}); check the name/alias or run id "
+            "(`models:/<study>@champion`, `runs:/<run id>/model`) and the tracking store "
+            f"({settings.source})."
+        ) from None

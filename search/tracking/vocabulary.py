@@ -1,0 +1,61 @@
+"""Every name convtune writes into MLflow and Optuna: run tags, trial and study user attrs, metrics.
+
+Other modules read and write these names through the constants here, never as string literals, so
+that a name changes in one place and `grep` finds every use. Importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+# --- MLflow run tags --------------------------------------------------------------------------------
+TAG_PARENT_RUN = "mlflow.parentRunId"  # MLflow's own: nests a trial's run under its study's run
+TAG_RUN_NAME = "mlflow.runName"
+TAG_STUDY = "optuna.study"
+TAG_TRIAL_NUMBER = "optuna.trial_number"
+TAG_STATE = "optuna.state"  # COMPLETE / PRUNED / FAIL (and RUNNING while it runs)
+TAG_ROLE = "convtune.role"
+ROLE_STUDY = "study"
+ROLE_TRIAL = "trial"
+ROLE_REPRODUCTION = "reproduction"
+TAG_DEVICE = "convtune.device"
+TAG_SAMPLED = "convtune.sampled"  # the searched keys, comma-separated
+TAG_PRECISION = "convtune.precision"  # what the run trained in; `precision: auto` depends on the machine
+TAG_INFEASIBLE = "convtune.infeasible"
+TAG_PRUNED_REASON = "convtune.pruned_reason"
+TAG_ERROR = "convtune.error"
+TAG_STATUS = "convtune.status"  # the study's: running / n_trials / timeout / failures / interrupted
+TAG_BEST_TRIAL = "convtune.best_trial"
+TAG_REPRODUCTION_OF = "convtune.reproduction_of"
+TAG_REPRODUCTION_MATCHES = "convtune.reproduction_matches"
+TAG_VERDICT = "convtune.verdict"
+MODEL_TAG_TEST_ACC = "test_acc"  # on a registered model version
+
+# --- MLflow experiment tags -------------------------------------------------------------------------
+EXPERIMENT_TAG_METRIC = "convtune.metric"
+EXPERIMENT_TAG_DIRECTION = "convtune.direction"
+EXPERIMENT_TAG_SEARCHED = "convtune.searched"
+
+# --- Optuna trial user attrs ------------------------------------------------------------------------
+ATTR_RUN_ID = "mlflow_run_id"  # the trial's MLflow run; the run's TAG_TRIAL_NUMBER points back
+ATTR_DEVICE = "device"
+ATTR_INFEASIBLE = "infeasible_reason"
+ATTR_ERROR = "error"
+ATTR_INTERRUPTED = "interrupted"
+ATTR_DIVERGED = "diverged"
+ATTR_HOST = "host"
+ATTR_PID = "pid"
+ATTR_WORKER = "worker"
+ATTR_HEARTBEAT = "heartbeat"
+ATTR_RETRY_OF = "retry_of"
+ATTR_RETRY_COUNT = "retry_count"
+ATTR_DIED = "died"
+TRIAL_NOTES = (ATTR_INFEASIBLE, ATTR_DIED, ATTR_INTERRUPTED, ATTR_ERROR)  # why a trial ended early
+
+# --- Optuna study user attrs ------------------------------------------------------------------------
+STUDY_ATTR_PARENT_RUN = "mlflow_parent_run_id"
+STUDY_ATTR_EXPERIMENT = "experiment"  # the experiment file's validated content
+
+# --- MLflow metrics ---------------------------------------------------------------------------------
+EPOCH_METRICS = ("train/loss", "train/acc", "val/loss", "val/acc", "lr", "throughput/img_s")
+METRIC_OBJECTIVE = "objective"
+METRIC_BEST_EPOCH = "best_epoch"
+METRIC_TRAIN_SECONDS = "train_seconds"
