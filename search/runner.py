@@ -23,6 +23,7 @@ from search.heartbeat import HEARTBEAT_INTERVAL, TrialGuard
 from search.memory import release_memory
 from search.objective import Objective, StopCallback, TrialSettings
 from search.progress import StudyProgress, TrialProgressCallback, trials_table
+from search.space import flatten_config
 from search.spec import ExperimentSpec, set_dotted
 from search.study import (
     RDB_PREFIXES,
@@ -36,6 +37,7 @@ from search.study import (
 )
 from search.study_plots import StudyPlotsRefresher, log_study_plots, refresher_for
 from search.tracking import Tracker, load_settings
+from search.ui_links import VIEW_ID, param_columns, set_study_view, study_runs_url
 from search.weights import check_weights
 from search.workers import (
     StopFlag,
@@ -153,6 +155,15 @@ def prepare_study(spec: ExperimentSpec, options: TuneOptions) -> PreparedStudy:
     study.set_user_attr(USER_ATTR_PARENT_RUN, parent_run_id)
     study.set_user_attr("experiment", spec.model_dump(mode="json"))
     tracker.set_tags(parent_run_id, {"convtune.status": "running"})
+    searched = param_columns(spec.search.space, flatten_config(spec.run_config().model_dump(mode="json")))
+    set_study_view(
+        tracker.client,
+        tracker.experiment_id(study.study_name),
+        spec.search.metric,
+        spec.search.resolved_direction,
+        searched,
+        now_ms=int(time.time() * 1000),
+    )
     with handle.claim_lock():
         TrialGuard(tracker, spec.search.max_retries).reap(study)
     return PreparedStudy(study, handle, tracker, parent_run_id, checked)
@@ -194,10 +205,8 @@ def tune(spec: ExperimentSpec, options: TuneOptions, console: Console | None = N
     if options.progress:
         console.print(trials_table(study, title=f"study {study.study_name}: top trials"))
         experiment_id = tracker.experiment_id(study.study_name)
-        console.print(
-            f"compare the runs: [bold]convtune ui[/bold], then open "
-            f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"
-        )
+        link = study_runs_url("http://127.0.0.1:5000", experiment_id, view_id=VIEW_ID)
+        console.print(f"compare the runs: [bold]convtune ui[/bold], then open {link}", soft_wrap=True)
         if result.stopped_by == "failures":
             console.print(f"[red]stopped after {result.failed} failed trials; see `convtune status`.[/red]")
     return study

@@ -113,14 +113,20 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = S
 
 
 def experiment_links(tracking_uri: str, url: str, limit: int = 10) -> list[str]:
-    """Deep links to the studies' training-runs pages (not MLflow's GenAI overview), newest first."""
+    """Deep links to the studies' trials in the training view (not MLflow's GenAI view), newest first.
+
+    A study that `convtune tune` tagged opens on its saved view: sorted by the metric, with the metric
+    and the searched params as columns (search.ui_links).
+    """
     from mlflow import MlflowClient
+
+    from search.ui_links import study_link
 
     experiments = MlflowClient(tracking_uri).search_experiments(
         max_results=limit + 1, order_by=["creation_time DESC"]
     )
     return [
-        f"  {e.name}: {url}/#/experiments/{e.experiment_id}/runs" for e in experiments if e.name != "Default"
+        f"  {e.name}: {study_link(url, e.experiment_id, e.tags)}" for e in experiments if e.name != "Default"
     ][:limit]
 
 
