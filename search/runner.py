@@ -23,6 +23,7 @@ from search.heartbeat import HEARTBEAT_INTERVAL, TrialGuard
 from search.memory import release_memory
 from search.objective import Objective, StopCallback, TrialSettings
 from search.progress import StudyProgress, TrialProgressCallback, trials_table
+from search.space import flatten_config
 from search.spec import ExperimentSpec, set_dotted
 from search.study import (
     RDB_PREFIXES,
@@ -37,6 +38,7 @@ from search.study_plots import StudyPlotsRefresher, log_study_plots, refresher_f
 from search.tracking import load_settings
 from search.tracking import vocabulary as v
 from search.tracking.tracker import Tracker
+from search.tracking.ui_links import VIEW_ID, experiment_view_tags, param_columns, study_runs_url
 from search.weights import check_weights
 from search.workers import (
     StopFlag,
@@ -151,20 +153,19 @@ def prepare_study(spec: ExperimentSpec, options: TuneOptions) -> PreparedStudy:
     parent_run_id = tracker.study_run(study.study_name, study.user_attrs.get(v.STUDY_ATTR_PARENT_RUN))
     study.set_user_attr(v.STUDY_ATTR_PARENT_RUN, parent_run_id)
     study.set_user_attr(v.STUDY_ATTR_EXPERIMENT, spec.model_dump(mode="json"))
-    tracker.describe_study(study.study_name, study_description(spec))
+    tracker.describe_study(study.study_name, study_view(spec))
     tracker.set_tags(parent_run_id, {v.TAG_STATUS: "running"})
     with handle.claim_lock():
         TrialGuard(tracker, spec.search.max_retries).reap(study)
     return PreparedStudy(study, handle, tracker, parent_run_id, checked)
 
 
-def study_description(spec: ExperimentSpec) -> dict[str, str]:
-    """Experiment tags naming what the study optimizes (read by `convtune ui` for its links)."""
-    return {
-        v.EXPERIMENT_TAG_METRIC: spec.search.metric,
-        v.EXPERIMENT_TAG_DIRECTION: spec.search.resolved_direction,
-        v.EXPERIMENT_TAG_SEARCHED: ",".join(spec.search.space),
-    }
+def study_view(spec: ExperimentSpec) -> dict[str, str]:
+    """Experiment tags that open the study in MLflow's training view, best trials first, with the
+    metric and the searched params as columns (search.tracking.ui_links)."""
+    searched = param_columns(spec.search.space, flatten_config(spec.run_config().model_dump(mode="json")))
+    metric, direction = spec.search.metric, spec.search.resolved_direction
+    return experiment_view_tags(metric, direction, searched, now_ms=int(time.time() * 1000))
 
 
 def plan(spec: ExperimentSpec, options: TuneOptions) -> list[WorkerSlot]:
@@ -201,10 +202,8 @@ def tune(spec: ExperimentSpec, options: TuneOptions, console: Console | None = N
     if options.progress:
         console.print(trials_table(study, title=f"study {study.study_name}: top trials"))
         experiment_id = tracker.experiment_id(study.study_name)
-        console.print(
-            f"compare the runs: [bold]convtune ui[/bold], then open "
-            f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"
-        )
+        link = study_runs_url("http://127.0.0.1:5000", experiment_id, view_id=VIEW_ID)
+        console.print(f"compare the runs: [bold]convtune ui[/bold], then open {link}", soft_wrap=True)
         if result.stopped_by == "failures":
             console.print(f"[red]stopped after {result.failed} failed trials; see `convtune status`.[/red]")
     return study

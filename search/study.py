@@ -105,9 +105,7 @@ def _open_rdb(url: str, heartbeat_interval: int | None) -> StorageHandle:
         }
     engine_kwargs = {"connect_args": {"connect_timeout": 5}} if url.startswith("postgres") else None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
-            storage = RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        storage = _create_rdb(url, engine_kwargs, kwargs)
     except Exception as error:
         reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
         raise ConvtuneError(
@@ -117,6 +115,22 @@ def _open_rdb(url: str, heartbeat_interval: int | None) -> StorageHandle:
     if url.startswith("sqlite:///"):
         lock_path = Path(url.removeprefix("sqlite:///") + ".claim.lock")
     return StorageHandle(url, storage, lock_path)
+
+
+def _create_rdb(url: str, engine_kwargs: dict[str, Any] | None, kwargs: dict[str, Any]) -> RDBStorage:
+    """`RDBStorage`, created again when another machine created the same fresh database's tables at
+    the same moment (PostgreSQL then refuses the second CREATE TABLE with a unique violation)."""
+    for attempt in range(4):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
+                return RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        except Exception as error:
+            racing = "already exists" in str(error) or "UniqueViolation" in str(error)
+            if not racing or attempt == 3:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def make_sampler(

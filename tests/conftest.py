@@ -18,6 +18,20 @@ REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted((REPO / "experiments").glob("*.yaml"))
 
 
+@pytest.fixture(autouse=True)
+def _mlflow_environment() -> Iterator[None]:
+    """MLflow's `set_tracking_uri`/`set_registry_uri` export MLFLOW_*_URI for subprocesses; each test
+    starts with the environment it was given."""
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    before = {name: os.environ.get(name) for name in names}
+    yield
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A fresh folder as cwd, with an mlflow.yml whose store lives inside it."""
@@ -28,6 +42,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     )
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     monkeypatch.delenv("CONVTUNE_MLFLOW_CONFIG", raising=False)
     yield tmp_path
 

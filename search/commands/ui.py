@@ -117,8 +117,14 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = S
 
 
 def experiment_links(tracker: Tracker, url: str, limit: int = 10) -> list[str]:
-    """Deep links to the studies' training-runs pages (not MLflow's GenAI overview), newest first."""
-    return [f"  {name}: {url}/#/experiments/{eid}/runs" for name, eid in tracker.last_experiments(limit)]
+    """Deep links to the studies' trials in the training view (not MLflow's GenAI view), newest first.
+
+    A study that `convtune tune` tagged opens on its saved view: sorted by the metric, with the metric
+    and the searched params as columns (search.tracking.ui_links).
+    """
+    from search.tracking.ui_links import study_link
+
+    return [f"  {name}: {study_link(url, eid, tags)}" for name, eid, tags in tracker.last_experiments(limit)]
 
 
 def _interrupt(_signum: int, _frame: object) -> None:

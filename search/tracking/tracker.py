@@ -376,10 +376,10 @@ class Tracker:
         for key, value in tags.items():
             self._client.set_model_version_tag(name, version, key, value)
 
-    def last_experiments(self, limit: int) -> list[tuple[str, str]]:
-        """(name, id) of the newest experiments, MLflow's Default left out."""
+    def last_experiments(self, limit: int) -> list[tuple[str, str, dict[str, str]]]:
+        """(name, id, tags) of the newest experiments, MLflow's Default left out."""
         found = self._client.search_experiments(max_results=limit + 1, order_by=["creation_time DESC"])
-        return [(e.name, e.experiment_id) for e in found if e.name != "Default"][:limit]
+        return [(e.name, e.experiment_id, dict(e.tags)) for e in found if e.name != "Default"][:limit]
 
 
 def _metric_batch(metrics: Mapping[str, float], step: int) -> list[Metric]:

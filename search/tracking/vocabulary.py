@@ -29,10 +29,7 @@ TAG_REPRODUCTION_MATCHES = "convtune.reproduction_matches"
 TAG_VERDICT = "convtune.verdict"
 MODEL_TAG_TEST_ACC = "test_acc"  # on a registered model version
 
-# --- MLflow experiment tags -------------------------------------------------------------------------
-EXPERIMENT_TAG_METRIC = "convtune.metric"
-EXPERIMENT_TAG_DIRECTION = "convtune.direction"
-EXPERIMENT_TAG_SEARCHED = "convtune.searched"
+# MLflow experiment tags (the UI's training view, sort and columns): search/tracking/ui_links.py
 
 # --- Optuna trial user attrs ------------------------------------------------------------------------
 ATTR_RUN_ID = "mlflow_run_id"  # the trial's MLflow run; the run's TAG_TRIAL_NUMBER points back

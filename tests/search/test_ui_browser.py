@@ -7,6 +7,7 @@ Playwright drives the system browser, nothing is downloaded. Skipped, with the r
 from __future__ import annotations
 
 import functools
+import io
 import os
 import queue
 import re
@@ -21,11 +22,14 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import optuna
 import pytest
 from PIL import Image
+from rich.console import Console
 
 from search.runner import TuneOptions, tune
 from search.spec import validate_experiment
+from search.tracking.ui_links import column_key
 from tests.conftest import tiny_experiment
 
 if TYPE_CHECKING:
@@ -85,12 +89,14 @@ def _start_ui(folder: Path, port: int) -> tuple[subprocess.Popen[str], str]:
         except queue.Empty:
             continue
         if "press Ctrl-C" in seen[-1]:
-            link = next(
-                m.group(0) for line in seen if (m := re.search(r"http://\S+/#/experiments/\d+/runs", line))
-            )
-            return process, link
+            return process, next(link for line in seen if (link := _study_link(line)))
     process.kill()
     raise AssertionError("convtune ui did not come up:\n" + "".join(seen[-30:]))
+
+
+def _study_link(text: str) -> str | None:
+    match = re.search(r"http://\S+/#/experiments/\d+/runs\?\S+", text)
+    return match.group(0) if match else None
 
 
 def _stop(process: subprocess.Popen[str]) -> int:
@@ -102,28 +108,62 @@ def _stop(process: subprocess.Popen[str]) -> int:
         raise
 
 
-def _check_runs_and_pictures(
-    page: Page, link: str, study_name: str, values: dict[str, float | None], shots: Path
-) -> None:
-    """What a user checks in the UI: every trial with its val/acc, then one trial's pictures."""
+def _table(page: Page, columns: list[str]) -> list[dict[str, str]]:
+    """The runs table's rows in display order: run name and the text of each column asked for."""
+    return page.locator(".ag-row").evaluate_all(
+        """(rows, columns) => {
+            const byIndex = {};
+            for (const row of rows) {
+                const cells = (byIndex[row.getAttribute("row-index")] ??= {});
+                const name = row.querySelector('[col-id="attributes.`Run Name`"] a');
+                if (name) cells.name = name.innerText.trim();
+                for (const column of columns) {
+                    const cell = row.querySelector(`[col-id="${column}"]`);
+                    if (cell) cells[column] = cell.innerText.trim();
+                }
+            }
+            return Object.keys(byIndex).sort((a, b) => a - b).map((index) => byIndex[index]);
+        }""",
+        columns,
+    )
+
+
+def _check_runs_and_pictures(page: Page, link: str, study: optuna.Study, shots: Path) -> None:
+    """What the printed link shows: the trials in the training view, best first, with the metric and
+    the searched params as columns; then one trial's pictures."""
+    metric, searched = column_key("metrics", "val/acc"), ["optim.lr", "model.kernel_size"]
+    trials = {f"trial-{t.number:04d}": t for t in study.trials}
     page.set_default_timeout(UI_TIMEOUT_MS)
-    page.goto(link)  # the training runs view, not the GenAI overview
-    page.get_by_text(study_name, exact=True).last.wait_for()
-    assistant = page.locator("button[aria-label='Close']")
-    if assistant.count():  # the MLflow Assistant side panel hides the metric columns
-        assistant.last.click()
-    page.locator('button[data-component-id*="runnamecellrenderer"]').first.click()  # expand
-    for name in values:
-        page.get_by_role("link", name=name).wait_for()
-    page.get_by_test_id("column-selection-dropdown").first.click()
-    page.get_by_placeholder("Search columns").fill("val/acc")
-    page.get_by_text("val/acc", exact=True).click()
-    page.keyboard.press("Escape")
-    for name, value in values.items():
-        row = page.locator(".ag-row", has=page.get_by_role("link", name=name)).first
-        index = row.get_attribute("row-index")
-        cell = page.locator(f'.ag-row[row-index="{index}"] [col-id="metrics.`val/acc`"]').first
-        assert float(cell.inner_text()) == pytest.approx(value, abs=1e-3), name
+    page.goto(link)
+    for name in trials:
+        page.get_by_role("link", name=name).wait_for()  # flat, sorted rows: no parent run to expand
+    page.get_by_test_id("sort-header-val/acc").wait_for()
+    assistant = page.locator("button[data-component-id='mlflow.assistant.chat_panel.close']")
+    if assistant.count():  # the MLflow Assistant opens by itself on a browser's first visit
+        assistant.first.click()
+
+    # the training view: the "Model training" sidebar, not the GenAI one (Judges, Playground, ...)
+    sidebar = page.locator("nav").first.inner_text()
+    assert "Model registry" in sidebar and "Judges" not in sidebar, sidebar
+    assert page.get_by_test_id("saved-views-trigger").inner_text().strip() == "convtune: trials by val/acc"
+    assert page.get_by_role("button", name="Sort: val/acc").count() == 1
+
+    headers = page.locator(".ag-header-cell[col-id]").evaluate_all(
+        "els => els.map(e => e.getAttribute('col-id'))"
+    )
+    columns = [metric, *(column_key("params", key) for key in searched)]
+    assert all(column in headers for column in columns), headers
+    rows = _table(page, columns)
+    # every trial, then the parent run, which has no val/acc: MLflow sorts a missing value last
+    assert sorted(row["name"] for row in rows[:-1]) == sorted(trials), rows
+    assert rows[-1]["name"] == study.study_name, rows
+    shown = [float(row[metric]) for row in rows[:-1]]
+    assert shown == sorted(shown, reverse=True), rows  # maximize val/acc: best first
+    for row in rows[:-1]:
+        trial = trials[row["name"]]
+        assert float(row[metric]) == pytest.approx(trial.value, abs=1e-6), row
+        for key in searched:
+            assert float(row[column_key("params", key)]) == pytest.approx(trial.params[key]), row
     page.screenshot(path=str(shots / "ui-runs.png"))
 
     page.get_by_role("link", name="trial-0000").click()
@@ -155,26 +195,27 @@ def _chromium_crashed_during(playwright: Playwright, check: Callable[[Page], Non
     return False
 
 
-def test_ui_lists_every_trial_with_val_acc_and_shows_its_pictures(workdir: Path, tmp_path: Path) -> None:
+def test_ui_link_opens_the_trials_sorted_by_the_metric_with_their_params_and_pictures(
+    workdir: Path, tmp_path: Path
+) -> None:
     sync_api = pytest.importorskip(
         "playwright.sync_api", reason="playwright not installed: pip install -e '.[dev]'"
     )
-    search = {**tiny_experiment()["search"], "artifacts": True}
+    space = {"optim.lr": {"float": [1e-3, 1e-2], "log": True}, "model.kernel_size": {"choice": [3, 5]}}
+    search = {**tiny_experiment()["search"], "n_trials": 3, "artifacts": True, "space": space}
     spec = validate_experiment(tiny_experiment(trainer={"max_epochs": 1}, search=search))
-    study = tune(spec, TuneOptions(progress=False))
-    values = {f"trial-{t.number:04d}": t.value for t in study.trials}
-    assert len(values) == 2
+    printed = io.StringIO()
+    study = tune(spec, TuneOptions(), console=Console(file=printed, width=80))
+    assert len(study.trials) == 3
+    tune_link = _study_link(printed.getvalue())
+    assert tune_link is not None, printed.getvalue()
 
-    process, link = _start_ui(workdir, _free_port())
+    port = _free_port()
+    process, link = _start_ui(workdir, port)
     try:
+        assert link == tune_link.replace(":5000/", f":{port}/")  # `tune` and `convtune ui` agree
         with sync_api.sync_playwright() as playwright:
-            check = functools.partial(
-                _check_runs_and_pictures,
-                link=link,
-                study_name=study.study_name,
-                values=values,
-                shots=tmp_path,
-            )
+            check = functools.partial(_check_runs_and_pictures, link=link, study=study, shots=tmp_path)
             for attempt in range(1, BROWSER_ATTEMPTS + 1):
                 if not _chromium_crashed_during(playwright, check, last_try=attempt == BROWSER_ATTEMPTS):
                     break
