@@ -50,6 +50,7 @@ RUNNING = RunStatus.to_string(RunStatus.RUNNING)
 _MAX_PARAM_LENGTH = 6000
 _MAX_TAG_LENGTH = 5000
 SYSTEM_METRICS_INTERVAL = 5.0  # seconds between samples of CPU, memory (and GPU) per trial
+ABANDON_SECONDS = 10.0  # how long a crashing command tries to close its runs
 
 _logger = logging.getLogger(__name__)
 
@@ -77,7 +78,9 @@ class Tracker:
         use_study_http_defaults()
         mlflow.set_tracking_uri(settings.tracking_uri)  # for model logging and downloads
         mlflow.set_registry_uri(settings.registry_uri)
-        self._client = ResilientClient(MlflowClient(settings.tracking_uri, settings.registry_uri))
+        client = MlflowClient(settings.tracking_uri, settings.registry_uri)
+        self._client = ResilientClient(client)
+        self._leaving = ResilientClient(client, budget=ABANDON_SECONDS)  # a dying process waits little
         self._buffer = MetricsBuffer(self._write_metrics)
         self._experiments: dict[str, str] = {}
 
@@ -141,10 +144,10 @@ class Tracker:
         """Closes a run that its process is leaving behind (the safety net in the command line)."""
         killed = "interrupt" in reason.lower()
         tags = {v.TAG_ERROR: reason[:500]}
-        if self._tags(run_id).get(v.TAG_STATE) == "RUNNING":
+        if self._leaving.get_run(run_id).data.tags.get(v.TAG_STATE) == "RUNNING":
             tags[v.TAG_STATE] = "FAIL"
-        self._client.log_batch(run_id, tags=[RunTag(k, val) for k, val in tags.items()])
-        self._client.set_terminated(run_id, "KILLED" if killed else "FAILED")
+        self._leaving.log_batch(run_id, tags=[RunTag(k, val) for k, val in tags.items()])
+        self._leaving.set_terminated(run_id, "KILLED" if killed else "FAILED")
 
     def _end(self, run_id: str, status: str) -> None:
         self._client.set_terminated(run_id, status)
