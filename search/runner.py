@@ -37,6 +37,7 @@ from search.study import (
 from search.study_plots import StudyPlotsRefresher, log_study_plots, refresher_for
 from search.tracking import load_settings
 from search.tracking import vocabulary as v
+from search.tracking.settings import redact
 from search.tracking.tracker import Tracker
 from search.tracking.ui_links import VIEW_ID, experiment_view_tags, param_columns, study_runs_url
 from search.weights import check_weights
@@ -201,12 +202,21 @@ def tune(spec: ExperimentSpec, options: TuneOptions, console: Console | None = N
     tracker.end_study(parent_run_id, result.stopped_by)
     if options.progress:
         console.print(trials_table(study, title=f"study {study.study_name}: top trials"))
-        experiment_id = tracker.experiment_id(study.study_name)
-        link = study_runs_url("http://127.0.0.1:5000", experiment_id, view_id=VIEW_ID)
-        console.print(f"compare the runs: [bold]convtune ui[/bold], then open {link}", soft_wrap=True)
+        console.print(compare_line(tracker, study.study_name), soft_wrap=True)
         if result.stopped_by == "failures":
             console.print(f"[red]stopped after {result.failed} failed trials; see `convtune status`.[/red]")
     return study
+
+
+def compare_line(tracker: Tracker, study_name: str) -> str:
+    """Where to look at the study: the team's server itself, or `convtune ui` on this machine."""
+    settings = tracker.settings
+    experiment_id = tracker.experiment_id(study_name)
+    if settings.is_server:
+        link = study_runs_url(redact(settings.tracking_uri), experiment_id, view_id=VIEW_ID)
+        return f"compare the runs: open {link}"
+    link = study_runs_url("http://127.0.0.1:5000", experiment_id, view_id=VIEW_ID)
+    return f"compare the runs: [bold]convtune ui[/bold], then open {link}"
 
 
 def release_preflight_data() -> None:
