@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
         f"{checked.num_classes} classes), model {spec.model.name}, {spec.search.n_trials} trials "
         f"{spec.search.resolved_direction} {spec.search.metric}"
     )
+    for note in checked.notes:
+        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
     if spec.trainer.precision == AUTO:
         console.print(f"precision auto: {auto_precision_summary()}")
     space = Table(title="search space")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from search.commands import add_experiment, add_study
+from search.commands import add_experiment, add_study, checked_study
 
 NOTES = ("infeasible_reason", "died", "interrupted", "error")
 
@@ -27,9 +27,10 @@ def run(args: argparse.Namespace) -> int:
     from search.spec import load_experiment
     from search.study import best_trial, count_states, find_study, open_storage
 
+    name = checked_study(args)
     spec = load_experiment(args.experiment, args.overrides)
     handle = open_storage(args.storage)
-    study = find_study(handle, args.study or spec.name)
+    study = find_study(handle, name or spec.name)
     console = Console()
     if not console.is_terminal:  # piped or logged: no need to fold the table into 80 columns
         console = Console(width=160)

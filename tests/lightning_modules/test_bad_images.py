@@ -48,10 +48,15 @@ def _broken_files(folder: Path) -> list[Path]:
     return [folder / "900-empty.png", folder / "901-garbage.png", truncated]
 
 
-def _imagefolder_config(root: Path, **changes: object) -> dict:
+def _imagefolder_config(root: Path) -> dict:
     return {
         "name": "folder",
-        "data": {"dataset": "imagefolder", "root": str(root), "val_fraction": 0.25, "batch_size": 4, **changes},
+        "data": {
+            "dataset": "imagefolder",
+            "root": str(root),
+            "val_fraction": 0.25,
+            "batch_size": 4,
+        },
         "model": {"name": "convnet", "channels": [4], "kernel_size": 3},
         "trainer": {"max_epochs": 1},
         "search": {"n_trials": 1, "space": {}},

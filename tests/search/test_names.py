@@ -56,7 +56,7 @@ def test_output_file_must_not_be_a_folder(tmp_path: Path) -> None:
     target = check_output_file(tmp_path / "new" / "model.onnx", "--out")
     assert target == tmp_path / "new" / "model.onnx" and not target.parent.exists()  # nothing created yet
     (tmp_path / "file").write_text("x")
-    with pytest.raises(ConfigError, match="--out .* cannot be created"):
+    with pytest.raises(ConfigError, match=r"--out .* cannot be created"):
         check_output_file(tmp_path / "file" / "model.onnx", "--out")
     with pytest.raises(ConfigError, match="--out is empty"):
         check_output_file("", "--out")

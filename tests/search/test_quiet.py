@@ -33,7 +33,8 @@ def test_tune_prints_no_third_party_warnings_and_logs_them(workdir: Path) -> Non
 def test_quiet_log_routes_warnings_and_library_logs_to_the_file_only(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with CommandLog("tune", folder=tmp_path, verbose=False) as log:
+    with CommandLog("tune", folder=tmp_path, verbose=False) as log, warnings.catch_warnings():
+        warnings.simplefilter("always")  # the test suite's settings ignore UserWarning
         warnings.warn("a library's warning", UserWarning, stacklevel=1)
         logging.getLogger("optuna.visualization").warning("There are no complete trials.")
         logging.getLogger("pytorch_lightning.utilities.rank_zero").info("GPU available: False")

@@ -27,7 +27,9 @@ def _interrupt(*_args: Any, **_kwargs: Any) -> Any:
     raise KeyboardInterrupt
 
 
-def _fail_telling_complete(study: optuna.Study, trial: optuna.Trial, state: TrialState, value: Any = None) -> Any:
+def _fail_telling_complete(
+    study: optuna.Study, trial: optuna.Trial, state: TrialState, value: Any = None
+) -> Any:
     """The storage refuses the trial's result: the trial was claimed but never told."""
     raise OSError("injected: the storage refused the write")
 
@@ -55,7 +57,9 @@ def _running_mlflow_runs() -> list[str]:
     experiment = client.get_experiment_by_name("tiny")
     if experiment is None:
         return []
-    return [r.info.run_name for r in client.search_runs([experiment.experiment_id]) if r.info.status == "RUNNING"]
+    return [
+        r.info.run_name for r in client.search_runs([experiment.experiment_id]) if r.info.status == "RUNNING"
+    ]
 
 
 @pytest.mark.parametrize("where", list(INJECTIONS))
@@ -84,7 +88,9 @@ def test_debug_prints_the_traceback(
     monkeypatch.setattr("search.runner.run_worker", _boom)
     result = _tune(workdir, capsys, "--debug")
     assert result.code == 1
-    assert "Traceback (most recent call last)" in result.err and "RuntimeError: injected failure" in result.err
+    assert (
+        "Traceback (most recent call last)" in result.err and "RuntimeError: injected failure" in result.err
+    )
     assert result.err.strip().splitlines()[-1].startswith("convtune tune: error: ")
 
 

@@ -150,7 +150,9 @@ def test_non_finite_numbers_in_a_file_are_refused(tmp_path: Path, text: str) -> 
     assert "\n" not in str(caught.value)
 
 
-@pytest.mark.parametrize("override", ["optim.lr=inf", "optim.lr=.nan", "search.space.optim.lr.float=[0, .inf]"])
+@pytest.mark.parametrize(
+    "override", ["optim.lr=inf", "optim.lr=.nan", "search.space.optim.lr.float=[0, .inf]"]
+)
 def test_non_finite_numbers_in_overrides_are_refused(tmp_path: Path, override: str) -> None:
     with pytest.raises(ConfigError, match="finite number"):
         load_experiment(write_experiment(tmp_path, tiny_experiment()), [override])
