@@ -112,8 +112,9 @@ def _first_line(error: BaseException) -> str:
 
 
 def _say(line: str) -> None:
-    """One line on stderr, whatever characters it holds (a name from argv may not be encodable)."""
-    text = " ".join(line.split("\n"))
+    """One line on stderr, whatever it quotes: line breaks and control characters (a hostile key's
+    terminal escapes) are shown escaped, and characters the terminal cannot encode too."""
+    text = "".join(char if char.isprintable() else char.encode("unicode_escape").decode() for char in line)
     encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
     print(text.encode(encoding, "backslashreplace").decode(encoding), file=sys.stderr)
 

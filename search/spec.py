@@ -211,8 +211,11 @@ def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
     if isinstance(node, list):
         position = _list_index(node, last, key)
         node[position] = value
-    else:
+    elif isinstance(node, dict):
         node[last] = value
+    else:
+        parent = ".".join(parts[:-1])
+        raise ConfigError(f"{key}: {parent} is {shown(node)}, not a mapping or list; set {parent} itself.")
 
 
 def _step_into(node: Any, part: str, next_part: str, key: str) -> Any:

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import torch
 
+from lightning_modules.memory import available_memory
+
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
@@ -578,26 +580,12 @@ def _assemble(
 
 def check_memory(needed: int, what: str) -> None:
     """A `DatasetError` when `needed` bytes of images would not fit in the memory that is free now."""
-    available = _available_memory()
+    available = available_memory()
     if available is not None and needed > 0.8 * available:
         raise DatasetError(
             f"{what} need {needed / 2**30:.1f} GiB of memory, but {available / 2**30:.1f} GiB are free; "
             "lower data.image_size or use fewer images (data.train_fraction, data.classes)."
         )
-
-
-def _available_memory() -> int | None:
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 _LOADERS: dict[str, Callable[[Path | None, bool, FolderOptions], ImageArrays]] = {

@@ -13,12 +13,14 @@ from search.command_log import CommandLog
 from tests.conftest import tiny_experiment, write_experiment
 from tests.search.parallel_helpers import start_cli
 
-NOISE = ("Warning", "Tip", "litlogger", "GPU available", "complete trials", "Heartbeat", "dataloader")
+NOISE = ("Warning", "Tip", "litlogger", "GPU available", "complete trials", "Heartbeat", "many workers")
 
 
 def test_tune_prints_no_third_party_warnings_and_logs_them(workdir: Path) -> None:
-    raw = tiny_experiment(search__n_trials=1, trainer__max_epochs=1, trainer__limit_val_batches=0.001)
-    path = write_experiment(workdir, raw)  # no validation batch: the trial fails, the plots have nothing
+    raw = tiny_experiment(
+        search__n_trials=1, search__artifacts=True, trainer__max_epochs=1, trainer__limit_val_batches=0.001
+    )
+    path = write_experiment(workdir, raw)  # no validation batch: trials fail, the plots have nothing
     process = start_cli(["tune", str(path), "--storage", "sqlite:///optuna.db"], workdir)
     out, err = process.communicate(timeout=300)
     assert process.returncode == 0, err

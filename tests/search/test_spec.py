@@ -188,3 +188,11 @@ def test_huge_set_indexes_are_refused_without_building_huge_lists() -> None:
     tree: dict = {"optim": {}}
     with pytest.raises(ConfigError, match="index"):
         set_dotted(tree, "optim.foo.999999999999.bar", 1)
+
+
+def test_set_inside_a_scalar_is_a_config_error() -> None:
+    tree: dict = {"model": {"channels": [8, 16]}, "data": {"val_fraction": 0.2}}
+    with pytest.raises(ConfigError, match=r"model\.channels\.0 is 8, not a mapping or list"):
+        set_dotted(tree, "model.channels.0.x", 1)
+    with pytest.raises(ConfigError, match="not a mapping"):
+        set_dotted(tree, "data.val_fraction.deeper", 1)
