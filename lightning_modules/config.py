@@ -18,6 +18,7 @@ DatasetName = Literal["digits", "fashion-mnist", "mnist", "cifar10", "cifar100",
 
 MAX_SEED = 2**32 - 1  # what NumPy and Lightning's seed_everything accept
 MAX_IMAGE_SIZE = 4096
+MAX_CONVS_PER_BLOCK = 64  # a loop bound when a table or a network is built
 BadImages = Literal["skip", "stop"]
 
 
@@ -57,7 +58,7 @@ class ConvNetConfig(StrictModel):
     padding: Padding | list[Padding] = "same"
     pool: Pool | list[Pool] = "max"
     pool_size: Annotated[int, Field(ge=1)] = 2
-    convs_per_block: Annotated[int, Field(ge=1)] = 1
+    convs_per_block: Annotated[int, Field(ge=1, le=MAX_CONVS_PER_BLOCK)] = 1
     activation: Activation = "relu"
     batch_norm: bool = True
     dropout: float = 0.0

@@ -10,6 +10,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from types import ModuleType
+from typing import NoReturn
 
 from search import open_work
 from search.command_log import CommandLog
@@ -34,6 +35,14 @@ Exit status: 0 success, 2 usage or configuration error, 1 any other error, 130 i
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line too (argparse prints the whole usage first), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        _say(f"{self.prog}: error: {message}; see {self.prog} --help.")
+        sys.exit(2)
+
+
 def _command_modules() -> dict[str, ModuleType]:
     modules = {}
     for name in COMMANDS:
@@ -44,7 +53,7 @@ def _command_modules() -> dict[str, ModuleType]:
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="convtune", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
