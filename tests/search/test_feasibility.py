@@ -29,3 +29,13 @@ def test_check_refuses_a_huge_network_without_building_it(
     result = run_cli(["check", str(write_experiment(workdir, raw)), "--set", override], capsys)
     assert result.code == 2
     assert "parameters" in result.one_line_error()
+
+
+def test_check_with_an_infeasible_base_but_a_feasible_space_says_so(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = tiny_experiment(model={"name": "convnet", "channels": [8, 16], "stride": 11})
+    raw["search"]["space"] = {"model.stride": {"choice": [1, 11]}}
+    result = run_cli(["check", str(write_experiment(workdir, raw))], capsys)
+    assert result.code == 0, result.err
+    assert "the base architecture cannot run" in result.out and "ok" in result.out
