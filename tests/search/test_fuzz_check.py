@@ -233,7 +233,7 @@ def _offline_stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 FAST = settings(
-    max_examples=120,
+    max_examples=300,
     derandomize=True,
     deadline=None,
     database=None,
