@@ -33,8 +33,9 @@ def test_tune_prints_no_third_party_warnings_and_logs_them(workdir: Path) -> Non
 
 
 def test_quiet_log_routes_warnings_and_library_logs_to_the_file_only(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="pytorch_lightning")  # as Lightning sets it (other tests lower it)
     with CommandLog("tune", folder=tmp_path, verbose=False) as log, warnings.catch_warnings():
         warnings.simplefilter("always")  # the test suite's settings ignore UserWarning
         warnings.warn("a library's warning", UserWarning, stacklevel=1)
