@@ -16,8 +16,16 @@ Padding = Literal["same", "valid"] | Annotated[int, Field(ge=0)]
 DatasetName = Literal["digits", "fashion-mnist", "mnist", "cifar10", "cifar100", "imagefolder"]
 
 
+MAX_SEED = 2**32 - 1  # what NumPy and Lightning's seed_everything accept
+MAX_IMAGE_SIZE = 4096
+MAX_CONVS_PER_BLOCK = 64  # a loop bound when a table or a network is built
+BadImages = Literal["skip", "stop"]
+
+
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    """Unknown keys refused; `.inf` and `.nan` are no number any setting means."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
 def _check_unit_interval(name: str, value: float, *, closed_right: bool = False) -> float:
@@ -50,7 +58,7 @@ class ConvNetConfig(StrictModel):
     padding: Padding | list[Padding] = "same"
     pool: Pool | list[Pool] = "max"
     pool_size: Annotated[int, Field(ge=1)] = 2
-    convs_per_block: Annotated[int, Field(ge=1)] = 1
+    convs_per_block: Annotated[int, Field(ge=1, le=MAX_CONVS_PER_BLOCK)] = 1
     activation: Activation = "relu"
     batch_norm: bool = True
     dropout: float = 0.0
@@ -95,7 +103,7 @@ class BackboneConfig(StrictModel):
     name: str
     pretrained: bool = False
     weights: str | None = None
-    input_size: Annotated[int, Field(ge=8)] | None = None
+    input_size: Annotated[int, Field(ge=8, le=MAX_IMAGE_SIZE)] | None = None
     channel_adapt: Literal["repeat", "conv"] = "repeat"
     freeze: str = "none"
     unfreeze_after: Annotated[int, Field(ge=0)] | None = None
@@ -124,6 +132,14 @@ ModelConfig = Annotated[
 
 
 class DataConfig(StrictModel):
+    """Where the images come from and how they are batched.
+
+    `bad_images` (image folders): `skip` leaves out files that cannot be read (empty, truncated,
+    not an image) and says how many and which one first; `stop` refuses the dataset instead.
+    `image_size` resizes every image to a square; image folders of mixed sizes without it are
+    resized to their most common size.
+    """
+
     dataset: DatasetName = "digits"
     root: str | None = None
     download: bool = False
@@ -131,9 +147,10 @@ class DataConfig(StrictModel):
     batch_size: Annotated[int, Field(ge=1)] = 128
     eval_batch_size: Annotated[int, Field(ge=1)] | None = None
     num_workers: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"
-    image_size: Annotated[int, Field(ge=1)] | None = None
+    image_size: Annotated[int, Field(ge=1, le=MAX_IMAGE_SIZE)] | None = None
     train_fraction: float = 1.0
     classes: list[Annotated[int, Field(ge=0)]] | None = None
+    bad_images: BadImages = "skip"
 
     def input_size(self, native: tuple[int, int]) -> tuple[int, int]:
         """The (height, width) a model sees: `image_size` squared when set, else the images' own."""
@@ -200,7 +217,7 @@ class TrainerConfig(StrictModel):
 class RunConfig(StrictModel):
     """Everything one training run needs: the concrete config that a trial trains."""
 
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 0
     data: DataConfig = Field(default_factory=DataConfig)
     augment: list[dict[str, dict[str, Any] | None]] = Field(default_factory=list)
     model: ModelConfig = Field(default_factory=ConvNetConfig)

@@ -7,9 +7,13 @@ import importlib
 import importlib.util
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from types import ModuleType
+from typing import NoReturn
 
+from search import open_work
+from search.command_log import CommandLog
 from search.errors import ConvtuneError
 
 COMMANDS = ("check", "tune", "status", "reproduce", "evaluate", "predict", "export", "explain", "ui")
@@ -24,8 +28,19 @@ Typical session:
   convtune reproduce experiments/quickstart.yaml      retrain the best trial, test it, register it
   convtune ui                                         compare runs in the MLflow UI
 
-Exit status: 0 success, 2 usage or configuration error, 1 any other error.
+Every error is one line. An unexpected one also leaves its traceback in .convtune/logs/ (--debug
+prints it); library warnings go there too (--verbose shows them).
+
+Exit status: 0 success, 2 usage or configuration error, 1 any other error, 130 interrupted (Ctrl-C).
 """
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line too (argparse prints the whole usage first), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        _say(f"{self.prog}: error: {message}; see {self.prog} --help.")
+        sys.exit(2)
 
 
 def _command_modules() -> dict[str, ModuleType]:
@@ -38,7 +53,7 @@ def _command_modules() -> dict[str, ModuleType]:
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="convtune", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -50,6 +65,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
             name, help=summary, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
         )
         module.configure(sub)
+        sub.add_argument("--debug", action="store_true", help="print the traceback of an unexpected error")
+        sub.add_argument(
+            "--verbose",
+            action="store_true",
+            help="show library warnings and tips (always in .convtune/logs/)",
+        )
     return parser, modules
 
 
@@ -61,14 +82,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
+    with CommandLog(args.command, verbose=args.verbose) as log:
+        return _run(modules[args.command], args, log)
+
+
+def _run(module: ModuleType, args: argparse.Namespace, log: CommandLog) -> int:
+    """The safety net: whatever escapes the command is one line, and nothing it opened stays RUNNING."""
+    prefix = f"convtune {args.command}"
     try:
-        return int(modules[args.command].run(args) or 0)
+        return int(module.run(args) or 0)
     except ConvtuneError as error:
-        print(f"convtune {args.command}: error: {error}", file=sys.stderr)
+        open_work.close_all(f"{prefix} stopped: {error}")
+        if args.debug:
+            traceback.print_exc()
+        _say(f"{prefix}: error: {error}")
         return error.exit_code
     except KeyboardInterrupt:
-        print(f"convtune {args.command}: interrupted; rerun the same command to resume.", file=sys.stderr)
+        open_work.close_all(f"{prefix} was interrupted (Ctrl-C)")
+        _say(f"{prefix}: interrupted; rerun the same command to resume.")
         return 130
+    except SystemExit:
+        open_work.close_all(f"{prefix} exited")
+        raise
+    except Exception as error:
+        reason = f"{type(error).__name__}: {_first_line(error)}"
+        where = log.record_crash(prefix, error)
+        open_work.close_all(f"{prefix} crashed: {reason}")
+        if args.debug:
+            traceback.print_exception(error)
+        found = f"the full traceback is in {where}" if where else "the traceback could not be logged"
+        _say(f"{prefix}: error: {reason} (unexpected; {found}, or rerun with --debug to print it).")
+        return 1
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0][:300] if lines else "(no message)"
+
+
+def _say(line: str) -> None:
+    """One line on stderr, whatever it quotes: line breaks and control characters (a hostile key's
+    terminal escapes) are shown escaped, and characters the terminal cannot encode too."""
+    text = "".join(char if char.isprintable() else char.encode("unicode_escape").decode() for char in line)
+    encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
+    print(text.encode(encoding, "backslashreplace").decode(encoding), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from lightning_modules.config import ConvNetConfig, RunConfig
-from lightning_modules.shapes import InfeasibleArchitecture, check_feasible
+from lightning_modules.memory import available_memory
+from lightning_modules.shapes import InfeasibleArchitecture, architecture_table
 from search.errors import ConfigError
 from search.spec import ExperimentSpec, set_dotted
 
 SHAPE_KEYS = ("channels", "kernel_size", "stride", "padding", "pool", "pool_size", "convs_per_block")
 MAX_COMBINATIONS = 2048
+TRAINING_BYTES_PER_PARAM = 16
 
 
 def infeasibility(config: RunConfig, in_channels: int, image_size: tuple[int, int]) -> str | None:
@@ -23,10 +25,22 @@ def infeasibility(config: RunConfig, in_channels: int, image_size: tuple[int, in
         return None
     size = config.data.input_size(image_size)
     try:
-        check_feasible(config.model, in_channels, size)
+        rows = architecture_table(config.model, in_channels, size, num_classes=1)
     except InfeasibleArchitecture as error:
         return str(error)
-    return None
+    return _too_large(sum(row.params for row in rows))
+
+
+def _too_large(params: int) -> str | None:
+    """Why a network of `params` parameters cannot train in the memory free now (weights, gradients and
+    two optimizer moments at 4 bytes each), or None."""
+    needed, free = params * TRAINING_BYTES_PER_PARAM, available_memory()
+    if free is None or needed <= free:
+        return None
+    return (
+        f"the network has {params:,} parameters, about {needed / 2**30:,.1f} GiB to train, but "
+        f"{free / 2**30:.1f} GiB of memory are free; use fewer channels or hidden units."
+    )
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import torch
 from rich.console import Console
 
 from lightning_modules.augment import validate_augmentation
-from lightning_modules.data import DatasetNotFoundError, clear_cache
+from lightning_modules.data import DatasetError, DatasetNotFoundError, clear_cache
 from lightning_modules.data.datamodule import clear_setup_cache
 from lightning_modules.training import build_datamodule
 from search.artifacts import trial_writers
@@ -83,6 +83,7 @@ class Preflight:
     train_size: int
     val_size: int
     feasibility: SpaceFeasibility
+    notes: list[str] = field(default_factory=list)  # what loading the data decided (files skipped, ...)
 
 
 def augmentation_variants(spec: ExperimentSpec) -> list[list[dict[str, Any]]]:
@@ -106,7 +107,7 @@ def preflight(spec: ExperimentSpec) -> Preflight:
             raise ConfigError("augment: " + "; ".join(problems))
     try:
         datamodule = build_datamodule(spec.run_config())
-    except DatasetNotFoundError as error:
+    except (DatasetNotFoundError, DatasetError) as error:
         raise ConfigError(str(error)) from None
     feasibility = check_space(spec, datamodule.in_channels, datamodule.image_size)
     check_weights(
@@ -122,6 +123,7 @@ def preflight(spec: ExperimentSpec) -> Preflight:
         len(datamodule.train_labels),
         len(datamodule.val_labels),
         feasibility,
+        datamodule.notes,
     )
 
 
@@ -182,6 +184,8 @@ def tune(spec: ExperimentSpec, options: TuneOptions, console: Console | None = N
         options.timeout = spec.search.timeout
     slots = plan(spec, options)
     prepared = prepare_study(spec, options)
+    for note in prepared.checked.notes:
+        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
     study, tracker, parent_run_id = prepared.study, prepared.tracker, prepared.parent_run_id
     stop = StopFlag()
     with stop.installed():

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import optuna
 
 from lightning_modules.config import RunConfig
 from search.spec import ExperimentSpec, ParamSpec, get_dotted, set_dotted
+
+MAX_GRID_POINTS = 100_000  # Optuna's grid sampler lists every combination up front
 
 
 def suggest_value(trial: optuna.Trial, key: str, param: ParamSpec) -> Any:
@@ -66,7 +69,18 @@ def grid_of(spec: ExperimentSpec) -> dict[str, list[Any]]:
                 f"the grid sampler needs a step for float range {key!r}; add step: or use choice:."
             )
         count = round((high - low) / step) + 1
+        if count > MAX_GRID_POINTS:
+            raise ValueError(
+                f"the grid for {key!r} has {count:,} points, more than {MAX_GRID_POINTS:,}; "
+                "raise its step or narrow its range."
+            )
         grid[key] = [low + i * step for i in range(count)]
+    total = math.prod(len(values) for values in grid.values())
+    if total > MAX_GRID_POINTS:
+        raise ValueError(
+            f"the grid has {total:,} combinations, more than {MAX_GRID_POINTS:,}; use fewer values or "
+            "another sampler (tpe, random)."
+        )
     return grid
 
 

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lightning_modules.config import (
+    MAX_SEED,
     BackboneConfig,
     ConvNetConfig,
     RunConfig,
     StrictModel,
 )
 from search.errors import ConfigError
+from search.names import name_problem, shown
+from search.yaml_loading import YamlSyntaxError, load_yaml, read_yaml_file
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+MAX_EXPANDED_INDEX = 1024  # `--set a.b.N=v` on a value that is no list yet makes a list of N+1 entries
 _NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 _INT = re.compile(r"^[-+]?\d+$")
 
@@ -94,7 +97,7 @@ class SamplerConfig(StrictModel):
     Fashion-MNIST space it did not find good models sooner, so it is off unless asked for."""
 
     name: Literal["tpe", "random", "grid", "cmaes", "gp"] = "tpe"
-    seed: int | None = None
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] | None = None
     n_startup_trials: Annotated[int, Field(ge=0)] | None = None
     multivariate: bool = False
     cost_aware: bool = False
@@ -156,11 +159,9 @@ class ExperimentSpec(RunConfig):
     @field_validator("name")
     @classmethod
     def _safe_name(cls, value: str) -> str:
-        if not NAME_PATTERN.match(value) or ".." in value:
-            raise ValueError(
-                f"name must be letters, digits, '_', '-' or '.', starting with a letter or digit "
-                f"(no path parts), but got name={value!r}."
-            )
+        problem = name_problem(value, "name")
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     def run_config(self) -> RunConfig:
@@ -177,7 +178,10 @@ def coerce_numbers(value: Any) -> Any:
     """YAML 1.1 reads `1e-3` as text; experiment files mean a number."""
     if isinstance(value, str) and _NUMBER.match(value.strip()):
         text = value.strip()
-        return int(text) if _INT.match(text) else float(text)
+        try:
+            return int(text) if _INT.match(text) else float(text)
+        except ValueError:  # more digits than Python converts; validation names the field
+            return value
     if isinstance(value, list):
         return [coerce_numbers(v) for v in value]
     if isinstance(value, dict):
@@ -191,8 +195,8 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not sep or not key.strip():
         raise ConfigError(f"--set expects key=value, like --set optim.lr=0.01, but got {text!r}.")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = load_yaml(raw, f"--set {key.strip()}") if raw.strip() else ""
+    except YamlSyntaxError:
         value = raw
     return key.strip(), coerce_numbers(value)
 
@@ -207,8 +211,11 @@ def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
     if isinstance(node, list):
         position = _list_index(node, last, key)
         node[position] = value
-    else:
+    elif isinstance(node, dict):
         node[last] = value
+    else:
+        parent = ".".join(parts[:-1])
+        raise ConfigError(f"{key}: {parent} is {shown(node)}, not a mapping or list; set {parent} itself.")
 
 
 def _step_into(node: Any, part: str, next_part: str, key: str) -> Any:
@@ -218,7 +225,10 @@ def _step_into(node: Any, part: str, next_part: str, key: str) -> Any:
         raise ConfigError(f"{key}: {part!r} is inside a value that is not a mapping.")
     child = node.get(part)
     if next_part.isdigit() and not isinstance(child, list):
-        depth = len(node.get("channels") or []) or int(next_part) + 1
+        if int(next_part) >= MAX_EXPANDED_INDEX:
+            raise ConfigError(f"{key}: index {next_part} is too large; per-block lists are short.")
+        channels = node.get("channels")
+        depth = len(channels) if isinstance(channels, list) and channels else int(next_part) + 1
         child = [child] * depth
         node[part] = child
     elif child is None:
@@ -246,14 +256,7 @@ def get_dotted(tree: Mapping[str, Any], key: str) -> Any:
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"experiment file {path} not found; list the ones you have with `ls experiments/`.")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(error, 'problem', error)}.") from None
+    raw = read_yaml_file(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: an experiment file must be a mapping of keys like name, data, model.")
     return coerce_numbers(raw)
@@ -271,6 +274,7 @@ def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> Experime
 
 
 def validate_experiment(raw: dict[str, Any], *, source: str = "<experiment>") -> ExperimentSpec:
+    _refuse_unreadable_values(raw, source)
     try:
         spec = ExperimentSpec.model_validate(raw)
     except ValidationError as error:
@@ -278,6 +282,21 @@ def validate_experiment(raw: dict[str, Any], *, source: str = "<experiment>") ->
     _validate_space(spec, source)
     _validate_cost_aware(spec, source)
     return spec
+
+
+def _refuse_unreadable_values(tree: Any, source: str, where: str = "") -> None:
+    """Non-finite numbers (`.inf`, `nan`, `1e999`) and NUL characters, anywhere in the tree: no
+    setting means them, and pydantic would accept them where a field takes any value."""
+    if isinstance(tree, float) and not math.isfinite(tree):
+        raise ConfigError(f"{source}: {where or 'value'} must be a finite number, but got {tree}.")
+    if isinstance(tree, str) and "\x00" in tree:
+        raise ConfigError(f"{source}: {where or 'value'} contains a NUL character; remove it.")
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else ()
+    for key, value in items:
+        dotted = f"{where}.{key}" if where else str(key)
+        if isinstance(key, str) and "\x00" in key:
+            raise ConfigError(f"{source}: a key under {where or 'the top level'} contains a NUL character.")
+        _refuse_unreadable_values(value, source, dotted)
 
 
 def _validate_cost_aware(spec: ExperimentSpec, source: str) -> None:
@@ -349,8 +368,11 @@ def describe_validation_error(error: ValidationError) -> str:
     if first["type"] == "missing":
         message = "this key is required"
     got = first.get("input")
-    shown = "" if first["type"] in ("missing", "value_error") or isinstance(got, dict) else f" (got {got!r})"
-    return f"{dotted or 'experiment'}: {message}{shown}.{more}".replace("..", ".")
+    got_text = (
+        "" if first["type"] in ("missing", "value_error") or isinstance(got, dict) else f" (got {shown(got)})"
+    )
+    text = f"{dotted or 'experiment'}: {message}{got_text}"
+    return f"{text if text.endswith('.') else text + '.'}{more}"
 
 
 def allowed_keys(location: Iterable[Any]) -> list[str]:

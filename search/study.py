@@ -20,15 +20,16 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 from optuna.trial import FrozenTrial, TrialState
 
+from search import open_work
 from search import optuna_adapter as adapter
 from search.cost import CostAwareTPESampler, macs_estimator
 from search.errors import ConfigError, ConvtuneError
 from search.memory import release_memory
 from search.space import grid_of
 from search.spec import ExperimentSpec
+from search.storage_url import DEFAULT_STORAGE, RDB_PREFIXES, check_storage, sqlite_path
+from search.tracking import vocabulary as v
 
-DEFAULT_STORAGE = ".convtune/optuna.journal"
-RDB_PREFIXES = ("sqlite:", "postgresql", "postgres:", "mysql")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -86,6 +87,7 @@ def _redact(url: str) -> str:
 
 def open_storage(url: str | None, *, heartbeat_interval: int | None = None) -> StorageHandle:
     """An RDB URL, or a journal file path (the embedded default, safe for several processes)."""
+    check_storage(url or None)
     url = url or DEFAULT_STORAGE
     if url.startswith(RDB_PREFIXES):
         return _open_rdb(url, heartbeat_interval)
@@ -104,6 +106,9 @@ def _open_rdb(url: str, heartbeat_interval: int | None) -> StorageHandle:
             "heartbeat_stale_trial_callback": adapter.stale_trial_callback,
         }
     engine_kwargs = {"connect_args": {"connect_timeout": 5}} if url.startswith("postgres") else None
+    database = sqlite_path(url) if url.startswith("sqlite:") else None
+    if database is not None:
+        database.parent.mkdir(parents=True, exist_ok=True)
     try:
         storage = _create_rdb(url, engine_kwargs, kwargs)
     except Exception as error:
@@ -284,6 +289,25 @@ class TrialGuardLike(Protocol):
     def retry(self, study: optuna.Study, trial: FrozenTrial) -> int | None: ...
 
 
+def register_trial(study: optuna.Study, trial: optuna.Trial, guard: TrialGuardLike | None = None) -> str:
+    """Registers a claimed trial in `open_work`: if this process dies on an unexpected error, the
+    trial is closed as FAIL with the reason (and queued for retry by `guard`) instead of staying
+    RUNNING. Returns the key to pass to `open_work.closed` once the trial was told."""
+    key = f"optuna-trial:{study.study_name}:{trial.number}"
+    open_work.opened(key, lambda reason: _fail_if_open(study, trial, reason, guard))
+    return key
+
+
+def _fail_if_open(
+    study: optuna.Study, trial: optuna.Trial, reason: str, guard: TrialGuardLike | None
+) -> None:
+    if adapter.frozen_trial(study, trial.number).state.is_finished():
+        return
+    adapter.set_trial_attr(study, trial.number, v.ATTR_ERROR, reason[:500])
+    if adapter.fail_trial(study, trial.number) and guard is not None:
+        guard.retry(study, adapter.frozen_trial(study, trial.number))
+
+
 @dataclass
 class WorkerResult:
     ran: int
@@ -323,13 +347,18 @@ def run_worker(
         trial = claim_trial(study, handle, n_trials, reap=guard.reap if guard is not None else None)
         if trial is None:
             return WorkerResult(ran, failed, "n_trials")
+        key = register_trial(study, trial, guard)
         try:
             with guard.watch(study, trial) if guard is not None else contextlib.nullcontext():
                 state = run_one(study, trial, objective)
         except (KeyboardInterrupt, SystemExit):
+            frozen = adapter.frozen_trial(study, trial.number)
+            if frozen.state.is_finished():
+                open_work.closed(key)
             if guard is not None:
-                guard.retry(study, adapter.frozen_trial(study, trial.number))
+                guard.retry(study, frozen)
             raise
+        open_work.closed(key)
         ran += 1
         failed += state == TrialState.FAIL
         frozen = adapter.frozen_trial(study, trial.number)

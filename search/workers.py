@@ -21,6 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Literal
 
+from search import open_work
 from search.errors import ConfigError
 
 EXIT_INTERRUPTED = 143
@@ -229,8 +230,12 @@ def run_job(job: WorkerJob) -> int:
         try:
             return _run_job(job, stop)
         except (KeyboardInterrupt, SystemExit):
+            open_work.close_all("the worker was interrupted")
             _write_result(job, {"ran": 0, "failed": 0, "stopped_by": "interrupted"})
             return EXIT_INTERRUPTED
+        except Exception as error:  # the traceback goes to the worker's log; its trial is not left RUNNING
+            open_work.close_all(f"worker {os.getpid()} crashed: {type(error).__name__}: {error}"[:500])
+            raise
 
 
 def _run_job(job: WorkerJob, stop: StopFlag) -> int:

@@ -15,6 +15,7 @@ from lightning_modules.data.loaders import (
 )
 from lightning_modules.data.sources import (
     DATASET_NAMES,
+    DatasetError,
     DatasetNotFoundError,
     ImageArrays,
     clear_cache,
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DATASET_NAMES",
     "AugmentedDataset",
+    "DatasetError",
     "DatasetNotFoundError",
     "ImageArrays",
     "ImageDataModule",

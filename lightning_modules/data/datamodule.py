@@ -16,11 +16,18 @@ import torch.nn.functional as F
 from lightning_modules.augment import build_augmentation
 from lightning_modules.config import DataConfig
 from lightning_modules.data.loaders import InMemoryLoader, build_augmented_loader
-from lightning_modules.data.sources import ImageArrays, load_dataset, stratified_split
+from lightning_modules.data.sources import (
+    DatasetError,
+    ImageArrays,
+    check_memory,
+    load_dataset,
+    stratified_split,
+)
 
 __all__ = ["ImageDataModule", "channel_stats", "resize_images"]
 
-_CHUNK = 4096  # images per chunk for resizing and statistics (bounds the float working memory)
+_CHUNK = 4096  # images per chunk for resizing and statistics (bounds the float working memory) ...
+_CHUNK_BYTES = 2**28  # ... and at most this many bytes of float32 per chunk, for large images
 _LOADER_FIELDS = {"batch_size", "eval_batch_size", "num_workers"}  # do not change the splits
 # the last setup's splits and statistics: the trials of a study share them instead of re-splitting and
 # re-measuring the same data every trial (Fashion-MNIST: 4.6 s per trial at load 9.6 on 2 cores)
@@ -62,6 +69,7 @@ class ImageDataModule(pl.LightningDataModule):
         self._class_names: list[str] = []
         self._mean: list[float] = []
         self._std: list[float] = []
+        self._notes: list[str] = []
 
     # ------------------------------------------------------------------------------------------------
     # setup
@@ -70,7 +78,9 @@ class ImageDataModule(pl.LightningDataModule):
         """Load, filter, split and resize once; later calls do nothing."""
         if self._splits is not None:
             return
-        arrays = load_dataset(self.data.dataset, self.data.root, self.data.download, self.data.image_size)
+        data = self.data
+        arrays = load_dataset(data.dataset, data.root, data.download, data.image_size, data.bad_images)
+        self._notes = list(arrays.notes)
         key = (self.data.model_dump_json(exclude=_LOADER_FIELDS), self.seed)
         cached = _last_setup.get("entry")
         if cached is not None and cached[0] is arrays and cached[1] == key:
@@ -121,13 +131,17 @@ class ImageDataModule(pl.LightningDataModule):
             _check_not_empty(kept, "train_fraction", self.data.train_fraction, len(labels))
             images, labels = images[kept], labels[kept]
         if len(labels) == 0:
-            raise ValueError(f"the train split of {self.data.dataset} is empty; lower data.val_fraction.")
+            raise DatasetError(f"the train split of {self.data.dataset} is empty; lower data.val_fraction.")
         return {"train": (images, labels), "val": (val_images, val_labels), "test": splits["test"]}
 
     def _resize(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         size = self.data.image_size
         if size is None or tuple(images.shape[2:]) == (size, size):
             return images, labels
+        check_memory(
+            images.shape[0] * images.shape[1] * size * size,
+            f"data.image_size={size}: {images.shape[0]} images of {size}x{size}",
+        )
         return resize_images(images, (size, size)), labels
 
     def _check_augmentation(self, train: tuple[torch.Tensor, torch.Tensor]) -> None:
@@ -136,7 +150,7 @@ class ImageDataModule(pl.LightningDataModule):
         out = self.transform(image=sample)["image"]  # type: ignore[misc]
         shape = out.shape if out.ndim == 3 else (*out.shape, 1)
         if tuple(shape) != sample.shape or out.dtype != sample.dtype:
-            raise ValueError(
+            raise DatasetError(
                 f"augment turns a {sample.shape} uint8 image (H, W, C) into {tuple(shape)} {out.dtype}; "
                 "use transforms that keep the image size and dtype, and set data.image_size to resize."
             )
@@ -188,6 +202,11 @@ class ImageDataModule(pl.LightningDataModule):
 
     # ------------------------------------------------------------------------------------------------
     # what the model and the pictures need
+
+    @property
+    def notes(self) -> list[str]:
+        """What loading decided for the user: image files skipped, a common size picked."""
+        return list(self._notes)
 
     @property
     def eval_batch_size(self) -> int:
@@ -257,12 +276,12 @@ class ImageDataModule(pl.LightningDataModule):
 
 def _check_classes(classes: list[int], num_classes: int, dataset: str) -> None:
     if len(set(classes)) != len(classes):
-        raise ValueError(f"data.classes lists a class twice ({classes}); list each class id once.")
+        raise DatasetError(f"data.classes lists a class twice ({classes}); list each class id once.")
     if len(classes) < 2:
-        raise ValueError(f"data.classes must keep at least 2 classes, but got {classes}.")
+        raise DatasetError(f"data.classes must keep at least 2 classes, but got {classes}.")
     out_of_range = [c for c in classes if c >= num_classes]
     if out_of_range:
-        raise ValueError(
+        raise DatasetError(
             f"data.classes has ids {out_of_range} but {dataset} has classes 0..{num_classes - 1}; "
             "use ids in that range."
         )
@@ -278,17 +297,23 @@ def _keep_classes(
 
 def _check_not_empty(index: torch.Tensor, field: str, value: float, total: int) -> None:
     if index.numel() == 0:
-        raise ValueError(f"data.{field}={value} of {total} images selects none; raise data.{field}.")
+        raise DatasetError(f"data.{field}={value} of {total} images selects none; raise data.{field}.")
 
 
 def resize_images(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """uint8 (N, C, H, W) resized to `size` (H, W) with antialiased bilinear interpolation, in chunks."""
     out = torch.empty((images.shape[0], images.shape[1], *size), dtype=torch.uint8, device=images.device)
-    for start in range(0, images.shape[0], _CHUNK):
-        chunk = images[start : start + _CHUNK].float()
+    step = _chunk(images.shape[1] * max(size[0] * size[1], images.shape[2] * images.shape[3]))
+    for start in range(0, images.shape[0], step):
+        chunk = images[start : start + step].float()
         resized = F.interpolate(chunk, size=size, mode="bilinear", antialias=True, align_corners=False)
-        out[start : start + _CHUNK] = resized.round_().clamp_(0, 255).to(torch.uint8)
+        out[start : start + step] = resized.round_().clamp_(0, 255).to(torch.uint8)
     return out
+
+
+def _chunk(values_per_image: int) -> int:
+    """Images per chunk: `_CHUNK`, fewer when their float32 copies would pass `_CHUNK_BYTES`."""
+    return max(1, min(_CHUNK, _CHUNK_BYTES // (4 * max(1, values_per_image))))
 
 
 def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
@@ -296,8 +321,9 @@ def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
     channels = images.shape[1]
     total = torch.zeros(channels, dtype=torch.float64)
     squares = torch.zeros(channels, dtype=torch.float64)
-    for start in range(0, images.shape[0], _CHUNK):
-        chunk = images[start : start + _CHUNK].float()
+    step = _chunk(images[0].numel()) if images.shape[0] else _CHUNK
+    for start in range(0, images.shape[0], step):
+        chunk = images[start : start + step].float()
         total += chunk.sum(dim=(0, 2, 3), dtype=torch.float64)
         squares += chunk.square_().sum(dim=(0, 2, 3), dtype=torch.float64)
     count = images.numel() / channels

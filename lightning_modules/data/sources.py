@@ -10,18 +10,26 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
+
+from lightning_modules.memory import available_memory
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
 
 __all__ = [
     "DATASET_NAMES",
     "DEBIAN_FASHION_MNIST",
     "IMAGE_SUFFIXES",
+    "DatasetError",
     "DatasetNotFoundError",
     "ImageArrays",
     "clear_cache",
@@ -45,11 +53,18 @@ _IDX_FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
-_GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
+_GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+_EXIF_ORIENTATION = 0x0112
+_TURNED = frozenset({5, 6, 7, 8})  # orientations that swap width and height
 
 
 class DatasetNotFoundError(FileNotFoundError):
     """A dataset is not where convtune looked; the message says where it looked and how to get it."""
+
+
+class DatasetError(ValueError):
+    """A dataset or data setting that cannot be used (one class only, unreadable files, a split that
+    selects nothing); the one-line message says what to change."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,6 +82,7 @@ class ImageArrays:
     class_names: list[str]
     val_images: torch.Tensor | None = None
     val_labels: torch.Tensor | None = None
+    notes: tuple[str, ...] = ()  # what loading decided for the user (files skipped, a size picked)
 
     def __post_init__(self) -> None:
         _check_pair("train", self.train_images, self.train_labels)
@@ -104,30 +120,39 @@ def _describe(tensor: torch.Tensor | None) -> str:
 # entry point
 
 
+@dataclass(frozen=True)
+class FolderOptions:
+    """What only image folders use: a square size to resize to, and what to do with unreadable files."""
+
+    image_size: int | None = None
+    bad_images: Literal["skip", "stop"] = "skip"
+
+
 def load_dataset(
     name: str,
     root: str | os.PathLike[str] | None = None,
     download: bool = False,
     image_size: int | None = None,
+    bad_images: Literal["skip", "stop"] = "skip",
 ) -> ImageArrays:
     """The named dataset, decoded once per process (later calls return the same object).
 
-    `image_size` matters only for `imagefolder` (images are resized while decoding); other sources
-    are resized by the data module.
+    `image_size` and `bad_images` matter only for `imagefolder` (images are resized while decoding;
+    unreadable files are skipped or refused); other sources are resized by the data module.
     """
     if name not in _LOADERS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)}.")
     resolved = str(Path(root).expanduser().resolve()) if root is not None else None
-    size = image_size if name == "imagefolder" else None
-    return _load_cached(name, resolved, bool(download), size, str(default_data_dir()))
+    folder = FolderOptions(image_size, bad_images) if name == "imagefolder" else FolderOptions()
+    return _load_cached(name, resolved, bool(download), folder, str(default_data_dir()))
 
 
 @lru_cache(maxsize=8)
 def _load_cached(
-    name: str, root: str | None, download: bool, image_size: int | None, data_dir: str
+    name: str, root: str | None, download: bool, folder: FolderOptions, data_dir: str
 ) -> ImageArrays:
     # data_dir (from $CONVTUNE_DATA) is part of the key because the search looks there too
-    return _LOADERS[name](None if root is None else Path(root), download, image_size)
+    return _LOADERS[name](None if root is None else Path(root), download, folder)
 
 
 def clear_cache() -> None:
@@ -159,7 +184,7 @@ def _not_found(name: str, looked: Iterable[Path], how: str) -> DatasetNotFoundEr
 # digits (scikit-learn)
 
 
-def _load_digits(root: Path | None, download: bool, image_size: int | None) -> ImageArrays:
+def _load_digits(root: Path | None, download: bool, folder: FolderOptions) -> ImageArrays:
     pixels, target = _digits_arrays()
     scaled = np.rint(pixels * (255.0 / 16.0)).clip(0, 255).astype(np.uint8).reshape(-1, 1, 8, 8)
     labels = torch.from_numpy(target.astype(np.int64))
@@ -185,9 +210,11 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     return bunch.data, bunch.target
 
 
-def _with_holdout(images: torch.Tensor, labels: torch.Tensor, class_names: list[str]) -> ImageArrays:
+def _with_holdout(
+    images: torch.Tensor, labels: torch.Tensor, class_names: list[str], notes: tuple[str, ...] = ()
+) -> ImageArrays:
     test, train = stratified_split(labels, HOLDOUT_FRACTION, HOLDOUT_SEED)
-    return ImageArrays(images[train], labels[train], images[test], labels[test], class_names)
+    return ImageArrays(images[train], labels[train], images[test], labels[test], class_names, notes=notes)
 
 
 def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -225,13 +252,13 @@ def _largest_remainder(counts: torch.Tensor, target: int) -> torch.Tensor:
 # MNIST and Fashion-MNIST (IDX files read with numpy)
 
 
-def _load_fashion_mnist(root: Path | None, download: bool, image_size: int | None) -> ImageArrays:
+def _load_fashion_mnist(root: Path | None, download: bool, folder: FolderOptions) -> ImageArrays:
     return _load_idx_dataset(
         "fashion-mnist", "FashionMNIST", FASHION_CLASSES, root, download, extra=[DEBIAN_FASHION_MNIST]
     )
 
 
-def _load_mnist(root: Path | None, download: bool, image_size: int | None) -> ImageArrays:
+def _load_mnist(root: Path | None, download: bool, folder: FolderOptions) -> ImageArrays:
     return _load_idx_dataset("mnist", "MNIST", [str(i) for i in range(10)], root, download, extra=[])
 
 
@@ -299,11 +326,11 @@ def _download_torchvision(folder: str, root: Path | None) -> Path:
 # CIFAR (torchvision)
 
 
-def _load_cifar10(root: Path | None, download: bool, image_size: int | None) -> ImageArrays:
+def _load_cifar10(root: Path | None, download: bool, folder: FolderOptions) -> ImageArrays:
     return _load_cifar("cifar10", "CIFAR10", root, download)
 
 
-def _load_cifar100(root: Path | None, download: bool, image_size: int | None) -> ImageArrays:
+def _load_cifar100(root: Path | None, download: bool, folder: FolderOptions) -> ImageArrays:
     return _load_cifar("cifar100", "CIFAR100", root, download)
 
 
@@ -335,9 +362,27 @@ def _load_cifar(name: str, cls_name: str, root: Path | None, download: bool) -> 
 
 # ---------------------------------------------------------------------------------------------------
 # image folders (PIL)
+#
+# Files are read as users have them: palette, CMYK, 16-bit and EXIF-rotated images are converted
+# (16-bit scaled, not clipped; rotated upright), files that cannot be read are skipped with a note
+# (or refused with `bad_images: stop`), and mixed sizes are resized to the most common one.
 
 
-def _load_imagefolder(root: Path | None, download: bool, image_size: int | None) -> ImageArrays:
+@dataclass
+class _FolderFiles:
+    """Every image file of a folder dataset, per split, and what reading them found."""
+
+    splits: dict[str, tuple[list[Path], torch.Tensor]]
+    classes: list[str]
+    bad: dict[Path, str] = field(default_factory=dict)  # file -> why it cannot be read
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def paths(self) -> list[Path]:
+        return [path for paths, _ in self.splits.values() for path in paths]
+
+
+def _load_imagefolder(root: Path | None, download: bool, folder: FolderOptions) -> ImageArrays:
     if root is None:
         raise DatasetNotFoundError(
             "imagefolder needs data.root: a folder of class subfolders (root/cls/*.png) "
@@ -347,32 +392,30 @@ def _load_imagefolder(root: Path | None, download: bool, image_size: int | None)
         raise _not_found(
             "imagefolder", [root], "set data.root to a folder of class subfolders (root/cls/*.png)."
         )
-    splits = {s: root / s for s in ("train", "val", "test") if (root / s).is_dir()}
-    if "train" in splits:
-        return _load_split_folders(splits, image_size)
-    files = _scan_classes(root)
-    classes = sorted(files)
-    paths, labels = _flatten(files, classes)
-    images = _decode_images(paths, image_size, gray=_all_gray(paths))
-    return _with_holdout(images, labels, classes)
+    files = _scan_folder(root)
+    headers = _read_headers(files)
+    size = _target_size(files, headers, folder.image_size)
+    gray = all(headers[path][1] for path in files.paths if path in headers)
+    decoded = {
+        split: _decode_split(files, paths, labels, size, gray)
+        for split, (paths, labels) in files.splits.items()
+    }
+    _report_bad(files, root, folder.bad_images)
+    return _assemble(decoded, files.classes, tuple(files.notes))
 
 
-def _load_split_folders(splits: dict[str, Path], image_size: int | None) -> ImageArrays:
-    files = {split: _scan_classes(folder) for split, folder in splits.items()}
-    classes = sorted({cls for per_split in files.values() for cls in per_split})
-    flat = {split: _flatten(per_split, classes) for split, per_split in files.items()}
-    gray = all(_all_gray(paths) for paths, _ in flat.values())
-    sizes = image_size if image_size is not None else _common_size([p for ps, _ in flat.values() for p in ps])
-    decoded = {split: (_decode_images(paths, sizes, gray), labels) for split, (paths, labels) in flat.items()}
-    train_images, train_labels = decoded["train"]
-    if "test" in decoded:
-        test_images, test_labels = decoded["test"]
-    else:
-        held, kept = stratified_split(train_labels, HOLDOUT_FRACTION, HOLDOUT_SEED)
-        test_images, test_labels = train_images[held], train_labels[held]
-        train_images, train_labels = train_images[kept], train_labels[kept]
-    val_images, val_labels = decoded.get("val", (None, None))
-    return ImageArrays(train_images, train_labels, test_images, test_labels, classes, val_images, val_labels)
+def _scan_folder(root: Path) -> _FolderFiles:
+    split_folders = {s: root / s for s in ("train", "val", "test") if (root / s).is_dir()}
+    if "train" not in split_folders:
+        split_folders = {"all": root}
+    per_split = {split: _scan_classes(path) for split, path in split_folders.items()}
+    classes = sorted({cls for found in per_split.values() for cls in found})
+    if len(classes) < 2:
+        raise DatasetError(
+            f"imagefolder found 1 class ({classes[0]!r}) in {root}; a classifier needs at least 2: "
+            f"put each class's images in its own subfolder, {root}/<class>/*.png."
+        )
+    return _FolderFiles({split: _flatten(found, classes) for split, found in per_split.items()}, classes)
 
 
 def _scan_classes(folder: Path) -> dict[str, list[Path]]:
@@ -397,50 +440,155 @@ def _flatten(files: dict[str, list[Path]], classes: Sequence[str]) -> tuple[list
     return paths, torch.tensor(labels, dtype=torch.int64)
 
 
-def _all_gray(paths: Sequence[Path]) -> bool:
+def _read_headers(files: _FolderFiles) -> dict[Path, tuple[tuple[int, int], bool]]:
+    """(width, height) as displayed (EXIF rotation applied) and whether it is gray, per readable file."""
     from PIL import Image
 
-    for path in paths:
-        with Image.open(path) as image:
-            if image.mode not in _GRAY_MODES:
-                return False
-    return True
+    headers = {}
+    for path in files.paths:
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+                turned = image.getexif().get(_EXIF_ORIENTATION) in _TURNED
+                headers[path] = ((height, width) if turned else (width, height), image.mode in _GRAY_MODES)
+        except Exception as error:  # any failure to read a user's file means the same: skip or stop
+            files.bad[path] = _reason(error)
+    return headers
 
 
-def _common_size(paths: Sequence[Path]) -> tuple[int, int]:
-    """The (width, height) all images share; a one-line error naming two that differ otherwise."""
-    from PIL import Image
+def _target_size(
+    files: _FolderFiles, headers: dict[Path, tuple[tuple[int, int], bool]], image_size: int | None
+) -> tuple[int, int]:
+    """(width, height) every image is decoded to: `image_size` squared, else the most common size."""
+    if image_size is not None:
+        return image_size, image_size
+    counts = Counter(size for size, _ in headers.values())
+    if not counts:
+        raise _no_readable_image(files)
+    (width, height), most = counts.most_common(1)[0]
+    if len(counts) > 1:
+        files.notes.append(
+            f"images differ in size ({len(counts)} sizes; {width}x{height} in {most} of {len(headers)} "
+            f"files); resized all to {width}x{height} (width x height), the most common; "
+            "set data.image_size to choose a square size instead."
+        )
+    return width, height
 
-    seen: dict[tuple[int, int], Path] = {}
-    for path in paths:
-        with Image.open(path) as image:
-            seen.setdefault(image.size, path)
-        if len(seen) > 1:
-            (a, path_a), (b, path_b) = seen.items()
-            raise ValueError(
-                f"imagefolder images differ in size ({path_a} is {a[0]}x{a[1]}, {path_b} is {b[0]}x{b[1]}); "
-                "set data.image_size to resize them all."
-            )
-    return next(iter(seen))
 
-
-def _decode_images(paths: Sequence[Path], size: int | tuple[int, int] | None, gray: bool) -> torch.Tensor:
-    """Decode images with PIL into one preallocated uint8 (N, C, H, W) array, resized to `size` (W, H)."""
-    from PIL import Image
-
-    width, height = (size, size) if isinstance(size, int) else size or _common_size(paths)
-    mode = "L" if gray else "RGB"
+def _decode_split(
+    files: _FolderFiles, paths: list[Path], labels: torch.Tensor, size: tuple[int, int], gray: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode a split's readable files into one uint8 (N, C, H, W) tensor and their labels."""
+    width, height = size
+    check_memory(len(paths) * (1 if gray else 3) * width * height, f"{len(paths)} images of {width}x{height}")
     out = np.empty((len(paths), height, width, 1 if gray else 3), dtype=np.uint8)
+    kept = torch.zeros(len(paths), dtype=torch.bool)
     for index, path in enumerate(paths):
-        with Image.open(path) as image:
-            converted = image.convert(mode)
-            if converted.size != (width, height):
-                converted = converted.resize((width, height), Image.Resampling.BILINEAR)
-            out[index] = np.asarray(converted).reshape(height, width, -1)
-    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+        if path in files.bad:
+            continue
+        try:
+            out[index] = _decode_file(path, size, gray).reshape(height, width, -1)
+        except Exception as error:  # truncated data shows only when the pixels are read
+            files.bad[path] = _reason(error)
+            continue
+        kept[index] = True
+    images = torch.from_numpy(out).permute(0, 3, 1, 2)[kept].contiguous()
+    return images, labels[kept]
 
 
-_LOADERS: dict[str, Callable[[Path | None, bool, int | None], ImageArrays]] = {
+def _decode_file(path: Path, size: tuple[int, int], gray: bool) -> np.ndarray:
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as opened:
+        image = ImageOps.exif_transpose(opened)
+    image = _eight_bit(image)
+    if image.mode in ("P", "PA"):
+        image = image.convert("RGBA")  # palette transparency, converted without PIL's warning
+    image = image.convert("L" if gray else "RGB")
+    if image.size != size:
+        image = image.resize(size, Image.Resampling.BILINEAR)
+    return np.asarray(image)
+
+
+def _eight_bit(image: PILImage) -> PILImage:
+    """16-bit and 32-bit gray scaled to 0..255 (PIL's own conversion clips them at 255)."""
+    from PIL import Image
+
+    if image.mode not in ("I", "F") and not image.mode.startswith("I;16"):
+        return image
+    pixels = np.asarray(image, dtype=np.float64)
+    peak = float(pixels.max()) if pixels.size else 0.0
+    if image.mode.startswith("I;16") or peak > 255:
+        pixels = pixels / 257.0
+    elif image.mode == "F" and peak <= 1.0:
+        pixels = pixels * 255.0
+    return Image.fromarray(np.rint(pixels).clip(0, 255).astype(np.uint8), mode="L")
+
+
+def _reason(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0][:120]}" if text else type(error).__name__
+
+
+def _report_bad(files: _FolderFiles, root: Path, bad_images: str) -> None:
+    if not files.bad:
+        return
+    total = len(files.paths)
+    if len(files.bad) == total:
+        raise _no_readable_image(files)
+    order = {path: index for index, path in enumerate(files.paths)}
+    first = min(files.bad, key=order.__getitem__)
+    named = f"first: {first}: {files.bad[first]}"
+    if bad_images == "stop":
+        raise DatasetError(
+            f"{len(files.bad)} of {total} images cannot be read ({named}); fix or remove them, "
+            "or set data.bad_images: skip to leave them out."
+        )
+    files.notes.insert(
+        0,
+        f"skipped {len(files.bad)} of {total} images that cannot be read ({named}); "
+        "set data.bad_images: stop to refuse such a folder.",
+    )
+
+
+def _no_readable_image(files: _FolderFiles) -> DatasetError:
+    first = files.paths[0]
+    return DatasetError(
+        f"none of the {len(files.paths)} images can be read (first: {first}: {files.bad.get(first, '?')}); "
+        "check that they are PNG, JPEG or BMP files."
+    )
+
+
+def _assemble(
+    decoded: dict[str, tuple[torch.Tensor, torch.Tensor]], classes: list[str], notes: tuple[str, ...]
+) -> ImageArrays:
+    if "all" in decoded:
+        images, labels = decoded["all"]
+        return _with_holdout(images, labels, classes, notes)
+    train_images, train_labels = decoded["train"]
+    if "test" in decoded:
+        test_images, test_labels = decoded["test"]
+    else:
+        held, kept = stratified_split(train_labels, HOLDOUT_FRACTION, HOLDOUT_SEED)
+        test_images, test_labels = train_images[held], train_labels[held]
+        train_images, train_labels = train_images[kept], train_labels[kept]
+    val_images, val_labels = decoded.get("val", (None, None))
+    return ImageArrays(
+        train_images, train_labels, test_images, test_labels, classes, val_images, val_labels, notes
+    )
+
+
+def check_memory(needed: int, what: str) -> None:
+    """A `DatasetError` when `needed` bytes of images would not fit in the memory that is free now."""
+    available = available_memory()
+    if available is not None and needed > 0.8 * available:
+        raise DatasetError(
+            f"{what} need {needed / 2**30:.1f} GiB of memory, but {available / 2**30:.1f} GiB are free; "
+            "lower data.image_size or use fewer images (data.train_fraction, data.classes)."
+        )
+
+
+_LOADERS: dict[str, Callable[[Path | None, bool, FolderOptions], ImageArrays]] = {
     "digits": _load_digits,
     "fashion-mnist": _load_fashion_mnist,
     "mnist": _load_mnist,

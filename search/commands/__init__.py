@@ -30,3 +30,12 @@ def add_study(parser: argparse.ArgumentParser) -> None:
         help="Optuna storage: sqlite:///f.db, postgresql://user@host/db, or a journal file path "
         "(default: .convtune/optuna.journal, safe for several workers on one machine)",
     )
+
+
+def checked_study(args: argparse.Namespace) -> str | None:
+    """`--study` and `--storage`, checked before anything is read or written (a `ConfigError` if not)."""
+    from search.names import check_name
+    from search.storage_url import check_storage
+
+    check_storage(args.storage)
+    return None if args.study is None else check_name(args.study, "--study")

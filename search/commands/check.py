@@ -20,6 +20,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from lightning_modules.precision import AUTO
+    from lightning_modules.shapes import InfeasibleArchitecture
     from search.describe import architecture_rows
     from search.runner import preflight
     from search.spec import load_experiment
@@ -36,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
         f"{checked.num_classes} classes), model {spec.model.name}, {spec.search.n_trials} trials "
         f"{spec.search.resolved_direction} {spec.search.metric}"
     )
+    for note in checked.notes:
+        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
     if spec.trainer.precision == AUTO:
         console.print(f"precision auto: {auto_precision_summary()}")
     space = Table(title="search space")
@@ -44,9 +47,14 @@ def run(args: argparse.Namespace) -> int:
     for key, param in spec.search.space.items():
         space.add_row(key, param.describe())
     console.print(space if spec.search.space else "search space: empty (every trial trains the base config)")
-    console.print(
-        architecture_rows(spec.run_config(), checked.in_channels, checked.image_size, checked.num_classes)
-    )
+    try:
+        console.print(
+            architecture_rows(spec.run_config(), checked.in_channels, checked.image_size, checked.num_classes)
+        )
+    except InfeasibleArchitecture as error:  # the space holds architectures that can (preflight said so)
+        console.print(
+            f"[yellow]the base architecture cannot run: {error} Trials that change it can.[/yellow]"
+        )
     feasible = checked.feasibility
     if feasible.infeasible:
         console.print(

@@ -30,8 +30,9 @@ def run(args: argparse.Namespace) -> int:
     from search.describe import architecture_markdown, architecture_rich_table
     from search.gradcam import explain_image
     from search.model_store import load_inference_model, prepare_images
+    from search.names import check_output_folder
 
-    out = Path(args.out or f"explain-{Path(args.image).stem}")
+    out = check_output_folder(args.out or f"explain-{Path(args.image).stem}", "--out")
     model = load_inference_model(args.model)
     images = prepare_images([args.image], model.in_channels, model.image_size)
     rows = traced_table(model.network, model.in_channels, model.image_size)

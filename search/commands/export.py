@@ -23,10 +23,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from search.model_store import export_onnx, export_torchscript, load_inference_model
+    from search.names import check_output_file
 
+    out = check_output_file(args.out, "--out")
     model = load_inference_model(args.model)
     write = export_onnx if args.format == "onnx" else export_torchscript
-    path = write(model, args.out)
+    path = write(model, out)
     shape = "x".join(map(str, (model.in_channels, *model.image_size)))
     print(f"wrote {path} ({args.format}, input N x {shape}, {len(model.class_names)} classes)")
     return 0

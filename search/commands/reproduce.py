@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from search.commands import add_experiment, add_study
+from search.commands import add_experiment, add_study, checked_study
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -52,11 +52,12 @@ def run(args: argparse.Namespace) -> int:
     from search.reproduce import ReproduceOptions, reproduce
     from search.spec import load_experiment
 
+    study = checked_study(args)
     spec = load_experiment(args.experiment, args.overrides)
     options = ReproduceOptions(
         trial=args.trial,
         epochs=args.epochs,
-        study_name=args.study,
+        study_name=study,
         storage=args.storage,
         accelerator=args.accelerator,
         register=not args.no_register,

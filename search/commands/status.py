@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from search.commands import add_experiment, add_study
+from search.commands import add_experiment, add_study, checked_study
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -26,9 +26,10 @@ def run(args: argparse.Namespace) -> int:
     from search.study import best_trial, count_states, find_study, open_storage
     from search.tracking import vocabulary as v
 
+    name = checked_study(args)
     spec = load_experiment(args.experiment, args.overrides)
     handle = open_storage(args.storage)
-    study = find_study(handle, args.study or spec.name)
+    study = find_study(handle, name or spec.name)
     console = Console()
     if not console.is_terminal:  # piped or logged: no need to fold the table into 80 columns
         console = Console(width=160)

@@ -17,8 +17,9 @@ the same command resumes the study. See docs/parallel.md.
 from __future__ import annotations
 
 import argparse
+import math
 
-from search.commands import add_experiment, add_study
+from search.commands import add_experiment, add_study, checked_study
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -51,9 +52,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.n_trials is not None and args.n_trials < 1:
         raise ConfigError(f"--n-trials must be at least 1, but got {args.n_trials}.")
+    if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise ConfigError(f"--timeout must be a positive number of seconds, but got {args.timeout}.")
+    study = checked_study(args)
     spec = load_experiment(args.experiment, args.overrides)
     options = TuneOptions(
-        study_name=args.study,
+        study_name=study,
         storage=args.storage,
         n_trials=args.n_trials,
         timeout=args.timeout,

@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import yaml
-
 from search.errors import ConfigError
+from search.yaml_loading import load_yaml
 
 DEFAULT_TRACKING_URI = "sqlite:///.convtune/mlflow.db"
 DEFAULT_ARTIFACTS = ".convtune/mlartifacts"
@@ -109,9 +108,11 @@ def find_settings_file(explicit: str | Path | None = None) -> Path | None:
 
 def _read_settings_file(path: Path) -> dict[str, Any]:
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigError(f"{path} is not readable YAML ({error}); fix it or remove it.") from None
+        raw = load_yaml(path.read_text(), str(path)) or {}
+    except OSError as error:
+        raise ConfigError(
+            f"{path} cannot be read ({error.strerror or error}); fix it or remove it."
+        ) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must be a mapping of {', '.join(SETTINGS_KEYS)}.")
     unknown = sorted(set(raw) - set(SETTINGS_KEYS))

@@ -113,8 +113,8 @@ def test_imagefolder_split_folders_rgb_and_resize(tmp_path: Path) -> None:
     _write_pngs(root / "train", {"a": 6, "b": 6}, (10, 10), mode="RGB")
     _write_pngs(root / "val", {"a": 2, "b": 2}, (10, 10), mode="RGB")
     _write_pngs(root / "test", {"a": 1, "b": 3}, (12, 12), mode="RGB")
-    with pytest.raises(ValueError, match=r"differ in size.*data\.image_size"):
-        load_dataset("imagefolder", root=root)
+    mixed = load_dataset("imagefolder", root=root)  # the most common size, said in a note
+    assert mixed.test_images.shape == (4, 3, 10, 10) and "resized all to 10x10" in mixed.notes[0]
     arrays = load_dataset("imagefolder", root=root, image_size=8)
     assert arrays.train_images.shape == (12, 3, 8, 8) and arrays.test_labels.tolist() == [0, 1, 1, 1]
     assert arrays.val_images is not None and arrays.val_images.shape == (4, 3, 8, 8)

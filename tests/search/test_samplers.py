@@ -63,6 +63,18 @@ def test_grid_sampler_without_float_step_is_a_config_error() -> None:
 
 
 @pytest.mark.parametrize(
+    "space",
+    [
+        {"data.batch_size": {"int": [1, 10**30]}},
+        {f"model.kernel_size.{i}": {"int": [1, 100]} for i in range(2)} | {"seed": {"int": [0, 99]}},
+    ],
+)
+def test_a_grid_too_large_to_list_is_a_config_error(space: dict) -> None:
+    with pytest.raises(ConfigError, match=r"more than 100,000"):
+        make_sampler(_spec("grid", space=space))
+
+
+@pytest.mark.parametrize(
     ("name", "kind"),
     [
         ("median", optuna.pruners.MedianPruner),

@@ -139,3 +139,60 @@ def test_direction_follows_metric(tmp_path: Path) -> None:
     raw = tiny_experiment()
     raw["search"]["metric"] = "val/loss"
     assert load_experiment(write_experiment(tmp_path, raw)).search.resolved_direction == "minimize"
+
+
+@pytest.mark.parametrize("text", [".inf", "-.inf", ".nan", ".NaN", "inf", "nan", "1e999", "-Infinity"])
+def test_non_finite_numbers_in_a_file_are_refused(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "inf.yaml"
+    path.write_text(f"name: inf\noptim: {{lr: {text}}}\n")
+    with pytest.raises(ConfigError, match=r"optim\.lr.*finite number") as caught:
+        load_experiment(path)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "override", ["optim.lr=inf", "optim.lr=.nan", "search.space.optim.lr.float=[0, .inf]"]
+)
+def test_non_finite_numbers_in_overrides_are_refused(tmp_path: Path, override: str) -> None:
+    with pytest.raises(ConfigError, match="finite number"):
+        load_experiment(write_experiment(tmp_path, tiny_experiment()), [override])
+
+
+def test_non_finite_numbers_are_refused_by_the_config_models_too() -> None:
+    from pydantic import ValidationError
+
+    from lightning_modules.config import OptimConfig, TrainerConfig
+
+    with pytest.raises(ValidationError, match="finite number"):
+        OptimConfig(lr=float("inf"))
+    with pytest.raises(ValidationError, match="finite number"):
+        TrainerConfig(gradient_clip_val=float("nan"))
+
+
+def test_check_refuses_inf_learning_rate_before_any_trial(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.search.cli_helpers import run_cli
+
+    path = write_experiment(workdir, tiny_experiment(optim={"name": "adamw", "lr": float("inf")}))
+    assert ".inf" in path.read_text()
+    result = run_cli(["check", str(path)], capsys)
+    assert result.code == 2 and "finite number" in result.one_line_error()
+    good = write_experiment(workdir, tiny_experiment(), "good.yaml")
+    result = run_cli(["tune", str(good), "--set", "optim.lr=inf"], capsys)
+    assert result.code == 2 and "finite number" in result.one_line_error()
+    assert not (workdir / ".convtune").exists()  # refused before any store was opened
+
+
+def test_huge_set_indexes_are_refused_without_building_huge_lists() -> None:
+    tree: dict = {"optim": {}}
+    with pytest.raises(ConfigError, match="index"):
+        set_dotted(tree, "optim.foo.999999999999.bar", 1)
+
+
+def test_set_inside_a_scalar_is_a_config_error() -> None:
+    tree: dict = {"model": {"channels": [8, 16]}, "data": {"val_fraction": 0.2}}
+    with pytest.raises(ConfigError, match=r"model\.channels\.0 is 8, not a mapping or list"):
+        set_dotted(tree, "model.channels.0.x", 1)
+    with pytest.raises(ConfigError, match="not a mapping"):
+        set_dotted(tree, "data.val_fraction.deeper", 1)
