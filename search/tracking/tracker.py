@@ -360,6 +360,11 @@ class Tracker:
             if monitor is not None:
                 with contextlib.suppress(Exception):
                     monitor.finish()
+                    # a trial shorter than one interval still gets the samples taken so far
+                    leftover = monitor.aggregate_metrics()
+                    if leftover:
+                        monitor.publish_metrics(leftover)
+                        monitor.mlflow_logger.flush()
 
     # --- models ------------------------------------------------------------------------------------
 

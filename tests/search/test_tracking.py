@@ -184,3 +184,38 @@ def test_only_outages_and_locks_are_retried() -> None:
     with pytest.raises(ConnectionError):
         call_with_retry(refuses, budget=0.5)
     assert len(calls) >= 2, "retried within its budget, then gave up"
+
+
+def test_digests_tell_different_data_apart_and_the_same_data_alike() -> None:
+    import torch
+
+    from search.tracking.datasets import digest_of
+
+    images = torch.randint(0, 255, (64, 1, 8, 8), dtype=torch.uint8)
+    labels = torch.randint(0, 10, (64,))
+    same = digest_of(images.clone(), labels.clone())
+    assert digest_of(images, labels) == same and len(same) == 16
+    changed = images.clone()
+    changed[3, 0, 2, 2] ^= 1
+    assert digest_of(changed, labels) != same
+    assert digest_of(images[:32], labels[:32]) != same
+
+
+def test_every_trial_logs_its_data_and_system_metrics(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from search.runner import TuneOptions, preflight, tune
+    from search.spec import validate_experiment
+    from tests.search.parallel_helpers import mlflow_client, trial_runs
+
+    monkeypatch.setattr("search.tracking.tracker.SYSTEM_METRICS_INTERVAL", 600)  # a trial shorter than one
+    spec = validate_experiment(tiny_experiment(search__n_trials=1))
+    sizes = preflight(spec)
+    tune(spec, TuneOptions(progress=False))
+    client = mlflow_client()
+    (run,) = trial_runs(client, "tiny")
+    inputs = {entry.dataset.name: entry for entry in run.inputs.dataset_inputs}
+    assert set(inputs) == {"digits/train", "digits/val"}
+    train, val = inputs["digits/train"], inputs["digits/val"]
+    assert {tag.value for tag in train.tags} == {"train"} and train.dataset.digest != val.dataset.digest
+    assert f'"images": {sizes.train_size}' in train.dataset.profile
+    assert f'"images": {sizes.val_size}' in val.dataset.profile
+    assert any(key.startswith("system/") for key in run.data.metrics), sorted(run.data.metrics)
