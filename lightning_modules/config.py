@@ -48,7 +48,10 @@ class ConvNetConfig(StrictModel):
     `kernel_size`, `stride`, `padding` and `pool` take one value for every block or a list with one
     value per block (the list length must equal `len(channels)`). `weights` (a state dict file, a
     Lightning checkpoint or a `models:/` / `runs:/` URI), `freeze` and `unfreeze_after` fine-tune a
-    pre-trained convnet as they do a backbone (`freeze: until:1` freezes block 0).
+    pre-trained convnet as they do a backbone (`freeze: until:1` freezes block 0). `separable`
+    makes every conv but the network's first depthwise separable (MobileNet's): a depthwise
+    `kernel_size` conv with the block's stride (one filter per input channel), then a pointwise 1x1
+    conv to the block's channels, about `kernel_size`² times fewer weights and multiply-adds.
     """
 
     name: Literal["convnet"] = "convnet"
@@ -59,6 +62,7 @@ class ConvNetConfig(StrictModel):
     pool: Pool | list[Pool] = "max"
     pool_size: Annotated[int, Field(ge=1)] = 2
     convs_per_block: Annotated[int, Field(ge=1, le=MAX_CONVS_PER_BLOCK)] = 1
+    separable: bool = False
     activation: Activation = "relu"
     batch_norm: bool = True
     dropout: float = 0.0

@@ -169,31 +169,61 @@ def _conv_rows(
                 f"stride={stride}, padding={padding!r} (output would be {out_h}x{out_w}); {FIX_HINT}."
             )
         field = field.window((kernel, kernel), (stride, stride))
-        out_shape = (out_channels, out_h, out_w)
-        weights = out_channels * channels * kernel * kernel
-        params = weights + (0 if config.batch_norm else out_channels)
-        out_numel = out_channels * out_h * out_w
-        dense = channels * height * width * out_numel + out_numel
-        common = {"out_shape": out_shape, "receptive_field": field.size, "jump": field.step}
-        rows.append(
-            LayerInfo(
-                name,
-                "conv",
-                kernel,
-                stride,
-                _describe_padding(before, after),
-                **common,
-                params=params,
-                dense_params=dense,
-                macs=weights * out_h * out_w,
+        common = {"receptive_field": field.size, "jump": field.step}
+        padded = _describe_padding(before, after)
+        if config.separable and (block, index) != (0, 0):  # depthwise kxk, then pointwise 1x1
+            depthwise = (channels, out_h, out_w)
+            dw_name = f"blocks.{block}.dw{index}"
+            rows.append(
+                _conv_row(
+                    dw_name, shape, depthwise, kernel, stride, padded, common, depthwise=True, bias=False
+                )
             )
+            shape, kernel_here, stride, padded = depthwise, 1, 1, 0
+        else:
+            kernel_here = kernel
+        out_shape = (out_channels, out_h, out_w)
+        rows.append(
+            _conv_row(name, shape, out_shape, kernel_here, stride, padded, common, bias=not config.batch_norm)
         )
+        common = {"out_shape": out_shape, **common}
         if config.batch_norm:
             bn_params = 2 * out_channels
             rows.append(LayerInfo(f"blocks.{block}.bn{index}", "bn", **common, params=bn_params))
         rows.append(LayerInfo(f"blocks.{block}.act{index}", "act", **common))
         shape = out_shape
     return rows, shape, field
+
+
+def _conv_row(
+    name: str,
+    shape: tuple[int, int, int],
+    out_shape: tuple[int, int, int],
+    kernel: int,
+    stride: int,
+    padding: int | tuple[int, int],
+    common: dict[str, float],
+    *,
+    depthwise: bool = False,
+    bias: bool,
+) -> LayerInfo:
+    """The row of one convolution from `shape` to `out_shape` (a depthwise one: a filter per channel)."""
+    channels, height, width = shape
+    out_channels, out_h, out_w = out_shape
+    weights = (1 if depthwise else channels) * out_channels * kernel * kernel
+    out_numel = out_channels * out_h * out_w
+    return LayerInfo(
+        name,
+        "conv",
+        kernel,
+        stride,
+        padding,
+        out_shape,
+        **common,
+        params=weights + (out_channels if bias else 0),
+        dense_params=channels * height * width * out_numel + out_numel,
+        macs=weights * out_h * out_w,
+    )
 
 
 def _pool_rows(

@@ -19,7 +19,9 @@ from lightning_modules.config import RunConfig
 from lightning_modules.module import NonFiniteLossError
 from lightning_modules.precision import resolve_precision
 from lightning_modules.training import RunParts, build_run, create_trainer, data_device
+from search.budget_gate import record_cost
 from search.feasibility import infeasibility
+from search.pareto_pruning import ParetoPruningCallback, pareto_rule
 from search.pruning import PruningCallback
 from search.space import flatten_config, suggest
 from search.spec import ExperimentSpec
@@ -89,8 +91,9 @@ class Objective:
         self.in_channels, self.image_size = data_shape
         self.settings = settings or TrialSettings()
         self.last_parts: RunParts | None = None
+        self.last_costs: dict[str, float] = {}
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> float | list[float]:
         params, config = suggest(trial, self.spec)
         run_id = self._start_run(trial, params, config)
         try:
@@ -109,7 +112,12 @@ class Objective:
             raise
         self.tracker.log_metrics(run_id, {v.METRIC_OBJECTIVE: value})
         self.tracker.finish(run_id, "COMPLETE")
-        return value
+        return self._objective_values(value)
+
+    def _objective_values(self, value: float) -> float | list[float]:
+        """The metric, then (in a Pareto study) the trial's cost objectives."""
+        costs = self.spec.search.cost_objectives
+        return [value, *(self.last_costs[metric] for metric in costs)] if costs else value
 
     def _close_interrupted(self, trial: optuna.Trial, run_id: str, error: BaseException) -> None:
         """SIGTERM or Ctrl-C: Optuna gets FAIL (and a retry), MLflow KILLED with tag optuna.state=FAIL."""
@@ -147,12 +155,13 @@ class Objective:
         device = data_device(self._accelerator(config), self.settings.gpu_ids)
         parts = build_run(config, weights_resolver=resolve_weights, device=device)
         self.last_parts = parts
+        self.last_costs = self._record_cost(trial, config, parts, run_id, device)  # over budget: pruned
         best = BestWeights(self.spec.search.metric, "max" if self._maximize else "min")
         callbacks: list[pl.Callback] = [
             best,
             EpochMetricsCallback(self.tracker, run_id),
             DataInputsCallback(self.tracker, run_id),
-            PruningCallback(trial, self.spec.search.metric),
+            self._pruning_callback(trial),
         ]
         callbacks += [make(trial) for make in self.settings.extra_callbacks]
         overrides: dict[str, Any] = (
@@ -180,6 +189,30 @@ class Objective:
         if self.settings.artifacts:
             self._write_artifacts(parts, config, best, run_id)
         return best.best_value
+
+    def _record_cost(
+        self, trial: optuna.Trial, config: RunConfig, parts: RunParts, run_id: str, device: Any
+    ) -> dict[str, float]:
+        data = parts.datamodule
+        return record_cost(
+            trial,
+            self.tracker,
+            run_id,
+            parts.module.model,
+            config,
+            self.spec.search.budgets,
+            data_shape=(data.in_channels, data.image_size, data.num_classes),
+            device=device or "cpu",
+            precision=resolve_precision(config.trainer.precision, self._accelerator(config)),
+        )
+
+    def _pruning_callback(self, trial: optuna.Trial) -> pl.Callback:
+        """Optuna's pruner through `trial.report`, or in a Pareto study the Pareto rule."""
+        search = self.spec.search
+        if not search.is_pareto:
+            return PruningCallback(trial, search.metric)
+        costs = [self.last_costs[metric] for metric in search.cost_objectives]
+        return ParetoPruningCallback(trial, search.metric, costs, search.cost_objectives, pareto_rule(search))
 
     def _write_artifacts(self, parts: RunParts, config: RunConfig, best: BestWeights, run_id: str) -> None:
         if not self.settings.artifact_writers:

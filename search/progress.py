@@ -14,6 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from search.budgets import format_cost
+from search.pareto import maximizes, metric_value
 from search.study import best_trial, count_states
 from search.tracking import vocabulary as v
 
@@ -51,7 +53,9 @@ class StudyProgress:
         counts = count_states(study)
         best = best_trial(study)
         done = counts["COMPLETE"] + counts["PRUNED"]
-        best_text = f"best {self.metric} {best.value:.4f} (trial {best.number})" if best else "no result yet"
+        best_text = (
+            f"best {self.metric} {best.values[0]:.4f} (trial {best.number})" if best else "no result yet"
+        )
         self.summary.plain = (
             f"study {self.study_name}: {done}/{self.n_trials} finished · {counts['COMPLETE']} complete · "
             f"{counts['PRUNED']} pruned · {counts['FAIL']} failed · {counts['RUNNING']} running · {best_text}"
@@ -103,27 +107,36 @@ def format_params(params: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def format_values(trial: FrozenTrial) -> str:
+    """The metric to 4 decimals, then a Pareto trial's costs (`0.9712 / 2,130 / 0.31`)."""
+    if not trial.values:
+        return ""
+    return " / ".join([f"{trial.values[0]:.4f}", *(format_cost(value) for value in trial.values[1:])])
+
+
 def trials_table(study: optuna.Study, *, limit: int | None = 10, title: str | None = None) -> Table:
     """The best trials first (then pruned and failed ones), with their params."""
     trials: Sequence[FrozenTrial] = study.get_trials(deepcopy=False)
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    maximize = maximizes(study)
     order = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.FAIL: 3}
 
     def rank(trial: FrozenTrial) -> tuple[int, float]:
-        value = trial.value if trial.value is not None else float("nan")
-        score = -value if maximize and trial.value is not None else value
-        return order.get(trial.state, 4), score if trial.value is not None else 0.0
+        value = metric_value(trial)
+        if value is None:
+            return order.get(trial.state, 4), 0.0
+        return order.get(trial.state, 4), -value if maximize else value
 
     table = Table(title=title, show_lines=False)
     for column in ("trial", "state", "value", "device", "seconds", "params"):
         table.add_column(column, overflow="fold")
     for trial in sorted(trials, key=rank)[:limit]:
         duration = trial.duration.total_seconds() if trial.duration else None
-        note = trial.user_attrs.get(v.ATTR_INFEASIBLE) or trial.user_attrs.get(v.ATTR_ERROR) or ""
+        attrs = trial.user_attrs
+        note = attrs.get(v.ATTR_INFEASIBLE) or attrs.get(v.ATTR_OVER_BUDGET) or attrs.get(v.ATTR_ERROR) or ""
         table.add_row(
             str(trial.number),
             trial.state.name,
-            f"{trial.value:.4f}" if trial.value is not None else "",
+            format_values(trial),
             str(trial.user_attrs.get(v.ATTR_DEVICE, "")),
             f"{duration:.1f}" if duration is not None else "",
             format_params(trial.params) + (f"  [{note[:80]}]" if note else ""),

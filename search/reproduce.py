@@ -24,15 +24,18 @@ from lightning_modules.callbacks import BestWeights
 from lightning_modules.config import RunConfig
 from lightning_modules.precision import resolve_precision
 from lightning_modules.training import RunParts, build_run, create_trainer
+from search.budgets import Budget, parse_budget
 from search.errors import ConfigError, ConvtuneError
+from search.model_cost import measure_cost
 from search.model_store import InferenceModel, inference_model_from_run, weights_from_uri
+from search.pareto import alias_for, metric_value, pick
 from search.space import config_from_params, flatten_config
 from search.spec import ExperimentSpec
 from search.study import best_trial, find_study, open_storage
 from search.tracking import load_settings
 from search.tracking import vocabulary as v
 from search.tracking.callbacks import EpochMetricsCallback
-from search.tracking.registry import RegisteredModel, log_and_register
+from search.tracking.registry import CHAMPION_ALIAS, RegisteredModel, log_and_register
 from search.tracking.tracker import Tracker
 
 TAG_REPRODUCTION_OF = v.TAG_REPRODUCTION_OF
@@ -47,6 +50,23 @@ class ReproduceOptions:
     storage: str | None = None
     accelerator: str | None = None
     register: bool = True
+    pick: str | None = None  # a budget, like "cost/latency_ms <= 2": the best trial within it
+
+    def budget(self) -> Budget | None:
+        """`pick` parsed (a `ConfigError` when malformed, or given with `trial`)."""
+        if self.pick is None:
+            return None
+        if self.trial is not None:
+            raise ConfigError("give --trial N or --pick BUDGET, not both.")
+        try:
+            return parse_budget(self.pick)
+        except ValueError as error:
+            raise ConfigError(f"--pick: {error}.") from None
+
+    def alias(self) -> str:
+        """`champion`, or for --pick an alias that says the budget (`latency-2ms`)."""
+        budget = self.budget()
+        return CHAMPION_ALIAS if budget is None else alias_for(budget)
 
 
 @dataclass
@@ -116,6 +136,7 @@ class Reproduction:
     config_notes: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)  # config keys set otherwise than the trial had them
     registered: RegisteredModel | None = None
+    costs: dict[str, float] = field(default_factory=dict)  # the reproduced network's `cost/` numbers
 
     @property
     def comparable(self) -> bool:
@@ -284,9 +305,10 @@ def to_inference_model(parts: RunParts, config: RunConfig, source: dict[str, str
 
 def reproduce(spec: ExperimentSpec, options: ReproduceOptions, *, overridden: bool = False) -> Reproduction:
     """Best (or chosen) trial -> deterministic retraining -> test split -> MLflow run -> registry."""
+    budget = options.budget()
     handle = open_storage(options.storage)
     study = find_study(handle, options.study_name or spec.name)
-    trial = select_trial(study, options.trial)
+    trial = select_trial(study, options.trial) if budget is None else pick(study, budget)
     tracker = Tracker(load_settings())
     tracker.check_reachable()
     original_run = trial.user_attrs.get(v.ATTR_RUN_ID)
@@ -374,30 +396,38 @@ def _reproduce_in_run(
     model = to_inference_model(parts, config, source)
     test_images, test_labels = parts.datamodule.test_images, parts.datamodule.test_labels
     test = evaluate_model(model, test_images, test_labels)
-    original = trial.value if trial.state == TrialState.COMPLETE else None
+    original = metric_value(trial) if trial.state == TrialState.COMPLETE else None
     result = Reproduction(
         trial, config, metric, original, float(best.best_value), int(best.best_epoch or 0), test, model,
         run_id, time.perf_counter() - started, notes, changed,
     )  # fmt: skip
+    result.costs = _measure(parts, config, precision=resolve_precision(config.trainer.precision, "cpu"))
     _log_results(tracker, result)
     if options.register:
+        tags = {
+            v.TAG_REPRODUCTION_OF: trial.user_attrs.get(v.ATTR_RUN_ID, ""),
+            v.MODEL_TAG_TEST_ACC: f"{test.accuracy:.6f}",
+            **{name: f"{value:.6g}" for name, value in result.costs.items()},
+        }
+        if options.pick is not None:
+            tags[v.MODEL_TAG_PICK] = str(options.budget())
         result.registered = log_and_register(
-            model,
-            tracker,
-            run_id,
-            study_name,
-            example=test_images[:2],
-            tags={
-                v.TAG_REPRODUCTION_OF: trial.user_attrs.get(v.ATTR_RUN_ID, ""),
-                v.MODEL_TAG_TEST_ACC: f"{test.accuracy:.6f}",
-            },
+            model, tracker, run_id, study_name, example=test_images[:2], alias=options.alias(), tags=tags
         )
     return result
+
+
+def _measure(parts: RunParts, config: RunConfig, *, precision: str) -> dict[str, float]:
+    """The reproduced network's `cost/` numbers, measured on the CPU (where `predict` runs it)."""
+    data = parts.datamodule
+    shape = (data.in_channels, data.image_size, data.num_classes)
+    return measure_cost(parts.module.model, config, shape, precision=precision)
 
 
 def _log_results(tracker: Tracker, result: Reproduction) -> None:
     test = result.test
     metrics = {
+        **result.costs,
         "test/acc": test.accuracy,
         v.METRIC_OBJECTIVE: result.value,
         v.METRIC_BEST_EPOCH: float(result.best_epoch),

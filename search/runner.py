@@ -17,11 +17,13 @@ from lightning_modules.data import DatasetError, DatasetNotFoundError, clear_cac
 from lightning_modules.data.datamodule import clear_setup_cache
 from lightning_modules.training import build_datamodule
 from search.artifacts import trial_writers
+from search.budget_fit import BudgetFit, space_fit
 from search.errors import ConfigError
 from search.feasibility import SpaceFeasibility, check_space
 from search.heartbeat import HEARTBEAT_INTERVAL, TrialGuard
 from search.memory import release_memory
 from search.objective import Objective, StopCallback, TrialSettings
+from search.pareto import tag_front
 from search.progress import StudyProgress, TrialProgressCallback, trials_table
 from search.space import flatten_config
 from search.spec import ExperimentSpec, set_dotted
@@ -63,7 +65,7 @@ class TuneOptions:
     progress: bool = True
     device: str = "cpu"
     accelerator: str | None = None
-    study_hooks: list[StudyHook] = field(default_factory=lambda: [log_study_plots])
+    study_hooks: list[StudyHook] = field(default_factory=lambda: [log_study_plots, tag_front])
     devices: str = "auto"
     workers: int | None = None
     trials_per_device: int = 1
@@ -84,6 +86,7 @@ class Preflight:
     val_size: int
     feasibility: SpaceFeasibility
     notes: list[str] = field(default_factory=list)  # what loading the data decided (files skipped, ...)
+    budget: BudgetFit | None = None  # how much of the space fits search.constraints (None without)
 
 
 def augmentation_variants(spec: ExperimentSpec) -> list[list[dict[str, Any]]]:
@@ -124,6 +127,7 @@ def preflight(spec: ExperimentSpec) -> Preflight:
         len(datamodule.val_labels),
         feasibility,
         datamodule.notes,
+        space_fit(spec, (datamodule.in_channels, datamodule.image_size, datamodule.num_classes)),
     )
 
 
@@ -201,7 +205,7 @@ def tune(spec: ExperimentSpec, options: TuneOptions, console: Console | None = N
         hook(study, tracker, parent_run_id)
     best = best_trial(study)
     if best is not None:
-        tracker.log_metrics(parent_run_id, {f"best/{spec.search.metric.replace('/', '_')}": best.value})
+        tracker.log_metrics(parent_run_id, {f"best/{spec.search.metric.replace('/', '_')}": best.values[0]})
         tracker.set_tags(parent_run_id, {v.TAG_BEST_TRIAL: str(best.number)})
     tracker.end_study(parent_run_id, result.stopped_by)
     if options.progress:
@@ -368,7 +372,8 @@ class WorkersView:
             if trial is None:
                 self.progress.bars.update(task, completed=0, status="waiting")
                 continue
-            steps = trial.intermediate_values
+            curve = trial.user_attrs.get(v.ATTR_CURVE, [])  # a Pareto trial reports no intermediate values
+            steps = trial.intermediate_values or dict(enumerate(curve, start=1))
             last = f" {self.metric} {steps[max(steps)]:.4f}" if steps else ""
             self.progress.bars.update(
                 task,

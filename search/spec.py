@@ -17,6 +17,7 @@ from lightning_modules.config import (
     RunConfig,
     StrictModel,
 )
+from search.budgets import Budget, parse_limit
 from search.errors import ConfigError
 from search.names import name_problem, shown
 from search.yaml_loading import YamlSyntaxError, load_yaml, read_yaml_file
@@ -24,6 +25,7 @@ from search.yaml_loading import YamlSyntaxError, load_yaml, read_yaml_file
 MAX_EXPANDED_INDEX = 1024  # `--set a.b.N=v` on a value that is no list yet makes a list of N+1 entries
 _NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 _INT = re.compile(r"^[-+]?\d+$")
+TRAINING_METRICS = ("val/acc", "val/loss", "train/loss")
 
 
 class ParamSpec(StrictModel):
@@ -94,9 +96,10 @@ class SamplerConfig(StrictModel):
     interacting settings (learning rate with weight decay, stride with kernel size) in fewer trials.
     `cost_aware` (TPE with a convnet only) weighs each candidate's promise against its predicted
     seconds per epoch, learned from the trials so far (`search/cost.py`); on the benchmark's wide
-    Fashion-MNIST space it did not find good models sooner, so it is off unless asked for."""
+    Fashion-MNIST space it did not find good models sooner, so it is off unless asked for.
+    `nsga2` (Optuna's NSGA-II) takes `n_startup_trials` as its population size (default 20)."""
 
-    name: Literal["tpe", "random", "grid", "cmaes", "gp"] = "tpe"
+    name: Literal["tpe", "random", "grid", "cmaes", "gp", "nsga2"] = "tpe"
     seed: Annotated[int, Field(ge=0, le=MAX_SEED)] | None = None
     n_startup_trials: Annotated[int, Field(ge=0)] | None = None
     multivariate: bool = False
@@ -115,13 +118,23 @@ class PrunerConfig(StrictModel):
     before `n_startup_trials` trials have finished; `successive-halving` and `hyperband` judge a trial
     after `min_resource` epochs, then after `reduction_factor` times as many, keeping the top
     1/`reduction_factor` of the trials judged at that point. No pruner stops a trial after its last
-    epoch."""
+    epoch. `pareto` (the default of a Pareto study, `search/pareto_pruning.py`) stops a trial after
+    epoch k > `n_warmup_steps` once `n_startup_trials` trials have completed, when a trial costing
+    no more in every cost objective had a metric better by more than `margin` at epoch k."""
 
-    name: Literal["median", "hyperband", "successive-halving", "none"] = "median"
+    name: Literal["median", "hyperband", "successive-halving", "pareto", "none"] = "median"
     n_startup_trials: Annotated[int, Field(ge=0)] = 2
     n_warmup_steps: Annotated[int, Field(ge=0)] = 1
     min_resource: Annotated[int, Field(ge=1)] = 1
     reduction_factor: Annotated[int, Field(ge=2)] = 3
+    margin: Annotated[float, Field(ge=0)] = 0.01
+
+
+class ObjectiveConfig(StrictModel):
+    """One objective of a Pareto study: the training metric first, then cost metrics (minimized)."""
+
+    metric: str
+    direction: Literal["maximize", "minimize"] | None = None
 
 
 class SearchConfig(StrictModel):
@@ -134,20 +147,55 @@ class SearchConfig(StrictModel):
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
     pruner: PrunerConfig = Field(default_factory=PrunerConfig)
     space: dict[str, ParamSpec] = Field(default_factory=dict)
+    constraints: dict[str, str | float] = Field(default_factory=dict)
+    objectives: list[ObjectiveConfig] | None = None
 
     @field_validator("metric")
     @classmethod
     def _known_metric(cls, value: str) -> str:
-        allowed = ("val/acc", "val/loss", "train/loss")
-        if value not in allowed:
-            raise ValueError(f"metric must be one of {', '.join(allowed)}, but got metric={value!r}.")
+        if value not in TRAINING_METRICS:
+            raise ValueError(
+                f"metric must be one of {', '.join(TRAINING_METRICS)}, but got metric={value!r}."
+            )
         return value
+
+    @field_validator("constraints")
+    @classmethod
+    def _valid_budgets(cls, value: dict[str, str | float]) -> dict[str, str | float]:
+        for metric, expression in value.items():
+            parse_limit(metric, expression)
+        return value
+
+    @model_validator(mode="after")
+    def _pareto(self) -> SearchConfig:
+        from search.objectives import check_pareto
+
+        check_pareto(self)
+        return self
 
     @property
     def resolved_direction(self) -> Literal["maximize", "minimize"]:
         if self.direction is not None:
             return self.direction
         return "maximize" if self.metric.endswith("acc") else "minimize"
+
+    @property
+    def budgets(self) -> list[Budget]:
+        return [parse_limit(metric, expression) for metric, expression in self.constraints.items()]
+
+    @property
+    def is_pareto(self) -> bool:
+        return self.objectives is not None
+
+    @property
+    def cost_objectives(self) -> list[str]:
+        """The cost metrics a Pareto study minimizes beside its metric (none for a single objective)."""
+        return [objective.metric for objective in self.objectives or []][1:]
+
+    @property
+    def directions(self) -> list[Literal["maximize", "minimize"]]:
+        """The study's directions: the metric's, then one `minimize` per cost objective."""
+        return [self.resolved_direction] + ["minimize"] * len(self.cost_objectives)
 
 
 class ExperimentSpec(RunConfig):

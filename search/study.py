@@ -168,6 +168,8 @@ def make_sampler(
             raise ConfigError(f"search.sampler: {error}") from None
     if config.name == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=startup or 1)
+    if config.name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(2, startup or 20))
     return optuna.samplers.GPSampler(seed=seed, n_startup_trials=10 if startup is None else startup)
 
 
@@ -188,7 +190,7 @@ def make_pruner(spec: ExperimentSpec) -> optuna.pruners.BasePruner:
         return optuna.pruners.SuccessiveHalvingPruner(
             min_resource=config.min_resource, reduction_factor=config.reduction_factor
         )
-    return optuna.pruners.NopPruner()
+    return optuna.pruners.NopPruner()  # none; pareto prunes in its own callback (search.pareto_pruning)
 
 
 def open_study(
@@ -203,7 +205,7 @@ def open_study(
     another worker joining) reseeds its sampler, so that no two processes draw the same sequence.
     """
     name = study_name or spec.name
-    direction = spec.search.resolved_direction
+    directions = spec.search.directions
     existed = name in optuna.get_all_study_names(handle.storage)
     try:
         study = optuna.create_study(
@@ -211,15 +213,16 @@ def open_study(
             study_name=name,
             sampler=make_sampler(spec, data_shape),
             pruner=make_pruner(spec),
-            direction=direction,
+            directions=directions,
             load_if_exists=True,
         )
     except ValueError as error:
         raise ConfigError(f"study {name!r}: {error}") from None
-    if study.direction.name.lower() != direction:
+    found = [direction.name.lower() for direction in study.directions]
+    if found != directions:
         raise ConfigError(
-            f"study {name!r} in {handle.url} has direction {study.direction.name.lower()}, "
-            f"but search.direction is {direction}; use another --study name."
+            f"study {name!r} in {handle.url} has directions {', '.join(found)}, but the experiment's "
+            f"search.direction/objectives give {', '.join(directions)}; use another --study name."
         )
     if existed:
         study.sampler.reseed_rng()
@@ -269,11 +272,12 @@ def claim_trial(
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
+    """The COMPLETE trial with the best metric (a Pareto study's first objective: its most accurate)."""
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not completed:
         return None
-    pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
-    return pick(completed, key=lambda t: t.value)
+    pick = max if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else min
+    return pick(completed, key=lambda t: t.values[0])
 
 
 TrialObserver = Callable[[optuna.Study, FrozenTrial], None]

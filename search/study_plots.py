@@ -1,5 +1,8 @@
 """The study's own pictures on its parent MLflow run: Optuna's plots and a summary of the top trials.
 
+In a Pareto study the four plots show its metric (the first objective), and `search.pareto` adds
+the front's table and plots beside them.
+
 Written as `study_plots.html` (the four interactive plotly plots in one page, plotly.js embedded
 once so that it works offline and inside MLflow's artifact viewer), one PNG per plot (drawn by
 `optuna.visualization.matplotlib`, since plotly's PNG export needs kaleido) and `summary.md`.
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.pareto import is_pareto, maximizes, metric_value, write_front
 from search.tracking import vocabulary as v
 
 if TYPE_CHECKING:
@@ -50,12 +54,18 @@ def _importance_evaluator() -> optuna.importance.BaseImportanceEvaluator:
     return optuna.importance.FanovaImportanceEvaluator(seed=0)
 
 
+def _target(study: optuna.Study) -> dict[str, Any]:
+    """Optuna's `target=` for a Pareto study's plots (its metric); nothing for one objective."""
+    return {"target": metric_value} if is_pareto(study) else {}
+
+
 def _plotly_figure(name: str, study: optuna.Study, target_name: str) -> Any:
     import optuna.visualization as plots
 
+    target = _target(study)
     if name == "param_importances":
-        return plots.plot_param_importances(study, _importance_evaluator(), target_name=target_name)
-    return getattr(plots, f"plot_{name}")(study, target_name=target_name)
+        return plots.plot_param_importances(study, _importance_evaluator(), target_name=target_name, **target)
+    return getattr(plots, f"plot_{name}")(study, target_name=target_name, **target)
 
 
 def _matplotlib_png(name: str, study: optuna.Study, target_name: str, path: Path) -> None:
@@ -67,10 +77,11 @@ def _matplotlib_png(name: str, study: optuna.Study, target_name: str, path: Path
     import optuna.visualization.matplotlib as plots
     from matplotlib import pyplot
 
+    target = _target(study)
     if name == "param_importances":
-        axes = plots.plot_param_importances(study, _importance_evaluator(), target_name=target_name)
+        axes = plots.plot_param_importances(study, _importance_evaluator(), target_name=target_name, **target)
     else:
-        axes = getattr(plots, f"plot_{name}")(study, target_name=target_name)
+        axes = getattr(plots, f"plot_{name}")(study, target_name=target_name, **target)
     figure = np.atleast_1d(axes).flat[0].figure
     try:
         figure.savefig(path, dpi=100, bbox_inches="tight")
@@ -105,6 +116,12 @@ def write_study_plots(study: optuna.Study, folder: Path) -> StudyPlots:
             f"<body><h2>{title}</h2>{''.join(sections)}</body></html>"
         )
         result.written.append(page)
+    try:
+        result.written += write_front(study, folder)
+    except Exception as error:  # no finished trial yet: say so, keep the rest
+        result.skipped["pareto_front"] = (
+            str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        )
     summary = folder / "summary.md"
     summary.write_text(summary_markdown(study, result.skipped))
     result.written.append(summary)
@@ -112,14 +129,14 @@ def write_study_plots(study: optuna.Study, folder: Path) -> StudyPlots:
 
 
 def _value(trial: FrozenTrial) -> float:
-    return trial.value if trial.value is not None else math.nan
+    value = metric_value(trial)
+    return value if value is not None else math.nan
 
 
 def top_trials(study: optuna.Study, limit: int = TOP_TRIALS) -> list[FrozenTrial]:
-    """Completed trials, best first (the study's direction decides)."""
+    """Completed trials, best first in the metric (the study's direction decides)."""
     done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    return sorted(done, key=_value, reverse=maximize)[:limit]
+    return sorted(done, key=_value, reverse=maximizes(study))[:limit]
 
 
 def _format_param(value: Any) -> str:
@@ -136,7 +153,7 @@ def summary_markdown(study: optuna.Study, skipped: dict[str, str] | None = None)
     lines = [
         f"# study {study.study_name}",
         "",
-        f"{metric}, {study.direction.name.lower()}d; trials: "
+        f"{metric}, {study.directions[0].name.lower()}d; trials: "
         + ", ".join(f"{count} {name.lower()}" for name, count in counts.items() if count),
         "",
     ]
@@ -166,7 +183,9 @@ def summary_markdown(study: optuna.Study, skipped: dict[str, str] | None = None)
 
 def _importances(study: optuna.Study) -> dict[str, float]:
     try:
-        return optuna.importance.get_param_importances(study, evaluator=_importance_evaluator())
+        return optuna.importance.get_param_importances(
+            study, evaluator=_importance_evaluator(), **_target(study)
+        )
     except Exception:  # fewer than two completed trials, or no parameter that varies
         return {}
 

@@ -1,10 +1,12 @@
 """`convnet`: a plain stack of conv blocks and a dense head, built from a `ConvNetConfig`.
 
 Block `i` is `convs_per_block` times `conv -> [batch norm] -> activation`, then `[pool]` and
-`[Dropout2d]`; only its first conv has the block's stride. Padding follows the rule documented in
-`lightning_modules.shapes` (`same` with stride > 1 pads `(k - 1) // 2`, giving `ceil(size / stride)`
-for odd kernels). The head is `[global average pool] -> flatten -> (linear -> activation ->
-[dropout]) per hidden size -> linear`. Module names match the rows of `architecture_table`.
+`[Dropout2d]`; only its first conv has the block's stride. With `separable`, each conv but the
+network's first is `dw<j>` (depthwise, the kernel and stride) then `conv<j>` (pointwise 1x1).
+Padding follows the rule documented in `lightning_modules.shapes` (`same` with stride > 1 pads
+`(k - 1) // 2`, giving `ceil(size / stride)` for odd kernels). The head is `[global average pool]
+-> flatten -> (linear -> activation -> [dropout]) per hidden size -> linear`. Module names match
+the rows of `architecture_table`.
 """
 
 from __future__ import annotations
@@ -97,13 +99,16 @@ def _block(config: ConvNetConfig, index: int, in_channels: int) -> nn.Sequential
     for conv in range(config.convs_per_block):
         stride = config.per_layer("stride")[index] if conv == 0 else 1
         padding = torch_padding(config.per_layer("padding")[index], kernel, stride)
+        channels = in_channels if conv == 0 else out_channels
+        if config.separable and (index, conv) != (0, 0):
+            layers[f"dw{conv}"] = nn.Conv2d(
+                channels, channels, kernel, stride=stride, padding=padding, groups=channels, bias=False
+            )
+            kernel_here, stride, padding = 1, 1, 0
+        else:
+            kernel_here = kernel
         layers[f"conv{conv}"] = nn.Conv2d(
-            in_channels if conv == 0 else out_channels,
-            out_channels,
-            kernel,
-            stride=stride,
-            padding=padding,
-            bias=not config.batch_norm,
+            channels, out_channels, kernel_here, stride=stride, padding=padding, bias=not config.batch_norm
         )
         if config.batch_norm:
             layers[f"bn{conv}"] = nn.BatchNorm2d(out_channels)

@@ -2,6 +2,9 @@
 
 Nothing is trained or written. Prints the search space, then for the base config each layer's
 output shape, receptive field and parameter count, and how many architectures in the space fit.
+With search.constraints, it estimates what fraction of the space fits the budget (parameters,
+multiply-adds and size computed for 256 sampled configs; latency measured on this CPU for 8 of
+them) and refuses a space where nothing fits (exit 2).
 """
 
 from __future__ import annotations
@@ -60,6 +63,14 @@ def run(args: argparse.Namespace) -> int:
         console.print(
             f"[yellow]{feasible.infeasible} of {feasible.checked} architecture combinations in the space "
             f"cannot run and will be pruned before training, e.g.: {feasible.first_reason}[/yellow]"
+        )
+    if checked.budget is not None:
+        console.print(checked.budget.summary(), highlight=False)
+    if spec.search.is_pareto:
+        console.print(
+            f"Pareto study: {spec.search.metric} ({spec.search.resolved_direction}d) against "
+            f"{', '.join(spec.search.cost_objectives)} (minimized); pruner {spec.search.pruner.name}.",
+            highlight=False,
         )
     console.print("where results go:", highlight=False)
     for line in load_settings().destinations():

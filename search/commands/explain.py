@@ -4,15 +4,28 @@ MODEL is a registered model (models:/<name>@champion), a run's model (runs:/<run
 MLflow model folder or a saved model file. Writes PNGs into --out and prints the prediction and
 the architecture table (per layer: filter, stride, padding, output shape, receptive field, params).
 
+With --compare OTHER, OTHER is explained too (its pictures in --out/compare/) and the two are shown
+side by side: parameters, multiply-adds, latency, channels, filter sizes, strides and receptive
+field per conv layer, their predictions, and what the cheaper one gave up (comparison.md,
+compare_filters.png): e.g. the champion against a front model picked under a latency budget.
+
 Examples:
   convtune explain models:/quickstart@champion digit.png
   convtune explain runs:/0123abcd/model shoe.png --out explain-shoe
+  convtune explain models:/fashion-mnist-pareto@champion shoe.png \
+      --compare models:/fashion-mnist-pareto@params-20k
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from search.model_store import InferenceModel
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -20,6 +33,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", metavar="IMAGE", help="an image file (PNG, JPEG)")
     parser.add_argument(
         "--out", metavar="DIR", help="folder for the pictures (default: explain-<image name>)"
+    )
+    parser.add_argument(
+        "--compare",
+        metavar="OTHER",
+        help="a second model (same forms as MODEL) to show side by side: what the cheaper one gave up",
     )
 
 
@@ -34,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = check_output_folder(args.out or f"explain-{Path(args.image).stem}", "--out")
     model = load_inference_model(args.model)
+    other = load_inference_model(args.compare) if args.compare else None  # both load before any work
     images = prepare_images([args.image], model.in_channels, model.image_size)
     rows = traced_table(model.network, model.in_channels, model.image_size)
     explanation = explain_image(model.network, model.normalize(images), images, model.class_names, out, rows)
@@ -50,4 +69,38 @@ def run(args: argparse.Namespace) -> int:
         f"Grad-CAM at {explanation.layer}"
     )
     console.print(f"pictures in {out}/: " + ", ".join(path.name for path in explanation.paths))
+    if other is not None:
+        compare(args, model, other, out, console)
     return 0
+
+
+def compare(
+    args: argparse.Namespace, model: InferenceModel, other: InferenceModel, out: Path, console: Console
+) -> None:
+    """Explains --compare's model into out/compare/ and prints the two side by side."""
+    from rich.table import Table
+
+    from search.compare import comparison_markdown, comparison_rows, gave_up, side_by_side, summarize
+    from search.gradcam import explain_image
+    from search.model_store import prepare_images
+
+    folder = out / "compare"
+    other_images = prepare_images([args.image], other.in_channels, other.image_size)
+    explain_image(other.network, other.normalize(other_images), other_images, other.class_names, folder)
+    images = prepare_images([args.image], model.in_channels, model.image_size)
+    mine, theirs = summarize(model, args.model, images), summarize(other, args.compare, other_images)
+    table = Table(title="side by side")
+    for column in ("", args.model, args.compare):
+        table.add_column(column, overflow="fold")
+    for row in comparison_rows(mine, theirs):
+        table.add_row(*row)
+    console.print(table)
+    console.print(gave_up(mine, theirs), highlight=False)
+    (out / "comparison.md").write_text(comparison_markdown(mine, theirs))
+    pictures = (out / "filters.png", folder / "filters.png")
+    if all(path.is_file() for path in pictures):
+        titles = (f"first-layer filters of {args.model}", args.compare)
+        side_by_side(*pictures, titles, out / "compare_filters.png")
+    console.print(
+        f"side by side: {out}/comparison.md, {out}/compare_filters.png; {args.compare}'s pictures: {folder}/"
+    )

@@ -1,14 +1,18 @@
-"""Retrain the best trial (or --trial N) deterministically, test it once, and register the model.
+"""Retrain the best trial (or --trial N, or the best within --pick BUDGET), test it, register it.
 
 Rebuilds the trial's exact config, retrains it with Lightning's deterministic=True (seeded split,
 loader order, augmentation and init), reports the reproduced validation metric next to the
 original's, evaluates on the held-out test split, logs an MLflow run tagged
 convtune.reproduction_of=<trial run id>, and registers the model under the study's name with the
-alias `champion` (a new version each time).
+alias `champion` (a new version each time). With --pick "cost/latency_ms <= 2" it takes the trial
+with the best metric among those within that budget (in a Pareto study, the most accurate front
+trial within it) and registers it under an alias that says the budget (`latency-2ms`), beside
+`champion`. The reproduced network's cost (parameters, multiply-adds, latency) is measured too.
 
 Examples:
   convtune reproduce experiments/quickstart.yaml
   convtune reproduce experiments/quickstart.yaml --trial 7 --epochs 20
+  convtune reproduce experiments/fashion_mnist_pareto.yaml --pick "cost/params <= 20000"
   convtune predict models:/quickstart@champion digit.png
 """
 
@@ -24,6 +28,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_study(parser)
     parser.add_argument(
         "--trial", type=int, metavar="N", help="trial number (default: the best COMPLETE trial)"
+    )
+    parser.add_argument(
+        "--pick",
+        metavar="BUDGET",
+        help="the best trial within a budget, like 'cost/latency_ms <= 2' or 'cost/params <= 100000'; "
+        "registered as @latency-2ms, @params-100k, ...",
     )
     parser.add_argument(
         "--epochs", type=int, metavar="E", help="train E epochs instead of the trial's (no longer comparable)"
@@ -61,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         storage=args.storage,
         accelerator=args.accelerator,
         register=not args.no_register,
+        pick=args.pick,
     )
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)  # no per-fit banner lines
@@ -82,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         f"{name}: {acc:.3f}" if acc is not None else f"{name}: -" for name, acc in test.per_class.items()
     )
     console.print(f"per class: {per_class}", highlight=False)
+    if result.costs:
+        console.print(f"cost: {cost_line(result.costs)}", highlight=False)
     console.print(f"mlflow run: {result.run_id}")
     if result.registered is not None:
         registered = result.registered
@@ -93,3 +106,16 @@ def run(args: argparse.Namespace) -> int:
     if args.strict and result.comparable and not result.matches:
         return 1
     return 0
+
+
+def cost_line(costs: dict[str, float]) -> str:
+    """`params 12,345, multiply-adds 1,234,567, 0.21 ms per image (batch 1), ...` on one line."""
+    from search.budgets import format_cost
+    from search.model_cost import LATENCY_BATCH
+    from search.tracking import vocabulary as v
+
+    return (
+        f"params {format_cost(costs[v.COST_PARAMS])}, multiply-adds {format_cost(costs[v.COST_MACS])}, "
+        f"{format_cost(costs[v.COST_SIZE_BYTES])} bytes, {costs[v.COST_LATENCY_MS]:.3g} ms per image at "
+        f"batch 1, {costs[v.COST_LATENCY_MS_BATCH]:.3g} at batch {LATENCY_BATCH} (float32, CPU)"
+    )

@@ -1,5 +1,8 @@
 """Show a study's trials: number, state, value, device, duration, MLflow run id, params; and the best.
 
+In a Pareto study (search.objectives) the value column holds the metric and then each cost, and
+the front column marks the trials on the Pareto front.
+
 Examples:
   convtune status experiments/quickstart.yaml
   convtune status experiments/quickstart.yaml --storage postgresql://localhost/optuna
@@ -21,7 +24,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from search.progress import format_params
+    from search.pareto import front, is_pareto
+    from search.progress import format_params, format_values
     from search.spec import load_experiment
     from search.study import best_trial, count_states, find_study, open_storage
     from search.tracking import vocabulary as v
@@ -34,7 +38,11 @@ def run(args: argparse.Namespace) -> int:
     if not console.is_terminal:  # piped or logged: no need to fold the table into 80 columns
         console = Console(width=160)
     table = Table(title=f"study {study.study_name} ({handle.url})")
-    for column in ("trial", "state", "value", "device", "seconds", "mlflow run", "params"):
+    pareto = is_pareto(study)
+    on_front = {trial.number for trial in front(study)}
+    for column in ("trial", "state", "value", *(["front"] if pareto else []), "device", "seconds"):
+        table.add_column(column, overflow="fold")
+    for column in ("mlflow run", "params"):
         table.add_column(column, overflow="fold")
     for trial in study.get_trials(deepcopy=False):
         duration = trial.duration.total_seconds() if trial.duration else None
@@ -48,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(
             str(trial.number),
             trial.state.name,
-            f"{trial.value:.4f}" if trial.value is not None else "",
+            format_values(trial),
+            *(["*" if trial.number in on_front else ""] if pareto else []),
             str(attrs.get(v.ATTR_DEVICE, "")),
             f"{duration:.1f}" if duration is not None else "",
             str(attrs.get(v.ATTR_RUN_ID, "")),
@@ -67,7 +76,14 @@ def run(args: argparse.Namespace) -> int:
         console.print("no completed trial yet.")
     else:
         console.print(
-            f"best: trial {best.number} {spec.search.metric}={best.value:.4f} "
+            f"best: trial {best.number} {spec.search.metric}={best.values[0]:.4f} "
             f"(mlflow run {best.user_attrs.get(v.ATTR_RUN_ID, '?')})"
+        )
+    if on_front:
+        console.print(
+            f"Pareto front ({spec.search.metric} against {', '.join(spec.search.cost_objectives)}; "
+            f"marked *): trials {', '.join(map(str, sorted(on_front)))}; reproduce one within a budget with "
+            f"`convtune reproduce {args.experiment} --pick '{spec.search.cost_objectives[0]} <= N'`.",
+            highlight=False,
         )
     return 0

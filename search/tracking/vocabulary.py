@@ -27,7 +27,11 @@ TAG_BEST_TRIAL = "convtune.best_trial"
 TAG_REPRODUCTION_OF = "convtune.reproduction_of"
 TAG_REPRODUCTION_MATCHES = "convtune.reproduction_matches"
 TAG_VERDICT = "convtune.verdict"
+TAG_OVER_BUDGET = "convtune.over_budget"  # why a trial was not trained: its cost is over search.constraints
+TAG_ON_FRONT = "convtune.pareto_front"  # a Pareto study's trial run: "true" when on the front at the end
+TAG_FRONT_TRIALS = "convtune.pareto_front_trials"  # the study's run: the front's trial numbers
 MODEL_TAG_TEST_ACC = "test_acc"  # on a registered model version
+MODEL_TAG_PICK = "pick"  # on a registered model version: the `reproduce --pick` budget it was chosen under
 
 # MLflow experiment tags (the UI's training view, sort and columns): search/tracking/ui_links.py
 
@@ -45,7 +49,10 @@ ATTR_HEARTBEAT = "heartbeat"
 ATTR_RETRY_OF = "retry_of"
 ATTR_RETRY_COUNT = "retry_count"
 ATTR_DIED = "died"
-TRIAL_NOTES = (ATTR_INFEASIBLE, ATTR_DIED, ATTR_INTERRUPTED, ATTR_ERROR)  # why a trial ended early
+ATTR_OVER_BUDGET = "over_budget"
+ATTR_CURVE = "metric_curve"  # a Pareto trial's monitored metric per epoch (trial.report is single-objective)
+# why a trial ended early
+TRIAL_NOTES = (ATTR_INFEASIBLE, ATTR_OVER_BUDGET, ATTR_DIED, ATTR_INTERRUPTED, ATTR_ERROR)
 
 # --- Optuna study user attrs ------------------------------------------------------------------------
 STUDY_ATTR_PARENT_RUN = "mlflow_parent_run_id"
@@ -56,3 +63,23 @@ EPOCH_METRICS = ("train/loss", "train/acc", "val/loss", "val/acc", "lr", "throug
 METRIC_OBJECTIVE = "objective"
 METRIC_BEST_EPOCH = "best_epoch"
 METRIC_TRAIN_SECONDS = "train_seconds"
+
+# --- cost of a trial's network, known before it trains: MLflow metrics and trial user attrs alike -----
+COST_PREFIX = "cost/"
+COST_PARAMS = "cost/params"
+COST_MACS = "cost/macs"  # multiply-accumulates of one image's forward pass
+COST_SIZE_BYTES = "cost/size_bytes"  # parameters and buffers as stored
+COST_LATENCY_MS = "cost/latency_ms"  # median ms per image, batch 1, float32, eval mode
+COST_LATENCY_MS_BATCH = "cost/latency_ms_batch"  # the same per image at a batch of LATENCY_BATCH
+COST_LATENCY_MS_TRIAL_PRECISION = "cost/latency_ms_trial_precision"  # batch 1 in the trial's precision
+COST_LATENCY_MS_BATCH_TRIAL_PRECISION = "cost/latency_ms_batch_trial_precision"
+COST_METRICS = (
+    COST_PARAMS,
+    COST_MACS,
+    COST_SIZE_BYTES,
+    COST_LATENCY_MS,
+    COST_LATENCY_MS_BATCH,
+    COST_LATENCY_MS_TRIAL_PRECISION,
+    COST_LATENCY_MS_BATCH_TRIAL_PRECISION,
+)  # what search.constraints, search.objectives and `reproduce --pick` may name
+METRIC_COST_SECONDS = "cost/measure_seconds"  # what measuring the cost took the trial (not a cost)

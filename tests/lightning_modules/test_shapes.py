@@ -85,6 +85,14 @@ def test_table_shapes_match_torch(kernel: int, stride: int, padding: str | int) 
         {"batch_norm": False, "dropout": 0.2, "hidden": [16, 8], "head_dropout": 0.5, "activation": "gelu"},
         {"global_pool": True, "pool_size": 3, "convs_per_block": 2},
         {"channels": [4, 4, 4, 4], "kernel_size": 1, "padding": 0},
+        {
+            "separable": True,
+            "convs_per_block": 2,
+            "kernel_size": [3, 5],
+            "stride": [1, 2],
+            "batch_norm": False,
+        },
+        {"separable": True, "kernel_size": 4, "padding": "same", "pool": "none"},
     ],
 )
 @pytest.mark.parametrize("size", [(8, 8), (28, 28), (32, 20)])
@@ -144,6 +152,7 @@ def _empirical_rf(model: ConvNet, size: int) -> int:
         {"channels": [3, 3], "kernel_size": [5, 3], "stride": [2, 1], "pool": "none", "convs_per_block": 2},
         {"channels": [2, 2, 2], "kernel_size": 7, "stride": 3, "padding": "valid", "pool": "none"},
         {"channels": [2, 2], "kernel_size": 3, "pool": "avg", "pool_size": 3, "convs_per_block": 2},
+        {"channels": [3, 3], "kernel_size": 3, "stride": [1, 2], "pool": "none", "separable": True},
     ],
 )
 def test_receptive_field_matches_gradients(fields: dict) -> None:
@@ -152,6 +161,19 @@ def test_receptive_field_matches_gradients(fields: dict) -> None:
     model = ConvNet(config, in_channels=2, num_classes=2, image_size=(96, 96))
     last = [row for row in architecture_table(config, 2, (96, 96), 2) if row.name.startswith("blocks.")][-1]
     assert _empirical_rf(model, 96) == last.receptive_field
+
+
+def test_separable_convs_cost_a_fraction_of_plain_ones() -> None:
+    plain = ConvNetConfig(channels=[8, 64], kernel_size=3, batch_norm=False)
+    rows = architecture_table(plain.model_copy(update={"separable": True}), 1, (28, 28), 10)
+    convs = {row.name: (row.kernel, row.out_shape[0], row.params) for row in rows if row.kind == "conv"}
+    assert convs == {
+        "blocks.0.conv0": (3, 8, 1 * 8 * 9 + 8),  # the network's first conv stays plain
+        "blocks.1.dw0": (3, 8, 8 * 9),  # one 3x3 filter per input channel
+        "blocks.1.conv0": (1, 64, 8 * 64 + 64),  # then 1x1 to the block's channels
+    }
+    plain_rows = architecture_table(plain, 1, (28, 28), 10)
+    assert sum(r.macs for r in rows) < sum(r.macs for r in plain_rows) / 4
 
 
 def test_infeasible_pooling_names_the_block() -> None:
