@@ -7,11 +7,18 @@ of the training split costs once per process.
 
     python benchmarks/tracking_cost.py                 # Fashion-MNIST, 100 steps of 256, 5 repeats
     python benchmarks/tracking_cost.py --dataset digits --steps 20 --repeats 2   # a smoke run
+    python benchmarks/tracking_cost.py --monitor-only 60      # the monitor's own CPU time, 60 s
+
+Wall times of whole trials move with whatever else the machine runs; the monitor's own CPU time
+does not (much): `--monitor-only S` runs MLflow's monitor for S seconds beside an idle main thread
+and prints the CPU seconds it used, its start and finish, and that CPU as a share of the CPU a
+trial of the same length uses on this machine's cores.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -44,13 +51,39 @@ def one_trial(
     return time.perf_counter() - started
 
 
+def monitor_cpu(seconds: float) -> dict[str, float]:
+    """CPU seconds MLflow's system-metrics monitor uses in `seconds` of wall time (main thread idle)."""
+    with tempfile.TemporaryDirectory(prefix="convtune-monitor-cost-") as folder:
+        tracker = open_tracking(Path(folder))
+        run_id = tracker.study_run("monitor-cost")
+        cpu_before, wall_before = time.process_time(), time.perf_counter()
+        with tracker.system_metrics(run_id):
+            started = time.perf_counter()
+            time.sleep(seconds)
+            stopping = time.perf_counter()
+        cpu, wall = time.process_time() - cpu_before, time.perf_counter() - wall_before
+        overhead_wall = wall - (stopping - started)
+    cores = os.cpu_count() or 1
+    share = cpu / (wall * cores)
+    print(f"monitor for {wall:.1f} s: {cpu:.3f} CPU s ({cpu / wall * 1000:.2f} ms of CPU per second)")
+    print(f"start + finish + last publish: {overhead_wall:.3f} s of wall time")
+    verdict = "met" if share < 0.02 else "missed"
+    print(f"share of a trial that keeps {cores} cores busy: {share:.3%}   (target < 2%: {verdict})")
+    return {"cpu_s": cpu, "wall_s": wall, "share": share}
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=["fashion-mnist", "digits"], default="fashion-mnist")
     parser.add_argument("--steps", type=int, default=100, help="training steps per trial")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--monitor-only", type=float, metavar="S", help="only the monitor's CPU time over S seconds"
+    )
     args = parser.parse_args(argv)
+    if args.monitor_only:
+        return monitor_cpu(args.monitor_only)
     spec = experiment(args.dataset, args.steps, args.batch_size, augment=False)
     datamodule = ImageDataModule(spec.data, spec.augment, seed=spec.seed)
     datamodule.setup()
