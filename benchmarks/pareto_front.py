@@ -30,7 +30,7 @@ from torch import nn
 
 from lightning_modules.latency import measure_latency
 from lightning_modules.models import model_from_config
-from lightning_modules.shapes import traced_table
+from lightning_modules.tracing import traced_table
 from search.spec import load_experiment
 
 REPO = Path(__file__).resolve().parents[1]

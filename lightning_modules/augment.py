@@ -13,18 +13,15 @@ import inspect
 import os
 from collections.abc import Mapping, Sequence
 from functools import cache
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import pydantic
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no update check over the network
 
-import albumentations as A
-import cv2
-import pydantic
-from albumentations.core.transforms_interface import BasicTransform
-
-# OpenCV's thread pool does not survive fork: DataLoader workers forked after OpenCV ran in this
-# process can hang. Per-image work on small images gains nothing from those threads anyway.
-cv2.setNumThreads(0)
+if TYPE_CHECKING:
+    import albumentations as A
 
 __all__ = ["AugmentationError", "available_transforms", "build_augmentation", "validate_augmentation"]
 
@@ -48,8 +45,27 @@ class AugmentationError(ValueError):
 
 
 @cache
+def albumentations() -> ModuleType:
+    """The albumentations module, imported on first use.
+
+    Imported here: saves ~2 s at start-up (albumentations and OpenCV) for commands and experiments
+    that do not augment (`convtune check` of a file without `augment:`, `status`, `predict`).
+    """
+    import albumentations as A
+    import cv2
+
+    # OpenCV's thread pool does not survive fork: DataLoader workers forked after OpenCV ran in this
+    # process can hang. Per-image work on small images gains nothing from those threads anyway.
+    cv2.setNumThreads(0)
+    return A
+
+
+@cache
 def available_transforms() -> dict[str, type]:
     """Every albumentations transform or container usable in `augment:`, by name."""
+    A = albumentations()
+    from albumentations.core.transforms_interface import BasicTransform
+
     found: dict[str, type] = {}
     for name in dir(A):
         obj = getattr(A, name)
@@ -67,7 +83,7 @@ def build_augmentation(entries: AugmentEntries, seed: int | None = None) -> A.Co
     transforms = _build_list(entries, "augment", problems)
     if problems:
         raise AugmentationError(" ".join(problems))
-    return A.Compose(transforms, seed=seed)
+    return albumentations().Compose(transforms, seed=seed)
 
 
 def validate_augmentation(entries: AugmentEntries) -> list[str]:
@@ -152,7 +168,7 @@ def _check_arguments(cls: type, name: str, args: Mapping[str, Any], where: str, 
 
 
 def _instantiate(cls: type, name: str, args: dict[str, Any], where: str, problems: list[str]) -> Any | None:
-    if issubclass(cls, A.BaseCompose):
+    if issubclass(cls, albumentations().BaseCompose):
         args["transforms"] = _build_list(args["transforms"], f"{where}.{name}.transforms", problems)
     try:
         return cls(**args)

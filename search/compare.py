@@ -15,7 +15,8 @@ from pathlib import Path
 from torch import Tensor
 
 from lightning_modules.latency import measure_latency
-from lightning_modules.shapes import LayerInfo, traced_table
+from lightning_modules.shapes import LayerInfo
+from lightning_modules.tracing import traced_table
 from search.budgets import format_cost
 from search.model_store import InferenceModel
 

@@ -6,7 +6,8 @@ from rich.table import Table
 
 from lightning_modules.config import ConvNetConfig, RunConfig
 from lightning_modules.models import model_from_config
-from lightning_modules.shapes import NUMBER_COLUMNS, LayerInfo, architecture_table, format_table, traced_table
+from lightning_modules.shapes import NUMBER_COLUMNS, LayerInfo, architecture_table, format_table
+from lightning_modules.tracing import traced_table
 
 
 def layer_infos(

@@ -20,7 +20,8 @@ from torch import nn
 from lightning_modules.config import ConvNetConfig, RunConfig
 from lightning_modules.latency import measure_latency, model_size_bytes
 from lightning_modules.models import model_from_config
-from lightning_modules.shapes import LayerInfo, architecture_table, count_parameters, traced_table
+from lightning_modules.shapes import LayerInfo, architecture_table, count_parameters
+from lightning_modules.tracing import traced_table
 from search.tracking import vocabulary as v
 
 LATENCY_BATCH = 64

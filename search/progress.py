@@ -1,4 +1,8 @@
-"""What the terminal shows while a study runs, and the table at the end."""
+"""What the terminal shows while a study runs, and the table at the end.
+
+No Lightning here (`convtune status` formats with it): the Lightning callback that feeds the panel
+is `search.trial_progress.TrialProgressCallback`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import optuna
-import pytorch_lightning as pl
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console, Group
 from rich.live import Live
@@ -75,29 +78,6 @@ class StudyProgress:
             self.bars.update(self.task, status=status)
 
 
-class TrialProgressCallback(pl.Callback):
-    """Feeds one trial's batches and epoch metrics to a `StudyProgress`."""
-
-    def __init__(self, progress: StudyProgress, trial_number: int, metric: str) -> None:
-        self.progress = progress
-        self.trial_number = trial_number
-        self.metric = metric
-
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        batches = int(trainer.num_training_batches) if trainer.num_training_batches != float("inf") else 1
-        self.progress.start_trial(self.trial_number, int(trainer.max_epochs or 1), batches)
-
-    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
-        self.progress.advance()
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        value = trainer.callback_metrics.get(self.metric)
-        shown = (
-            f"epoch {trainer.current_epoch + 1} {self.metric} {float(value):.4f}" if value is not None else ""
-        )
-        self.progress.epoch_done(shown)
-
-
 def format_params(params: dict[str, Any]) -> str:
     """`key=value` pairs on one line, floats to 3 significant digits."""
     parts = []
@@ -142,3 +122,12 @@ def trials_table(study: optuna.Study, *, limit: int | None = 10, title: str | No
             format_params(trial.params) + (f"  [{note[:80]}]" if note else ""),
         )
     return table
+
+
+def __getattr__(name: str) -> Any:
+    """`TrialProgressCallback` moved to `search.trial_progress` (it imports Lightning); still found here."""
+    if name == "TrialProgressCallback":
+        from search.trial_progress import TrialProgressCallback
+
+        return TrialProgressCallback
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,8 @@
 """Worker processes: one per GPU (or K per GPU, or N on CPU), all optimizing the same study.
 
-The parent (`convtune tune`) runs every check, then starts the workers as `python -m search.workers
-JOB.json`, shows the study's progress by polling the storage, restarts a worker that crashed, and
+The parent (`convtune tune`) runs every check, then starts the workers (forked from a forkserver that
+imported their libraries during the checks, or as `python -m search.workers JOB.json`: see
+`search.worker_start`), shows the study's progress by polling the storage, restarts a worker that crashed, and
 forwards SIGTERM/Ctrl-C so that each worker closes its current trial before it exits.
 """
 
@@ -23,6 +24,7 @@ from typing import Any, Literal
 
 from search import open_work
 from search.errors import ConfigError
+from search.worker_start import WorkerProcess, launch
 
 EXIT_INTERRUPTED = 143
 POLL_SECONDS = 1.0
@@ -317,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
 @dataclass
 class _Running:
     slot: WorkerSlot
-    process: subprocess.Popen[bytes]
+    process: WorkerProcess
     log_path: Path
     result_path: Path
     restarts: int = 0
@@ -363,14 +365,7 @@ class WorkerPool:
         job = WorkerJob(**{**asdict(self.job), "slot": asdict(slot), "result_path": str(result_path)})
         job.write(job_path)
         log_path = self.folder / f"{tag}.log"
-        with open(log_path, "ab") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "search.workers", str(job_path)],
-                env=slot.env(dict(os.environ)),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
+        process = launch(slot, job_path, log_path, self.slots)
         self.running[slot.index] = _Running(slot, process, log_path, result_path, restarts)
 
     def run(self, stop: StopFlag, on_poll: Callable[[], None] = lambda: None) -> PoolResult:

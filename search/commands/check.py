@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from lightning_modules.precision import AUTO
     from lightning_modules.shapes import InfeasibleArchitecture
     from search.describe import architecture_rows
-    from search.runner import preflight
+    from search.preflight import preflight
     from search.spec import load_experiment
     from search.tracking import load_settings
 

@@ -44,7 +44,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from lightning_modules.shapes import traced_table
+    from lightning_modules.tracing import traced_table
     from search.describe import architecture_markdown, architecture_rich_table
     from search.gradcam import explain_image
     from search.model_store import load_inference_model, prepare_images

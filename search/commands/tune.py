@@ -47,8 +47,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from search.errors import ConfigError
-    from search.runner import TuneOptions, tune
     from search.spec import load_experiment
+    from search.worker_start import prestart_for_command_line
 
     if args.n_trials is not None and args.n_trials < 1:
         raise ConfigError(f"--n-trials must be at least 1, but got {args.n_trials}.")
@@ -56,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--timeout must be a positive number of seconds, but got {args.timeout}.")
     study = checked_study(args)
     spec = load_experiment(args.experiment, args.overrides)
+    prestart_for_command_line(args.devices, args.workers)  # the workers' imports overlap what follows
+    from search.runner import TuneOptions, tune
+
     options = TuneOptions(
         study_name=study,
         storage=args.storage,

@@ -24,7 +24,7 @@ from lightning_modules.data import (
     sources,
     stratified_split,
 )
-from lightning_modules.data import datamodule as datamodule_module
+from lightning_modules.data import splits as splits_module
 
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 FLIP = [{"HorizontalFlip": {"p": 0.5}}]
@@ -153,7 +153,7 @@ def synthetic(monkeypatch: pytest.MonkeyPatch) -> ImageArrays:
     arrays = ImageArrays(
         _id_images(train_ids), train_ids % 5, _id_images(test_ids), test_ids % 5, list("abcde")
     )
-    monkeypatch.setattr(datamodule_module, "load_dataset", lambda *args: arrays)
+    monkeypatch.setattr(splits_module, "load_dataset", lambda *args: arrays)  # ImageSplits.setup reads it
     return arrays
 
 
