@@ -56,6 +56,7 @@ ATTR_OVER_BUDGET = "over_budget"
 ATTR_RESUMED_AT = "resumed_at_epoch"  # a retry that continued a checkpoint: epochs it did not retrain
 ATTR_EPOCHS_TRAINED = "epochs_trained"  # epochs this trial trained itself (a resumed one: the rest)
 ATTR_WARM_START_OF = "warm_start_of"  # a prior copied from another study: "study#number"
+ATTR_SEEDED_FROM = "seeded_from"  # a trial enqueued by a warm start: the prior ("study#number") it retries
 ATTR_CURVE = "metric_curve"  # a Pareto trial's monitored metric per epoch (trial.report is single-objective)
 # why a trial ended early
 TRIAL_NOTES = (ATTR_INFEASIBLE, ATTR_OVER_BUDGET, ATTR_DIED, ATTR_INTERRUPTED, ATTR_ERROR)
