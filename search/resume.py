@@ -108,6 +108,31 @@ def find_resume(trial: optuna.Trial, store: CheckpointStore, digest: str) -> Res
         return None
 
 
+@dataclass
+class Resumable:
+    """A waiting retry and the checkpoint it will continue from."""
+
+    trial: int
+    from_trial: int
+    epochs: int
+    path: Path
+
+
+def resumable(study: optuna.Study, store: CheckpointStore) -> list[Resumable]:
+    """The waiting retries of `study` that have a readable checkpoint on this machine."""
+    found = []
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+        retry_of, run_id = _dead_run(study, trial.user_attrs.get(v.ATTR_RETRY_OF))
+        if retry_of is None or run_id is None or not store.path(run_id).is_file():
+            continue
+        try:
+            record = read_checkpoint(store.path(run_id)).get(RECORD_KEY, {})
+        except CheckpointError:
+            continue
+        found.append(Resumable(trial.number, retry_of, int(record.get("epochs", 0)), store.path(run_id)))
+    return found
+
+
 def _dead_run(study: optuna.Study, retry_of: object) -> tuple[int | None, str | None]:
     """The failed trial a retry continues and its MLflow run; a retry that died before it opened a
     run of its own leads on to the trial it retried."""

@@ -14,12 +14,13 @@ from optuna.trial import TrialState
 
 from lightning_modules.resume import read_checkpoint
 from search.checkpoints import CheckpointStore
+from search.cli import main
 from search.heartbeat import TrialGuard
 from search.objective import Objective, TrialInterrupted, TrialSettings
 from search.runner import PreparedStudy, TuneOptions, prepare_study
 from search.spec import ExperimentSpec, validate_experiment
 from search.study import run_worker
-from tests.conftest import tiny_experiment
+from tests.conftest import tiny_experiment, write_experiment
 from tests.search.parallel_helpers import mlflow_client
 
 EPOCHS = 4
@@ -72,7 +73,7 @@ def _history(run_id: str, metric: str = "val/acc") -> list[tuple[int, float]]:
 
 
 def test_a_retried_trial_resumes_after_its_last_epoch_and_ends_exactly_as_an_uninterrupted_one(
-    workdir: Path,
+    workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec = _spec()
     plain = prepare_study(spec, TuneOptions(progress=False, study_name="plain"))
@@ -90,6 +91,11 @@ def test_a_retried_trial_resumes_after_its_last_epoch_and_ends_exactly_as_an_uni
     assert kept == store.path(run_id)
     checkpoint = read_checkpoint(kept)  # weights_only=True
     assert checkpoint["convtune"]["epochs"] == 2 and checkpoint["convtune"]["run_id"] == run_id
+
+    path = write_experiment(workdir, spec.model_dump(mode="json", by_alias=True))
+    assert main(["status", str(path), "--study", "broken"]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert f"trial 1 (retry of trial 0) resumes after epoch 2 of {EPOCHS}" in shown
 
     started: list[int] = []
     _run(broken, spec, [lambda trial: EpochsStarted(started)])
@@ -173,3 +179,28 @@ class _PruneAtStep(optuna.pruners.BasePruner):
 
     def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
         return trial.last_step == self.step
+
+
+def test_a_remote_store_keeps_the_checkpoint_in_the_runs_artifacts_for_other_machines(workdir: Path) -> None:
+    """Tracking on a team server: each save is uploaded, a machine without the file downloads it, and
+    discarding removes the artifact (exercised here on the local store's artifact repository)."""
+    from search.tracking import Tracker, load_settings
+
+    tracker = Tracker(load_settings())
+    parent = tracker.study_run("tiny")
+    run_id = tracker.start_trial(study_name="tiny", parent_run_id=parent, trial_number=0, params={})
+    here = CheckpointStore(workdir / "here", tracker, remote=True)
+    here.path(run_id).parent.mkdir(parents=True)
+    here.path(run_id).write_bytes(b"epoch 1")
+    here.saved(run_id, here.path(run_id))
+    here.path(run_id).write_bytes(b"epoch 2")
+    here.saved(run_id, here.path(run_id))  # replaces the previous epoch's artifact
+    elsewhere = CheckpointStore(workdir / "elsewhere", tracker, remote=True)
+    fetched = elsewhere.fetch(run_id)
+    assert fetched == elsewhere.path(run_id) and fetched.read_bytes() == b"epoch 2"
+    listed = mlflow_client().list_artifacts(run_id, "checkpoint")
+    assert [Path(f.path).name for f in listed] == [f"{run_id}.ckpt"]
+    elsewhere.discard(run_id)
+    assert mlflow_client().list_artifacts(run_id, "checkpoint") == []
+    assert not elsewhere.path(run_id).exists()
+    assert CheckpointStore(workdir / "third", tracker, remote=True).fetch(run_id) is None

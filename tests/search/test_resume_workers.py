@@ -23,7 +23,7 @@ from search.spec import validate_experiment
 from search.study import open_storage
 from search.workers import available_cores
 from tests.conftest import tiny_experiment, write_experiment
-from tests.search.parallel_helpers import mlflow_client, postgres_database, start_cli, trial_runs
+from tests.search.parallel_helpers import mlflow_client, postgres_database, start_cli, trial_runs, wait_for
 
 EPOCHS = 12
 WORKERS = 2
@@ -160,3 +160,57 @@ def pg_url() -> Iterator[str]:
 def test_sigkill_mid_epoch_on_postgresql_resumes_from_the_last_checkpoint(workdir: Path, pg_url: str) -> None:
     study, victim, watch = _kill_one_worker_and_finish(workdir, pg_url)
     _check_resumed(workdir, study, victim, watch)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_retry_on_another_machine_downloads_the_checkpoint_from_the_team_server(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Two folders sharing only PostgreSQL and an `mlflow server --serve-artifacts`: the trial killed
+    in the first continues in the second from the checkpoint in its run's artifacts."""
+    from mlflow import MlflowClient
+
+    from tests.search.mlflow_server import MlflowServer
+
+    server = MlflowServer(tmp_path / "server")
+    server.start()
+    try:
+        env = {"MLFLOW_TRACKING_URI": server.url}
+        raw = _raw() | {"search": {**_raw()["search"], "n_trials": 1}}
+        first, second = tmp_path / "first", tmp_path / "second"
+        for machine in (first, second):
+            machine.mkdir()
+            write_experiment(machine, raw)
+        args = ["tune", "tiny.yaml", "--quiet", "--storage", pg_url]
+        process = start_cli(args, first, env)
+        client = MlflowClient(server.url)
+
+        def uploaded() -> optuna.trial.FrozenTrial | None:
+            study = _load(pg_url)
+            running = study.get_trials(states=(TrialState.RUNNING,)) if study else []
+            for trial in running:
+                run_id = trial.user_attrs.get("mlflow_run_id")
+                if (
+                    run_id
+                    and len(trial.intermediate_values) >= 2
+                    and client.list_artifacts(run_id, "checkpoint")
+                ):
+                    return trial
+            return None
+
+        victim = wait_for(uploaded, 400, "a checkpoint on the server", every=0.3)
+        process.kill()  # the whole first machine goes away
+        process.communicate(timeout=60)
+        assert not (second / ".convtune").exists()
+        _out, err = start_cli(args, second, env).communicate(timeout=600)
+        study = _load(pg_url)
+        assert study is not None, err
+        retry = next(t for t in study.get_trials() if t.user_attrs.get("retry_of") == victim.number)
+        assert retry.state == TrialState.COMPLETE, err
+        assert retry.user_attrs["resumed_at_epoch"] >= 2
+        assert retry.user_attrs["mlflow_run_id"] == victim.user_attrs["mlflow_run_id"]
+        assert client.list_artifacts(retry.user_attrs["mlflow_run_id"], "checkpoint") == []
+        assert list((second / ".convtune" / "checkpoints" / "tiny").glob("*.ckpt")) == []
+    finally:
+        server.stop()
