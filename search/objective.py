@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 import traceback
@@ -34,6 +35,8 @@ from search.tracking.tracker import Tracker
 from search.weights import resolve_weights
 
 ArtifactWriter = Callable[[RunParts, RunConfig, BestWeights, Path], None]
+
+_logger = logging.getLogger(__name__)
 
 
 class TrialInterrupted(SystemExit):
@@ -101,7 +104,7 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
         params, config = suggest(trial, self.spec)
         digest = config_digest(config)
-        resume = find_resume(trial, self.checkpoints, digest) if self._checkpointing else None
+        resume = self._find_resume(trial, digest)
         run_id = self._start_run(trial, params, config, resume)
         try:
             value = self._train(trial, config, run_id, resume, digest)
@@ -123,6 +126,16 @@ class Objective:
         self.tracker.finish(run_id, "COMPLETE")
         self.checkpoints.discard(run_id)
         return self._objective_values(value)
+
+    def _find_resume(self, trial: optuna.Trial, digest: str) -> Resume | None:
+        """The checkpoint a retry continues from; any trouble finding it means training from epoch 1."""
+        if not self._checkpointing:
+            return None
+        try:
+            return find_resume(trial, self.checkpoints, digest)
+        except Exception as error:  # storage or server hiccup: losing the epochs beats losing the trial
+            _logger.warning("trial %s starts from epoch 1: no checkpoint found (%s)", trial.number, error)
+            return None
 
     @property
     def _checkpointing(self) -> bool:

@@ -287,6 +287,8 @@ class Tracker:
         """Removes the run's checkpoint artifacts (the trial finished, or will not be retried)."""
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
+        if not self._client.list_artifacts(run_id, v.ARTIFACT_CHECKPOINT_DIR):
+            return
         artifact_uri = self._client.get_run(run_id).info.artifact_uri
         repository = get_artifact_repository(artifact_uri, self.settings.tracking_uri)
         repository.delete_artifacts(v.ARTIFACT_CHECKPOINT_DIR)

@@ -146,3 +146,18 @@ def test_fit_names_why_a_trial_does_not_fit() -> None:
     assert fit(spec, {"optim.name": "adamw"})[1] is None  # momentum is not sampled for adamw
     assert fit(spec, {"optim.name": "sgd"})[1] == NEW_PARAMETER
     assert fit(spec, {"optim.name": "sgd", "optim.momentum": 0.9})[1] is None
+
+
+@pytest.mark.parametrize(
+    ("warm", "message"),
+    [
+        ({"study": "../x"}, "search.warm_start.study must be"),
+        ({"study": "explore", "topk": 2}, "topk"),
+        ({"study": "explore", "top_k": -1}, "top_k"),
+    ],
+)
+def test_the_yaml_warm_start_is_validated(warm: dict[str, Any], message: str) -> None:
+    from search.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        validate_experiment(_narrow(warm_start=warm))
