@@ -61,18 +61,18 @@ def run(folder: Path, args: list[str]) -> tuple[float, str]:
     return time.perf_counter() - started, err
 
 
-def load(folder: Path, name: str, storage: str | None = None) -> optuna.Study | None:
+def load(folder: Path, name: str) -> optuna.Study | None:
+    """The study `name` in the folder's default journal, or None while there is none."""
+    from search.storage_url import DEFAULT_STORAGE
     from search.study import open_storage
 
-    previous = Path.cwd()
-    os.chdir(folder)
-    try:
-        handle = open_storage(storage)
-        if name not in optuna.get_all_study_names(handle.storage):
-            return None
-        return optuna.load_study(study_name=name, storage=handle.storage)
-    finally:
-        os.chdir(previous)
+    journal = folder / DEFAULT_STORAGE
+    if not journal.is_file():
+        return None
+    handle = open_storage(str(journal))
+    if name not in optuna.get_all_study_names(handle.storage):
+        return None
+    return optuna.load_study(study_name=name, storage=handle.storage)
 
 
 def read_experiment(path: Path) -> dict[str, Any]:

@@ -23,6 +23,7 @@ of its trials fit before reading anything into the times.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -96,6 +97,28 @@ def tune(folder: Path, name: str, timeout: float, workers: int, extra: list[str]
     return study, err
 
 
+def report(cold: optuna.Study, warm: optuna.Study, err: str, args: argparse.Namespace) -> None:
+    found = re.search(r"warm start from .*?(enqueued first\.|priors\)\.)", " ".join(err.split()))
+    line = found.group(0) if found else ""
+    arms = [Arm("cold", None, best_curve(cold)), Arm("warm", None, best_curve(warm), line)]
+    maximize = cold.direction == optuna.study.StudyDirection.MAXIMIZE
+    for arm in arms:
+        arm.best = arm.curve[-1][1] if arm.curve else None
+    print(line or "warm start: no report found in the warm arm's output")
+    target_value = arms[0].best
+    print(f"same budget per arm: {args.timeout:.0f} s, {args.workers} worker(s)")
+    for arm in arms:
+        own = [
+            t
+            for t in (cold if arm.name == "cold" else warm).get_trials()
+            if "warm_start_of" not in t.user_attrs
+        ]
+        reached = arm.reached(target_value, maximize) if target_value is not None else None
+        shown = f"reached after {reached:.0f} s" if reached is not None else "not reached"
+        best = f"{arm.best:.4f}" if arm.best is not None else "none"
+        print(f"{arm.name:>5}: {len(own)} trials, final best {best}, cold arm's final best {shown}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -121,27 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         warm, err = tune(
             arm_folder(root, "warm", target), target["name"], args.timeout, args.workers, warm_args
         )
-    line = next((" ".join(s.split()) for s in err.split("\n\n") if "warm start from" in s), "")
-    arms = [Arm("cold", None, best_curve(cold)), Arm("warm", None, best_curve(warm), line)]
-    maximize = cold.direction == optuna.study.StudyDirection.MAXIMIZE
-    for arm in arms:
-        arm.best = arm.curve[-1][1] if arm.curve else None
-    print(line or "warm start: no report found in the warm arm's output")
-    target_value = arms[0].best
-    print(f"same budget per arm: {args.timeout:.0f} s, {args.workers} worker(s)")
-    for arm in arms:
-        own = [
-            t
-            for t in (cold if arm.name == "cold" else warm).get_trials()
-            if "warm_start_of" not in t.user_attrs
-        ]
-        reached = arm.reached(target_value, maximize) if target_value is not None else None
-        shown = f"{reached:.0f} s" if reached is not None else "not reached"
-        best = f"{arm.best:.4f}" if arm.best is not None else "none"
-        print(
-            f"{arm.name:>5}: {len(own)} trials, final best {best}, "
-            f"cold arm's final best reached after {shown}"
-        )
+        report(cold, warm, err, args)
     return 0
 
 
