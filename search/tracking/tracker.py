@@ -264,8 +264,11 @@ class Tracker:
         return {int(m.step) for m in self._client.get_metric_history(run_id, metric)}
 
     def upload_checkpoint(self, run_id: str, path: Path) -> None:
-        """A trial's latest checkpoint into its run's artifacts (replacing the previous epoch's)."""
-        self._client.log_artifact(run_id, str(path), v.ARTIFACT_CHECKPOINT_DIR)
+        """A trial's latest checkpoint into its run's artifacts (replacing the previous epoch's).
+
+        MLflow's own HTTP retries only, not the outage budget: training does not wait out a server
+        that is away; the next epoch's upload replaces a missed one."""
+        self._client.wrapped.log_artifact(run_id, str(path), v.ARTIFACT_CHECKPOINT_DIR)
 
     def download_checkpoint(self, run_id: str, name: str, destination: Path) -> Path | None:
         """The run's checkpoint artifact `name`, downloaded into `destination`; None when absent."""
