@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import pytorch_lightning as pl
 import torch
@@ -44,6 +44,28 @@ class BestWeights(pl.Callback):
         predictions = getattr(pl_module, "val_predictions", None)
         outputs = predictions() if callable(predictions) else None
         self.best_predictions = tuple(t.cpu() for t in outputs) if outputs is not None else None
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs to go on tracking the best epoch: tensors, numbers, lists."""
+        if self.best_value is None:
+            return {}
+        return {
+            "best_value": self.best_value,
+            "best_epoch": self.best_epoch,
+            "best_metrics": dict(self.best_metrics),
+            "best_state": self.best_state,
+            "best_predictions": list(self.best_predictions) if self.best_predictions is not None else [],
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if not state_dict:
+            return
+        self.best_value = float(state_dict["best_value"])
+        self.best_epoch = state_dict["best_epoch"]
+        self.best_metrics = dict(state_dict["best_metrics"])
+        self.best_state = state_dict["best_state"]
+        predictions = state_dict["best_predictions"]
+        self.best_predictions = (predictions[0], predictions[1]) if predictions else None
 
     def restore(self, pl_module: pl.LightningModule) -> None:
         """Loads the best epoch's weights back into the module (no-op before any validation)."""

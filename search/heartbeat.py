@@ -10,7 +10,8 @@ workers use ask/tell, so this module keeps the equivalent for every storage:
   (same host, pid gone) or whose heartbeat is stale (RDB: Optuna's `fail_stale_trials`; journal:
   older than `STALE_AFTER` seconds), marks their MLflow
   run KILLED (tag `optuna.state=FAIL`) and enqueues a retry with the same params, at most
-  `max_retries` times per original trial.
+  `max_retries` times per original trial. The retry continues from the dead trial's last epoch
+  checkpoint (`search.resume`); a trial with no retry left has its checkpoint removed.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from search import optuna_adapter as adapter
+from search.checkpoints import CheckpointStore
 from search.tracking import vocabulary as v
 from search.tracking.tracker import Tracker
 
@@ -165,12 +167,17 @@ class TrialGuard:
         """Enqueues the trial's params again, unless it already used up its retries; returns the count."""
         count = int(trial.user_attrs.get(v.ATTR_RETRY_COUNT, 0)) + 1
         if count > self.max_retries or not trial.params:
+            self.discard_checkpoint(study, trial)  # failed for good: nothing will continue it
             return None
         study.enqueue_trial(
             dict(trial.params),
             user_attrs={v.ATTR_RETRY_OF: trial.number, v.ATTR_RETRY_COUNT: count},
         )
         return count
+
+    def discard_checkpoint(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """Removes the checkpoint of a trial that no retry will continue (search.checkpoints)."""
+        CheckpointStore.for_study(study.study_name, self.tracker).discard(trial.user_attrs.get(v.ATTR_RUN_ID))
 
     def close_run(self, study: optuna.Study, trial: FrozenTrial, reason: str, *, status: str) -> None:
         """Ends the trial's MLflow run (found by user attr, else by tags) unless it already ended."""

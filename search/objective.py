@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 import traceback
@@ -18,11 +19,14 @@ from lightning_modules.callbacks import BestWeights
 from lightning_modules.config import RunConfig
 from lightning_modules.module import NonFiniteLossError
 from lightning_modules.precision import resolve_precision
+from lightning_modules.resume import EpochCheckpoint, RngState
 from lightning_modules.training import RunParts, build_run, create_trainer, data_device
 from search.budget_gate import record_cost
+from search.checkpoints import CheckpointStore
 from search.feasibility import infeasibility
 from search.pareto_pruning import ParetoPruningCallback, pareto_rule
 from search.pruning import PruningCallback
+from search.resume import Resume, ResumeRecord, config_digest, find_resume
 from search.space import flatten_config, suggest
 from search.spec import ExperimentSpec
 from search.tracking import vocabulary as v
@@ -31,6 +35,8 @@ from search.tracking.tracker import Tracker
 from search.weights import resolve_weights
 
 ArtifactWriter = Callable[[RunParts, RunConfig, BestWeights, Path], None]
+
+_logger = logging.getLogger(__name__)
 
 
 class TrialInterrupted(SystemExit):
@@ -69,6 +75,7 @@ class TrialSettings:
     artifact_writers: list[ArtifactWriter] = field(default_factory=list)
     gpu_ids: list[int] | None = None  # in-process GPU worker: Lightning's `devices` as CUDA indices
     system_metrics: bool = True  # MLflow's CPU/memory/GPU samples on every trial's run
+    checkpoints: bool = True  # save every epoch; a retry continues from the last (search.resume)
 
 
 class Objective:
@@ -92,27 +99,47 @@ class Objective:
         self.settings = settings or TrialSettings()
         self.last_parts: RunParts | None = None
         self.last_costs: dict[str, float] = {}
+        self.checkpoints = CheckpointStore.for_study(study_name, tracker)
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
         params, config = suggest(trial, self.spec)
-        run_id = self._start_run(trial, params, config)
+        digest = config_digest(config)
+        resume = self._find_resume(trial, digest)
+        run_id = self._start_run(trial, params, config, resume)
         try:
-            value = self._train(trial, config, run_id)
+            value = self._train(trial, config, run_id, resume, digest)
         except optuna.TrialPruned as pruned:
             self.tracker.set_tags(run_id, {v.TAG_PRUNED_REASON: str(pruned)})
             self.tracker.finish(run_id, "PRUNED")
+            self.checkpoints.discard(run_id)
             raise
         except (KeyboardInterrupt, SystemExit) as error:
-            self._close_interrupted(trial, run_id, error)
+            self._close_interrupted(trial, run_id, error)  # the checkpoint stays for the retry
             raise
         except BaseException as error:
             message = "".join(traceback.format_exception(error))
             trial.set_user_attr(v.ATTR_ERROR, f"{type(error).__name__}: {error}"[:500])
             self.tracker.finish(run_id, "FAIL", error=message)
+            self.checkpoints.discard(run_id)
             raise
         self.tracker.log_metrics(run_id, {v.METRIC_OBJECTIVE: value})
         self.tracker.finish(run_id, "COMPLETE")
+        self.checkpoints.discard(run_id)
         return self._objective_values(value)
+
+    def _find_resume(self, trial: optuna.Trial, digest: str) -> Resume | None:
+        """The checkpoint a retry continues from; any trouble finding it means training from epoch 1."""
+        if not self._checkpointing:
+            return None
+        try:
+            return find_resume(trial, self.checkpoints, digest)
+        except Exception as error:  # storage or server hiccup: losing the epochs beats losing the trial
+            _logger.warning("trial %s starts from epoch 1: no checkpoint found (%s)", trial.number, error)
+            return None
+
+    @property
+    def _checkpointing(self) -> bool:
+        return self.settings.checkpoints and self.spec.search.checkpoints
 
     def _objective_values(self, value: float) -> float | list[float]:
         """The metric, then (in a Pareto study) the trial's cost objectives."""
@@ -125,8 +152,12 @@ class Objective:
         trial.set_user_attr(v.ATTR_INTERRUPTED, reason)
         self.tracker.interrupt(run_id, reason)
 
-    def _start_run(self, trial: optuna.Trial, params: dict[str, Any], config: RunConfig) -> str:
+    def _start_run(
+        self, trial: optuna.Trial, params: dict[str, Any], config: RunConfig, resume: Resume | None
+    ) -> str:
         trial.set_user_attr(v.ATTR_DEVICE, self.settings.device)
+        if resume is not None:
+            return self._resume_run(trial, resume)
         run_id = self.tracker.start_trial(
             study_name=self.study_name,
             parent_run_id=self.parent_run_id,
@@ -144,7 +175,38 @@ class Objective:
         )
         return run_id
 
-    def _train(self, trial: optuna.Trial, config: RunConfig, run_id: str) -> float:
+    def _resume_run(self, trial: optuna.Trial, resume: Resume) -> str:
+        """The dead trial's run, open again, its epoch history completed from the checkpoint."""
+        self.tracker.resume_trial(
+            resume.run_id,
+            trial_number=trial.number,
+            epochs=resume.epochs,
+            tags={v.TAG_DEVICE: self.settings.device},
+        )
+        trial.set_user_attr(v.ATTR_RUN_ID, resume.run_id)
+        trial.set_user_attr(v.ATTR_RESUMED_AT, resume.epochs)
+        logged = self.tracker.logged_steps(resume.run_id, self.spec.search.metric)
+        for epoch, metrics in sorted(resume.history.items()):
+            if epoch < resume.epochs and epoch not in logged:
+                self.tracker.log_epoch(resume.run_id, metrics, step=epoch)
+        return resume.run_id
+
+    def _resume_callbacks(self, trial: optuna.Trial, run_id: str, digest: str) -> list[pl.Callback]:
+        """Every epoch saved (after pruning has judged it, before its metrics are sent), RNG included."""
+        if not self._checkpointing:
+            return []
+        return [
+            ResumeRecord(digest, run_id, trial.number),
+            RngState(),
+            EpochCheckpoint(
+                self.checkpoints.path(run_id),
+                lambda path, epochs: self.checkpoints.saved(run_id, path, epochs),
+            ),
+        ]
+
+    def _train(
+        self, trial: optuna.Trial, config: RunConfig, run_id: str, resume: Resume | None, digest: str
+    ) -> float:
         reason = infeasibility(config, self.in_channels, self.image_size)
         if reason is not None:
             trial.set_user_attr(v.ATTR_INFEASIBLE, reason)
@@ -159,10 +221,12 @@ class Objective:
         best = BestWeights(self.spec.search.metric, "max" if self._maximize else "min")
         callbacks: list[pl.Callback] = [
             best,
-            EpochMetricsCallback(self.tracker, run_id),
-            DataInputsCallback(self.tracker, run_id),
             self._pruning_callback(trial),
+            *self._resume_callbacks(trial, run_id, digest),
+            EpochMetricsCallback(self.tracker, run_id),
         ]
+        if resume is None:  # a resumed run already holds its data inputs
+            callbacks.append(DataInputsCallback(self.tracker, run_id))
         callbacks += [make(trial) for make in self.settings.extra_callbacks]
         overrides: dict[str, Any] = (
             {"accelerator": self.settings.accelerator} if self.settings.accelerator else {}
@@ -172,11 +236,17 @@ class Objective:
         trainer = create_trainer(config.trainer, callbacks=callbacks, **overrides)
         try:
             with self.tracker.system_metrics(run_id, enabled=self.settings.system_metrics):
-                trainer.fit(parts.module, datamodule=parts.datamodule)
+                trainer.fit(
+                    parts.module,
+                    datamodule=parts.datamodule,
+                    ckpt_path=resume.path if resume is not None else None,
+                    weights_only=True if resume is not None else None,
+                )
         except NonFiniteLossError as error:
             # a search result, not a crash: pruned trials inform the sampler, failed ones are invisible to it
             trial.set_user_attr(v.ATTR_DIVERGED, str(error)[:500])
             raise optuna.TrialPruned(f"diverged: {error}") from None
+        trial.set_user_attr(v.ATTR_EPOCHS_TRAINED, trainer.current_epoch - (resume.epochs if resume else 0))
         if best.best_value is None:
             raise RuntimeError(f"no {self.spec.search.metric} was measured; check limit_val_batches.")
         self.tracker.log_metrics(

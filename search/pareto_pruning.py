@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 import pytorch_lightning as pl
@@ -114,6 +115,15 @@ class ParetoPruningCallback(pl.Callback):
         self.cost_metrics = list(cost_metrics)
         self.rule = rule
         self.curve: list[float] = []
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"curve": list(self.curve)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """A resumed trial's curve so far (the retry is a new Optuna trial: it stores it again)."""
+        self.curve = [float(value) for value in state_dict.get("curve", [])]
+        if self.curve:
+            self.trial.set_user_attr(v.ATTR_CURVE, list(self.curve))
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         value = trainer.callback_metrics.get(self.monitor)

@@ -19,7 +19,7 @@ from rich.text import Text
 
 from search.budgets import format_cost
 from search.pareto import maximizes, metric_value
-from search.study import best_trial, count_states
+from search.study import best_trial, count_states, own_trials
 from search.tracking import vocabulary as v
 
 
@@ -96,7 +96,7 @@ def format_values(trial: FrozenTrial) -> str:
 
 def trials_table(study: optuna.Study, *, limit: int | None = 10, title: str | None = None) -> Table:
     """The best trials first (then pruned and failed ones), with their params."""
-    trials: Sequence[FrozenTrial] = study.get_trials(deepcopy=False)
+    trials: Sequence[FrozenTrial] = own_trials(study)
     maximize = maximizes(study)
     order = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.FAIL: 3}
 

@@ -35,6 +35,7 @@ from search.tracking import vocabulary as v
 from search.tracking.settings import redact
 from search.tracking.tracker import Tracker
 from search.tracking.ui_links import VIEW_ID, experiment_view_tags, param_columns, study_runs_url
+from search.warm_start import WarmStartReport, load_source, warm_start
 from search.worker_start import prestart
 from search.workers import (
     StopFlag,
@@ -80,6 +81,7 @@ class PreparedStudy:
     tracker: Tracker
     parent_run_id: str
     checked: Preflight
+    warm: WarmStartReport | None = None
 
 
 def prepare_study(spec: ExperimentSpec, options: TuneOptions) -> PreparedStudy:
@@ -96,15 +98,22 @@ def prepare_study(spec: ExperimentSpec, options: TuneOptions) -> PreparedStudy:
     tracker.check_reachable()
     if not remote:
         handle = open_storage(options.storage)
+    warm = spec.search.warm_start
+    source = load_source(warm, handle, options.study_name or spec.name) if warm else None
     study = open_study(spec, handle, options.study_name, (checked.in_channels, checked.image_size))
     parent_run_id = tracker.study_run(study.study_name, study.user_attrs.get(v.STUDY_ATTR_PARENT_RUN))
+    report = None
+    if warm is not None and source is not None:
+        report = warm_start(study, source, spec, warm.top_k)
+        where = f" in {redact(warm.storage)}" if warm.storage else ""
+        tracker.set_tags(parent_run_id, {v.TAG_WARM_START: f"study {report.source}{where}"})
     study.set_user_attr(v.STUDY_ATTR_PARENT_RUN, parent_run_id)
     study.set_user_attr(v.STUDY_ATTR_EXPERIMENT, spec.model_dump(mode="json"))
     tracker.describe_study(study.study_name, study_view(spec))
     tracker.set_tags(parent_run_id, {v.TAG_STATUS: "running"})
     with handle.claim_lock():
         TrialGuard(tracker, spec.search.max_retries).reap(study)
-    return PreparedStudy(study, handle, tracker, parent_run_id, checked)
+    return PreparedStudy(study, handle, tracker, parent_run_id, checked, report)
 
 
 def study_view(spec: ExperimentSpec) -> dict[str, str]:
@@ -131,6 +140,8 @@ def tune(spec: ExperimentSpec, options: TuneOptions, console: Console | None = N
     prepared = prepare_study(spec, options)
     for note in prepared.checked.notes:
         console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+    if prepared.warm is not None:
+        console.print(prepared.warm.line(), highlight=False)
     study, tracker, parent_run_id = prepared.study, prepared.tracker, prepared.parent_run_id
     stop = StopFlag()
     with stop.installed():

@@ -137,7 +137,28 @@ class ObjectiveConfig(StrictModel):
     direction: Literal["maximize", "minimize"] | None = None
 
 
+class WarmStartConfig(StrictModel):
+    """Seed a new study from an earlier one (`search/warm_start.py`): its finished trials whose
+    params fit this space become priors, its `top_k` best configs are tried first. `storage` is the
+    earlier study's Optuna storage (default: this study's)."""
+
+    study: str
+    storage: str | None = None
+    top_k: Annotated[int, Field(ge=0)] = 3
+
+    @field_validator("study")
+    @classmethod
+    def _safe_study(cls, value: str) -> str:
+        problem = name_problem(value, "search.warm_start.study")
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+
 class SearchConfig(StrictModel):
+    """`checkpoints` saves every trial at every epoch end, so that a retried trial (its worker was
+    killed, or interrupted) continues from its last finished epoch instead of epoch 1."""
+
     metric: str = "val/acc"
     direction: Literal["maximize", "minimize"] | None = None
     n_trials: Annotated[int, Field(ge=1)] = 20
@@ -149,6 +170,8 @@ class SearchConfig(StrictModel):
     space: dict[str, ParamSpec] = Field(default_factory=dict)
     constraints: dict[str, str | float] = Field(default_factory=dict)
     objectives: list[ObjectiveConfig] | None = None
+    checkpoints: bool = True
+    warm_start: WarmStartConfig | None = None
 
     @field_validator("metric")
     @classmethod

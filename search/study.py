@@ -239,9 +239,21 @@ def find_study(handle: StorageHandle, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=handle.storage)
 
 
+def is_prior(trial: FrozenTrial) -> bool:
+    """A finished trial copied from another study by a warm start (`search.warm_start`): the sampler
+    learns from it, but it is no trial of this study (not counted, never its best)."""
+    return v.ATTR_WARM_START_OF in trial.user_attrs
+
+
+def own_trials(study: optuna.Study, states: Sequence[TrialState] | None = None) -> list[FrozenTrial]:
+    """The study's trials without the priors a warm start added."""
+    trials = study.get_trials(deepcopy=False, states=tuple(states) if states is not None else None)
+    return [trial for trial in trials if not is_prior(trial)]
+
+
 def count_states(study: optuna.Study) -> dict[str, int]:
     counts = {state.name: 0 for state in TrialState}
-    for trial in study.get_trials(deepcopy=False):
+    for trial in own_trials(study):
         counts[trial.state.name] += 1
     return counts
 
@@ -263,7 +275,7 @@ def claim_trial(
     with handle.claim_lock():
         if reap is not None:
             reap(study)
-        trials = study.get_trials(deepcopy=False)
+        trials = own_trials(study)
         waiting = any(t.state == TrialState.WAITING for t in trials)
         active = sum(t.state in (*FINISHED, TrialState.RUNNING) for t in trials)
         if not waiting and active >= n_trials:
@@ -273,7 +285,7 @@ def claim_trial(
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
     """The COMPLETE trial with the best metric (a Pareto study's first objective: its most accurate)."""
-    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    completed = own_trials(study, (TrialState.COMPLETE,))
     if not completed:
         return None
     pick = max if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else min

@@ -435,7 +435,9 @@ class WorkerPool:
 
         if self.job.deadline is not None and time.time() >= self.job.deadline:
             return False
-        trials = self.study.get_trials(deepcopy=False)
+        from search.study import own_trials
+
+        trials = own_trials(self.study)
         active = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) for t in trials)
         return active < self.job.n_trials or any(t.state == TrialState.WAITING for t in trials)
 

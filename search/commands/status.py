@@ -1,7 +1,8 @@
 """Show a study's trials: number, state, value, device, duration, MLflow run id, params; and the best.
 
 In a Pareto study (search.objectives) the value column holds the metric and then each cost, and
-the front column marks the trials on the Pareto front.
+the front column marks the trials on the Pareto front. Retries waiting to continue a dead trial's
+checkpoint are listed with the epoch they resume after (checkpoints on this machine).
 
 Examples:
   convtune status experiments/quickstart.yaml
@@ -24,10 +25,11 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from search.checkpoints import CheckpointStore, resumable
     from search.pareto import front, is_pareto
     from search.progress import format_params, format_values
     from search.spec import load_experiment
-    from search.study import best_trial, count_states, find_study, open_storage
+    from search.study import best_trial, count_states, find_study, open_storage, own_trials
     from search.tracking import vocabulary as v
 
     name = checked_study(args)
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         table.add_column(column, overflow="fold")
     for column in ("mlflow run", "params"):
         table.add_column(column, overflow="fold")
-    for trial in study.get_trials(deepcopy=False):
+    for trial in own_trials(study):
         duration = trial.duration.total_seconds() if trial.duration else None
         attrs = trial.user_attrs
         note = next((str(attrs[k]) for k in v.TRIAL_NOTES if attrs.get(k)), "")
@@ -69,6 +71,19 @@ def run(args: argparse.Namespace) -> int:
         attrs = trial.user_attrs
         where = f"{attrs.get(v.ATTR_HOST, '?')} pid {attrs.get(v.ATTR_PID, '?')}"
         console.print(f"trial {trial.number} is running on {attrs.get(v.ATTR_DEVICE, '?')} ({where}).")
+    for waiting in resumable(study, CheckpointStore.for_study(study.study_name, None)):
+        console.print(
+            f"trial {waiting.trial} (retry of trial {waiting.from_trial}) resumes after epoch "
+            f"{waiting.epochs} of {spec.trainer.max_epochs} from {waiting.path}.",
+            highlight=False,
+        )
+    warm = study.user_attrs.get(v.STUDY_ATTR_WARM_START)
+    if isinstance(warm, dict):
+        console.print(
+            f"warm-started from study {warm.get('study')}: {warm.get('added')} of its trials are priors "
+            "(not listed).",
+            highlight=False,
+        )
     counts = count_states(study)
     console.print(", ".join(f"{n} {state.lower()}" for state, n in counts.items() if n))
     best = best_trial(study)

@@ -8,18 +8,26 @@ Examples:
   convtune tune experiments/quickstart.yaml --n-trials 20 --set trainer.max_epochs=3
   convtune tune experiments/fashion_mnist.yaml --devices 0,1 --storage postgresql://localhost/optuna
   convtune tune experiments/quickstart.yaml --devices cpu --workers 2
+  convtune tune experiments/fashion_mnist.yaml --warm-start fashion-mnist-explore
 
 Several workers run as separate processes (logs in .convtune/workers/); a killed worker's trial is
 failed and retried with the same params; SIGTERM or Ctrl-C closes the running trials, and rerunning
 the same command resumes the study. See docs/parallel.md.
+
+Every trial saves a checkpoint at each epoch end; a retried trial continues from its last epoch
+(docs/resume.md). --warm-start STUDY seeds a new study from an earlier one's trials.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+from typing import TYPE_CHECKING
 
 from search.commands import add_experiment, add_study, checked_study
+
+if TYPE_CHECKING:
+    from search.spec import ExperimentSpec
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +49,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="K",
         help="concurrent trials per GPU for small nets",
     )
+    parser.add_argument(
+        "--warm-start",
+        metavar="STUDY",
+        help="seed the study from an earlier one: its fitting trials as priors, its best configs first",
+    )
+    parser.add_argument(
+        "--warm-storage", metavar="URL", help="the --warm-start study's storage (default: --storage)"
+    )
     parser.add_argument("--no-artifacts", action="store_true", help="skip per-trial pictures and tables")
     parser.add_argument("--quiet", action="store_true", help="no live progress display")
 
@@ -55,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
         raise ConfigError(f"--timeout must be a positive number of seconds, but got {args.timeout}.")
     study = checked_study(args)
-    spec = load_experiment(args.experiment, args.overrides)
+    spec = with_warm_start(load_experiment(args.experiment, args.overrides), args)
     prestart_for_command_line(args.devices, args.workers)  # the workers' imports overlap what follows
     from search.runner import TuneOptions, tune
 
@@ -72,3 +88,23 @@ def run(args: argparse.Namespace) -> int:
     )
     tune(spec, options)
     return 0
+
+
+def with_warm_start(spec: ExperimentSpec, args: argparse.Namespace) -> ExperimentSpec:
+    """`--warm-start` and `--warm-storage` over the experiment's `search.warm_start`."""
+    from search.errors import ConfigError
+    from search.names import check_name
+    from search.spec import WarmStartConfig
+
+    current = spec.search.warm_start
+    if args.warm_start is None and args.warm_storage is None:
+        return spec
+    if args.warm_start is None and current is None:
+        raise ConfigError(
+            "--warm-storage names where the --warm-start study is; give --warm-start STUDY too."
+        )
+    study = check_name(args.warm_start, "--warm-start") if args.warm_start else current.study  # type: ignore[union-attr]
+    storage = args.warm_storage if args.warm_storage is not None else (current.storage if current else None)
+    top_k = current.top_k if current else WarmStartConfig.model_fields["top_k"].default
+    warm = WarmStartConfig(study=study, storage=storage, top_k=top_k)
+    return spec.model_copy(update={"search": spec.search.model_copy(update={"warm_start": warm})})

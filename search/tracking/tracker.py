@@ -234,6 +234,68 @@ class Tracker:
         self.set_tags(run_id, {v.TAG_STATE: "FAIL", v.TAG_ERROR: reason[:500]})
         self._end(run_id, "KILLED")
 
+    def resume_trial(
+        self, run_id: str, *, trial_number: int, epochs: int, tags: Mapping[str, str] = {}
+    ) -> None:
+        """Opens a dead trial's run again for the retry that continues its checkpoint: one run holds
+        the whole series of epochs; its trial-number tag moves to the retry, the earlier trials
+        stay listed in `convtune.trials`."""
+        old = self._tags(run_id)
+        earlier = old.get(v.TAG_TRIALS) or old.get(v.TAG_TRIAL_NUMBER, "")
+        trials = ",".join(part for part in (earlier, str(trial_number)) if part)
+        resumed = f"after epoch {epochs} (trial {old.get(v.TAG_TRIAL_NUMBER, '?')} -> trial {trial_number})"
+        self._client.update_run(run_id, status=RUNNING, name=f"trial-{trial_number:04d}")
+        open_work.opened(f"mlflow-run:{run_id}", lambda reason: self._abandon(run_id, reason))
+        self.set_tags(
+            run_id,
+            {
+                v.TAG_STATE: "RUNNING",
+                v.TAG_TRIAL_NUMBER: str(trial_number),
+                v.TAG_TRIALS: trials,
+                v.TAG_RESUMED: ", ".join(p for p in (old.get(v.TAG_RESUMED, ""), resumed) if p),
+                **tags,
+            },
+        )
+        if v.TAG_ERROR in old:
+            self._client.delete_tag(run_id, v.TAG_ERROR)
+
+    def logged_steps(self, run_id: str, metric: str) -> set[int]:
+        """The steps at which the run holds `metric` (its epochs, for an epoch metric)."""
+        return {int(m.step) for m in self._client.get_metric_history(run_id, metric)}
+
+    def upload_checkpoint(self, run_id: str, path: Path) -> None:
+        """A trial's latest checkpoint into its run's artifacts (replacing the previous epoch's).
+
+        MLflow's own HTTP retries only, not the outage budget: training does not wait out a server
+        that is away; the next epoch's upload replaces a missed one."""
+        self._client.wrapped.log_artifact(run_id, str(path), v.ARTIFACT_CHECKPOINT_DIR)
+
+    def download_checkpoint(self, run_id: str, name: str, destination: Path) -> Path | None:
+        """The run's checkpoint artifact `name`, downloaded into `destination`; None when absent."""
+        try:
+            names = [
+                Path(f.path).name for f in self._client.list_artifacts(run_id, v.ARTIFACT_CHECKPOINT_DIR)
+            ]
+        except MlflowException:
+            return None
+        if name not in names:
+            return None
+        destination.mkdir(parents=True, exist_ok=True)
+        local = self._client.download_artifacts(
+            run_id, f"{v.ARTIFACT_CHECKPOINT_DIR}/{name}", str(destination)
+        )
+        return Path(local)
+
+    def delete_checkpoint(self, run_id: str) -> None:
+        """Removes the run's checkpoint artifacts (the trial finished, or will not be retried)."""
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        if not self._client.list_artifacts(run_id, v.ARTIFACT_CHECKPOINT_DIR):
+            return
+        artifact_uri = self._client.get_run(run_id).info.artifact_uri
+        repository = get_artifact_repository(artifact_uri, self.settings.tracking_uri)
+        repository.delete_artifacts(v.ARTIFACT_CHECKPOINT_DIR)
+
     def end_run(self, run_id: str, *, error: BaseException | None = None) -> None:
         """Closes a reproduction's run: FINISHED, or FAILED/KILLED with the error as a tag."""
         self.flush(run_id)

@@ -30,6 +30,9 @@ TAG_VERDICT = "convtune.verdict"
 TAG_OVER_BUDGET = "convtune.over_budget"  # why a trial was not trained: its cost is over search.constraints
 TAG_ON_FRONT = "convtune.pareto_front"  # a Pareto study's trial run: "true" when on the front at the end
 TAG_FRONT_TRIALS = "convtune.pareto_front_trials"  # the study's run: the front's trial numbers
+TAG_RESUMED = "convtune.resumed"  # a trial's run continued by a retry: "after epoch 7 (trial 3 -> trial 5)"
+TAG_TRIALS = "convtune.trials"  # every Optuna trial that trained into this run, comma-separated
+TAG_WARM_START = "convtune.warm_start"  # the study's run: the study (and storage) it started from
 MODEL_TAG_TEST_ACC = "test_acc"  # on a registered model version
 MODEL_TAG_PICK = "pick"  # on a registered model version: the `reproduce --pick` budget it was chosen under
 
@@ -50,6 +53,10 @@ ATTR_RETRY_OF = "retry_of"
 ATTR_RETRY_COUNT = "retry_count"
 ATTR_DIED = "died"
 ATTR_OVER_BUDGET = "over_budget"
+ATTR_RESUMED_AT = "resumed_at_epoch"  # a retry that continued a checkpoint: epochs it did not retrain
+ATTR_EPOCHS_TRAINED = "epochs_trained"  # epochs this trial trained itself (a resumed one: the rest)
+ATTR_WARM_START_OF = "warm_start_of"  # a prior copied from another study: "study#number"
+ATTR_SEEDED_FROM = "seeded_from"  # a trial enqueued by a warm start: the prior ("study#number") it retries
 ATTR_CURVE = "metric_curve"  # a Pareto trial's monitored metric per epoch (trial.report is single-objective)
 # why a trial ended early
 TRIAL_NOTES = (ATTR_INFEASIBLE, ATTR_OVER_BUDGET, ATTR_DIED, ATTR_INTERRUPTED, ATTR_ERROR)
@@ -57,6 +64,10 @@ TRIAL_NOTES = (ATTR_INFEASIBLE, ATTR_OVER_BUDGET, ATTR_DIED, ATTR_INTERRUPTED, A
 # --- Optuna study user attrs ------------------------------------------------------------------------
 STUDY_ATTR_PARENT_RUN = "mlflow_parent_run_id"
 STUDY_ATTR_EXPERIMENT = "experiment"  # the experiment file's validated content
+STUDY_ATTR_WARM_START = "warm_start"  # {study, storage, added, skipped, enqueued}: done once per study
+
+# --- MLflow artifacts ------------------------------------------------------------------------------
+ARTIFACT_CHECKPOINT_DIR = "checkpoint"  # a running trial's latest epoch checkpoint (team servers)
 
 # --- MLflow metrics ---------------------------------------------------------------------------------
 EPOCH_METRICS = ("train/loss", "train/acc", "val/loss", "val/acc", "lr", "throughput/img_s")

@@ -36,8 +36,13 @@ def postgres_database() -> Iterator[str]:
         admin.close()
 
 
-def start_cli(args: list[str], cwd: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "NO_ALBUMENTATIONS_UPDATE": "1"}
+def start_cli(args: list[str], cwd: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "NO_ALBUMENTATIONS_UPDATE": "1",
+        **(extra_env or {}),
+    }
     return subprocess.Popen(
         [sys.executable, "-m", "search.cli", *args],
         cwd=cwd,
