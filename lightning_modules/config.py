@@ -200,6 +200,50 @@ class OptimConfig(StrictModel):
         return self
 
 
+class WeightAveragingConfig(StrictModel):
+    """Averaged weights, validated, tested and exported in place of the raw ones (`kind: none`: off).
+
+    `ema`: an exponential moving average updated after every optimizer step (batch-norm statistics
+    averaged alike); `decay` in (0, 1), with `warmup` the decay grows as min(decay, (1 + n) / (10 + n))
+    over the first updates so that the average forgets the initial weights. `swa`: the equal average
+    of the weights after every optimizer step from `start` on; batch-norm statistics are recomputed
+    for the averaged weights over the training images before each validation. `start`: the fraction
+    of training (in optimizer steps) before averaging begins (default 0 for ema, 0.75 for swa);
+    `lr` (swa only): a constant learning rate from `start` on, in place of the scheduler's.
+    """
+
+    kind: Literal["none", "ema", "swa"] = "none"
+    decay: float = 0.999
+    warmup: bool = True
+    start: float | None = None
+    lr: Annotated[float, Field(gt=0)] | None = None
+
+    @field_validator("decay")
+    @classmethod
+    def _decay_range(cls, value: float) -> float:
+        if not 0 < value < 1:
+            raise ValueError(f"decay must be in (0, 1), but got decay={value}.")
+        return value
+
+    @field_validator("start")
+    @classmethod
+    def _start_range(cls, value: float | None) -> float | None:
+        return None if value is None else _check_unit_interval("start", value)
+
+    @model_validator(mode="after")
+    def _lr_needs_swa(self) -> WeightAveragingConfig:
+        if self.lr is not None and self.kind != "swa":
+            raise ValueError(f"lr applies to kind=swa only, but got kind={self.kind!r}.")
+        return self
+
+    @property
+    def start_fraction(self) -> float:
+        """`start`, or its default for the kind."""
+        if self.start is not None:
+            return self.start
+        return 0.75 if self.kind == "swa" else 0.0
+
+
 class TrainerConfig(StrictModel):
     max_epochs: Annotated[int, Field(ge=1)] = 5
     precision: Literal["32", "16-mixed", "bf16-mixed", "64", "auto"] = "32"
@@ -211,6 +255,7 @@ class TrainerConfig(StrictModel):
     limit_val_batches: Annotated[float, Field(gt=0)] = 1.0
     gradient_clip_val: Annotated[float, Field(ge=0)] | None = None
     channels_last: bool = True
+    weight_averaging: WeightAveragingConfig = Field(default_factory=WeightAveragingConfig)
 
     @field_validator("precision", mode="before")
     @classmethod

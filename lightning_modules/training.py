@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 import torch
 
 from lightning_modules.accelerators import wants_cuda
+from lightning_modules.averaging import averaging_callbacks
 from lightning_modules.config import RunConfig, TrainerConfig
 from lightning_modules.data import ImageDataModule
 from lightning_modules.models import model_from_config
@@ -113,6 +114,8 @@ def create_trainer(
     """A Trainer without Lightning's own logger and checkpoints: callbacks do the tracking.
 
     `precision: auto` is resolved for the accelerator the Trainer will use (see `resolve_precision`).
+    `weight_averaging` adds its callback last, so that every other callback's validation-end hook
+    (best epoch, metrics, pruning) sees the averaged weights.
     """
     accelerator = overrides.get("accelerator", config.accelerator)
     options: dict[str, Any] = {
@@ -130,7 +133,7 @@ def create_trainer(
         "enable_model_summary": False,
         "enable_progress_bar": progress_bar,
         "num_sanity_val_steps": 0,
-        "callbacks": list(callbacks),
+        "callbacks": [*callbacks, *averaging_callbacks(config.weight_averaging)],
         "default_root_dir": root_dir,
     }
     options.update(overrides)

@@ -20,6 +20,7 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 from torch import Tensor
 
+from lightning_modules.averaging import AveragedWeights
 from lightning_modules.callbacks import BestWeights
 from lightning_modules.config import RunConfig
 from lightning_modules.precision import resolve_precision
@@ -137,6 +138,7 @@ class Reproduction:
     changed: list[str] = field(default_factory=list)  # config keys set otherwise than the trial had them
     registered: RegisteredModel | None = None
     costs: dict[str, float] = field(default_factory=dict)  # the reproduced network's `cost/` numbers
+    weights: str = "raw"  # "ema" / "swa" when the kept (best) epoch's weights are the averaged ones
 
     @property
     def comparable(self) -> bool:
@@ -252,8 +254,9 @@ def train(
     *,
     callbacks: Sequence[pl.Callback] = (),
     accelerator: str | None = None,
-) -> tuple[RunParts, BestWeights]:
-    """Trains `config` with deterministic algorithms and restores the best epoch's weights.
+) -> tuple[RunParts, BestWeights, str]:
+    """Trains `config` with deterministic algorithms and restores the best epoch's weights; returns
+    which weights those are: `raw`, or `ema`/`swa` when the best epoch validated averaged weights.
 
     Lightning's `deterministic="warn"`: deterministic kernels wherever torch has them (all of them on
     the CPU); a CUDA op without one (e.g. adaptive pooling's backward) warns instead of failing.
@@ -278,7 +281,15 @@ def train(
         raise ConvtuneError(f"the reproduction measured no {metric}; check trainer.limit_val_batches.")
     best.restore(parts.module)
     parts.module.eval()
-    return parts, best
+    return parts, best, kept_weights(trainer, best)
+
+
+def kept_weights(trainer: pl.Trainer, best: BestWeights) -> str:
+    """`ema`/`swa` when the best epoch was validated with averaged weights, else `raw`."""
+    for callback in trainer.callbacks:  # type: ignore[attr-defined]
+        if isinstance(callback, AveragedWeights) and best.best_epoch in callback.averaged_epochs:
+            return callback.config.kind
+    return "raw"
 
 
 def to_inference_model(parts: RunParts, config: RunConfig, source: dict[str, str]) -> InferenceModel:
@@ -385,7 +396,7 @@ def _reproduce_in_run(
 ) -> Reproduction:
     metric = spec.search.metric
     started = time.perf_counter()
-    parts, best = train(
+    parts, best, weights = train(
         config,
         metric,
         spec.search.resolved_direction,
@@ -401,6 +412,7 @@ def _reproduce_in_run(
         trial, config, metric, original, float(best.best_value), int(best.best_epoch or 0), test, model,
         run_id, time.perf_counter() - started, notes, changed,
     )  # fmt: skip
+    result.weights = weights
     result.costs = _measure(parts, config, precision=resolve_precision(config.trainer.precision, "cpu"))
     _log_results(tracker, result)
     if options.register:
@@ -442,7 +454,11 @@ def _log_results(tracker: Tracker, result: Reproduction) -> None:
     tracker.log_metrics(result.run_id, metrics)
     tracker.set_tags(
         result.run_id,
-        {v.TAG_REPRODUCTION_MATCHES: str(result.matches).lower(), v.TAG_VERDICT: result.verdict()},
+        {
+            v.TAG_REPRODUCTION_MATCHES: str(result.matches).lower(),
+            v.TAG_VERDICT: result.verdict(),
+            v.TAG_WEIGHTS: result.weights,
+        },
     )
     with tempfile.TemporaryDirectory(prefix="convtune-test-") as folder:
         path = Path(folder)

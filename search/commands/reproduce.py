@@ -85,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
         f"trial {result.trial.number}: {result.metric} original {original}, reproduced {result.value!r} "
         f"(best epoch {result.best_epoch}, {result.seconds:.1f} s)"
     )
+    if result.config.trainer.weight_averaging.kind != "none":
+        console.print(f"weights kept: {result.weights} (the best epoch's; trainer.weight_averaging)")
     style = "green" if result.matches else "yellow"
     console.print(f"[{style}]{result.verdict()}[/{style}]")
     test = result.test
