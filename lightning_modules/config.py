@@ -263,6 +263,36 @@ class TrainerConfig(StrictModel):
         return str(value) if isinstance(value, int) else value
 
 
+class EvaluateConfig(StrictModel):
+    """Test-time augmentation: logits averaged over each image and its `tta` transforms.
+
+    `tta` names deterministic transforms (`HorizontalFlip`, `VerticalFlip`, `Transpose`), as strings
+    or `{HorizontalFlip: {}}`. `tta_in_validation` also averages in every epoch's validation (so the
+    search's metric and the best epoch include it). `tta_keep`: with `auto`, `reproduce` keeps test-time
+    augmentation in the registered model only when it raises the validation accuracy (never judged on
+    the test split); with `always`, it keeps it regardless.
+    """
+
+    tta: list[str] = Field(default_factory=list)
+    tta_in_validation: bool = False
+    tta_keep: Literal["auto", "always"] = "auto"
+
+    @field_validator("tta", mode="before")
+    @classmethod
+    def _deterministic_transforms(cls, value: Any) -> Any:
+        from lightning_modules.tta import check_tta
+
+        if not isinstance(value, list):
+            return value
+        return check_tta(value)
+
+    @model_validator(mode="after")
+    def _validation_needs_transforms(self) -> EvaluateConfig:
+        if self.tta_in_validation and not self.tta:
+            raise ValueError("tta_in_validation needs transforms in tta, like tta: [HorizontalFlip].")
+        return self
+
+
 class RunConfig(StrictModel):
     """Everything one training run needs: the concrete config that a trial trains."""
 
@@ -272,6 +302,7 @@ class RunConfig(StrictModel):
     model: ModelConfig = Field(default_factory=ConvNetConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
 
     @field_validator("augment")
     @classmethod

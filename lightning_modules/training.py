@@ -17,6 +17,7 @@ from lightning_modules.models import model_from_config
 from lightning_modules.models.registry import WeightsResolver
 from lightning_modules.module import ClassifierModule
 from lightning_modules.precision import resolve_precision
+from lightning_modules.tta import check_image_size
 
 
 @dataclass
@@ -51,6 +52,8 @@ def build_module(
 
     `weights_resolver` turns a `model.weights` URI (`models:/...`, `runs:/...`) into a state dict.
     """
+    if config.evaluate.tta:
+        check_image_size(config.evaluate.tta, datamodule.image_size)
     model = model_from_config(
         config.model,
         in_channels=datamodule.in_channels,
@@ -71,6 +74,7 @@ def build_module(
         channels_last=config.trainer.channels_last,
         freeze=config.model.freeze,
         unfreeze_after=config.model.unfreeze_after,
+        val_tta=config.evaluate.tta if config.evaluate.tta_in_validation else (),
     )
     if config.trainer.channels_last:
         module = module.to(memory_format=torch.channels_last)

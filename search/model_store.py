@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from lightning_modules.config import ModelConfig
 from lightning_modules.models import model_from_config
+from lightning_modules.tta import TTAWrapper, average_views, check_image_size, check_tta
 from search.errors import ConfigError, ConvtuneError
 
 MODEL_FORMAT = "convtune-model"
@@ -50,6 +51,7 @@ class ModelDescription:
     data: dict[str, Any]
     seed: int = 0
     source: dict[str, str] | None = None
+    tta: list[str] = field(default_factory=list)  # test-time augmentation's transforms (none: off)
 
     def to_json(self) -> str:
         values = self.__dict__ | {"image_size": list(self.image_size)}
@@ -63,7 +65,9 @@ class ModelDescription:
 
 
 class InferenceModel(nn.Module):
-    """Normalization + network + class names; `forward` maps images to class probabilities."""
+    """Normalization + network (+ test-time augmentation) + class names; `forward` maps images to
+    class probabilities. With `description.tta`, the logits are averaged over each image and its
+    transforms (`lightning_modules.tta`), in `predict`, `evaluate` and the exported files alike."""
 
     def __init__(self, network: nn.Module, description: ModelDescription) -> None:
         super().__init__()
@@ -78,6 +82,8 @@ class InferenceModel(nn.Module):
         self.class_names = list(description.class_names)
         self.in_channels = channels
         self.image_size = tuple(description.image_size)
+        self.tta = check_tta(description.tta)
+        check_image_size(self.tta, description.image_size)
         # the same arithmetic as ClassifierModule.prepare, so results match the training's
         self.register_buffer(
             "mean", torch.tensor(description.mean, dtype=torch.float32).view(1, -1, 1, 1) * 255
@@ -93,7 +99,11 @@ class InferenceModel(nn.Module):
         return (pixels - self.mean) * self.inv_std
 
     def logits(self, images: Tensor) -> Tensor:
-        return self.network(self.normalize(images))
+        return average_views(self.network, self.normalize(images), self.tta)
+
+    def with_tta(self, transforms: Sequence[str]) -> InferenceModel:
+        """The same network (shared, not copied) with test-time augmentation over `transforms`."""
+        return InferenceModel(self.network, replace(self.description, tta=list(transforms)))
 
     def forward(self, images: Tensor) -> Tensor:
         return self.logits(images).float().softmax(dim=1)
@@ -147,6 +157,7 @@ def inference_model_from_run(
     std: Sequence[float],
     seed: int = 0,
     source: dict[str, str] | None = None,
+    tta: Sequence[str] = (),
 ) -> InferenceModel:
     """Wraps a trained network (moved to the CPU, contiguous layout) with what inference needs."""
     description = ModelDescription(
@@ -159,6 +170,7 @@ def inference_model_from_run(
         data=dict(data_config),
         seed=int(seed),
         source=source,
+        tta=list(tta),
     )
     network = network.to("cpu", memory_format=torch.contiguous_format)
     return InferenceModel(network, description)
@@ -304,7 +316,8 @@ def export_torchscript(model: InferenceModel, path: str | Path) -> Path:
     example = torch.zeros((2, model.in_channels, *model.image_size), dtype=torch.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(model.network, example)  # type: ignore[no-untyped-call]
+        network = TTAWrapper(model.network, model.tta) if model.tta else model.network
+        traced = torch.jit.trace(network, example)  # type: ignore[no-untyped-call]
         wrapper = torch.jit.script(_ScriptableModel(traced, model.mean, model.inv_std))  # type: ignore[no-untyped-call]
         wrapper.save(str(path), _extra_files={"convtune.json": model.description.to_json()})
     return path

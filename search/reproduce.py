@@ -30,6 +30,7 @@ from search.errors import ConfigError, ConvtuneError
 from search.model_cost import measure_cost
 from search.model_store import InferenceModel, inference_model_from_run, weights_from_uri
 from search.pareto import alias_for, metric_value, pick
+from search.selection import TTAChoice, choose_tta
 from search.space import config_from_params, flatten_config
 from search.spec import ExperimentSpec
 from search.study import best_trial, find_study, open_storage
@@ -139,6 +140,8 @@ class Reproduction:
     registered: RegisteredModel | None = None
     costs: dict[str, float] = field(default_factory=dict)  # the reproduced network's `cost/` numbers
     weights: str = "raw"  # "ema" / "swa" when the kept (best) epoch's weights are the averaged ones
+    tta: TTAChoice | None = None  # test-time augmentation, kept or not (decided on the validation split)
+    test_variants: dict[str, float] = field(default_factory=dict)  # reported after the decisions only
 
     @property
     def comparable(self) -> bool:
@@ -404,15 +407,18 @@ def _reproduce_in_run(
         accelerator=options.accelerator,
     )
     source = {"study": study_name, "trial": str(trial.number), "run_id": run_id}
-    model = to_inference_model(parts, config, source)
-    test_images, test_labels = parts.datamodule.test_images, parts.datamodule.test_labels
-    test = evaluate_model(model, test_images, test_labels)
+    data = parts.datamodule
+    tta = choose_tta(
+        to_inference_model(parts, config, source), config.evaluate, data.val_images, data.val_labels
+    )
+    model = tta.model
+    test, test_variants = final_test(model, parts.datamodule, tta)
     original = metric_value(trial) if trial.state == TrialState.COMPLETE else None
     result = Reproduction(
         trial, config, metric, original, float(best.best_value), int(best.best_epoch or 0), test, model,
         run_id, time.perf_counter() - started, notes, changed,
     )  # fmt: skip
-    result.weights = weights
+    result.weights, result.tta, result.test_variants = weights, tta, test_variants
     result.costs = _measure(parts, config, precision=resolve_precision(config.trainer.precision, "cpu"))
     _log_results(tracker, result)
     if options.register:
@@ -424,9 +430,28 @@ def _reproduce_in_run(
         if options.pick is not None:
             tags[v.MODEL_TAG_PICK] = str(options.budget())
         result.registered = log_and_register(
-            model, tracker, run_id, study_name, example=test_images[:2], alias=options.alias(), tags=tags
+            model, tracker, run_id, study_name, example=data.val_images[:2], alias=options.alias(), tags=tags
         )
     return result
+
+
+def final_test(
+    model: InferenceModel, datamodule: Any, tta: TTAChoice | None = None
+) -> tuple[Evaluation, dict[str, float]]:
+    """The one place a reproduction reads the test split, after every decision is taken on the
+    validation split: `model`'s evaluation, and (reported, never used to decide) the test accuracy
+    with and without test-time augmentation when it was considered."""
+    images, labels = datamodule.test_images, datamodule.test_labels
+    test = evaluate_model(model, images, labels)
+    variants: dict[str, float] = {}
+    if tta is not None and tta.tta_accuracy is not None:
+        other = model.with_tta([] if tta.kept else tta.transforms)
+        other_accuracy = evaluate_model(other, images, labels).accuracy
+        variants = {
+            "test/acc_tta": test.accuracy if tta.kept else other_accuracy,
+            "test/acc_plain": other_accuracy if tta.kept else test.accuracy,
+        }
+    return test, variants
 
 
 def _measure(parts: RunParts, config: RunConfig, *, precision: str) -> dict[str, float]:
@@ -440,6 +465,8 @@ def _log_results(tracker: Tracker, result: Reproduction) -> None:
     test = result.test
     metrics = {
         **result.costs,
+        **(result.tta.metrics() if result.tta else {}),
+        **result.test_variants,
         "test/acc": test.accuracy,
         v.METRIC_OBJECTIVE: result.value,
         v.METRIC_BEST_EPOCH: float(result.best_epoch),
@@ -458,6 +485,7 @@ def _log_results(tracker: Tracker, result: Reproduction) -> None:
             v.TAG_REPRODUCTION_MATCHES: str(result.matches).lower(),
             v.TAG_VERDICT: result.verdict(),
             v.TAG_WEIGHTS: result.weights,
+            v.TAG_TTA: ",".join(result.tta.model.tta) if result.tta and result.tta.model.tta else "off",
         },
     )
     with tempfile.TemporaryDirectory(prefix="convtune-test-") as folder:

@@ -16,6 +16,7 @@ from lightning_modules.augment import validate_augmentation
 from lightning_modules.data import DatasetError, DatasetNotFoundError, clear_cache
 from lightning_modules.data.datamodule import clear_setup_cache
 from lightning_modules.training import build_datamodule
+from lightning_modules.tta import check_image_size
 from search.artifacts import trial_writers
 from search.budget_fit import BudgetFit, space_fit
 from search.errors import ConfigError
@@ -112,6 +113,10 @@ def preflight(spec: ExperimentSpec) -> Preflight:
         datamodule = build_datamodule(spec.run_config())
     except (DatasetNotFoundError, DatasetError) as error:
         raise ConfigError(str(error)) from None
+    try:
+        check_image_size(spec.evaluate.tta, datamodule.image_size)
+    except ValueError as error:
+        raise ConfigError(f"evaluate.{error}") from None
     feasibility = check_space(spec, datamodule.in_channels, datamodule.image_size)
     check_weights(
         spec,

@@ -89,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"weights kept: {result.weights} (the best epoch's; trainer.weight_averaging)")
     style = "green" if result.matches else "yellow"
     console.print(f"[{style}]{result.verdict()}[/{style}]")
+    if result.tta is not None and result.tta.tta_accuracy is not None:
+        console.print(f"{result.tta.describe()} (validation split)")
     test = result.test
     console.print(f"test split: accuracy {test.accuracy:.4f} on {test.total:,} images")
     per_class = "  ".join(

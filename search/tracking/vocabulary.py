@@ -28,6 +28,7 @@ TAG_REPRODUCTION_OF = "convtune.reproduction_of"
 TAG_REPRODUCTION_MATCHES = "convtune.reproduction_matches"
 TAG_VERDICT = "convtune.verdict"
 TAG_WEIGHTS = "convtune.weights"  # a reproduction's kept weights: raw, ema or swa (weight_averaging)
+TAG_TTA = "convtune.tta"  # a reproduction's test-time augmentation: its transforms, or "off"
 TAG_OVER_BUDGET = "convtune.over_budget"  # why a trial was not trained: its cost is over search.constraints
 TAG_ON_FRONT = "convtune.pareto_front"  # a Pareto study's trial run: "true" when on the front at the end
 TAG_FRONT_TRIALS = "convtune.pareto_front_trials"  # the study's run: the front's trial numbers
