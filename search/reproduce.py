@@ -28,7 +28,7 @@ from lightning_modules.training import RunParts, build_run, create_trainer
 from search.budgets import Budget, parse_budget
 from search.errors import ConfigError, ConvtuneError
 from search.model_cost import measure_cost
-from search.model_store import InferenceModel, inference_model_from_run, weights_from_uri
+from search.model_store import AnyModel, InferenceModel, inference_model_from_run, weights_from_uri
 from search.pareto import alias_for, metric_value, pick
 from search.selection import TTAChoice, choose_tta
 from search.space import config_from_params, flatten_config
@@ -117,7 +117,7 @@ def evaluate_predictions(predicted: Tensor, labels: Tensor, class_names: Sequenc
     return Evaluation(list(class_names), confusion)
 
 
-def evaluate_model(model: InferenceModel, images: Tensor, labels: Tensor) -> Evaluation:
+def evaluate_model(model: AnyModel, images: Tensor, labels: Tensor) -> Evaluation:
     return evaluate_predictions(model.predict(images).argmax(dim=1), labels, model.class_names)
 
 
@@ -325,6 +325,41 @@ def reproduce(spec: ExperimentSpec, options: ReproduceOptions, *, overridden: bo
     trial = select_trial(study, options.trial) if budget is None else pick(study, budget)
     tracker = Tracker(load_settings())
     tracker.check_reachable()
+    plan = plan_reproduction(spec, options, study.study_name, trial, tracker, overridden=overridden)
+    started = time.perf_counter()
+    try:
+        result = _reproduce_in_run(spec, options, plan, tracker)
+    except BaseException as error:
+        tracker.end_run(plan.run_id, error=error)
+        raise
+    tracker.end_run(plan.run_id)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+@dataclass
+class Plan:
+    """A trial about to be reproduced: its config, what differs from the trial, and its open run."""
+
+    study_name: str
+    trial: FrozenTrial
+    config: RunConfig
+    notes: list[str]
+    changed: list[str]
+    run_id: str
+
+
+def plan_reproduction(
+    spec: ExperimentSpec,
+    options: ReproduceOptions,
+    study_name: str,
+    trial: FrozenTrial,
+    tracker: Tracker,
+    *,
+    overridden: bool,
+    tags: dict[str, str] | None = None,
+) -> Plan:
+    """The trial's config (with --epochs), notes on what differs, and its reproduction run, started."""
     original_run = trial.user_attrs.get(v.ATTR_RUN_ID)
     recorded = recorded_config(tracker, original_run)
     config, notes = trial_config(spec, trial, recorded, overridden=overridden)
@@ -342,18 +377,10 @@ def reproduce(spec: ExperimentSpec, options: ReproduceOptions, *, overridden: bo
     precision = resolve_precision(config.trainer.precision, options.accelerator or config.trainer.accelerator)
     notes += precision_notes(tracker, original_run, precision)
     changed = _differing_keys(config, trained)
-    run_id = _start_run(tracker, study.study_name, trial, config, original_run, precision)
-    started = time.perf_counter()
-    try:
-        result = _reproduce_in_run(
-            spec, options, study.study_name, trial, config, notes, changed, tracker, run_id
-        )
-    except BaseException as error:
-        tracker.end_run(run_id, error=error)
-        raise
-    tracker.end_run(run_id)
-    result.seconds = time.perf_counter() - started
-    return result
+    run_id = _start_run(
+        tracker, study_name, trial, config, original_run, {v.TAG_PRECISION: precision, **(tags or {})}
+    )
+    return Plan(study_name, trial, config, notes, changed, run_id)
 
 
 def precision_notes(tracker: Tracker, original_run: str | None, precision: str) -> list[str]:
@@ -373,52 +400,61 @@ def _start_run(
     trial: FrozenTrial,
     config: RunConfig,
     original_run: str | None,
-    precision: str,
+    tags: dict[str, str],
 ) -> str:
     run_id = tracker.start_reproduction(
-        study_name=study_name,
-        trial_number=trial.number,
-        original_run_id=original_run,
-        tags={v.TAG_PRECISION: precision},
+        study_name=study_name, trial_number=trial.number, original_run_id=original_run, tags=tags
     )
     tracker.log_params(run_id, flatten_config(config.model_dump(mode="json")))
     tracker.log_text(run_id, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), "config.yaml")
     return run_id
 
 
-def _reproduce_in_run(
-    spec: ExperimentSpec,
-    options: ReproduceOptions,
-    study_name: str,
-    trial: FrozenTrial,
-    config: RunConfig,
-    notes: list[str],
-    changed: list[str],
-    tracker: Tracker,
-    run_id: str,
-) -> Reproduction:
-    metric = spec.search.metric
-    started = time.perf_counter()
+@dataclass
+class Retrained:
+    """A reproduced trial before the test split: trained, its TTA chosen on the validation split."""
+
+    parts: RunParts
+    best: BestWeights
+    weights: str
+    tta: TTAChoice
+
+    @property
+    def model(self) -> InferenceModel:
+        return self.tta.model
+
+
+def retrain(spec: ExperimentSpec, options: ReproduceOptions, plan: Plan, tracker: Tracker) -> Retrained:
+    """Trains the plan's config in its run and decides test-time augmentation on the validation split."""
     parts, best, weights = train(
-        config,
-        metric,
+        plan.config,
+        spec.search.metric,
         spec.search.resolved_direction,
-        callbacks=[EpochMetricsCallback(tracker, run_id)],
+        callbacks=[EpochMetricsCallback(tracker, plan.run_id)],
         accelerator=options.accelerator,
     )
-    source = {"study": study_name, "trial": str(trial.number), "run_id": run_id}
+    source = {"study": plan.study_name, "trial": str(plan.trial.number), "run_id": plan.run_id}
     data = parts.datamodule
-    tta = choose_tta(
-        to_inference_model(parts, config, source), config.evaluate, data.val_images, data.val_labels
+    model = to_inference_model(parts, plan.config, source)
+    return Retrained(
+        parts, best, weights, choose_tta(model, plan.config.evaluate, data.val_images, data.val_labels)
     )
-    model = tta.model
-    test, test_variants = final_test(model, parts.datamodule, tta)
+
+
+def _reproduce_in_run(
+    spec: ExperimentSpec, options: ReproduceOptions, plan: Plan, tracker: Tracker
+) -> Reproduction:
+    started = time.perf_counter()
+    trial, config = plan.trial, plan.config
+    retrained = retrain(spec, options, plan, tracker)
+    parts, best, model = retrained.parts, retrained.best, retrained.model
+    test, test_variants = final_test(model, parts.datamodule, retrained.tta)
     original = metric_value(trial) if trial.state == TrialState.COMPLETE else None
     result = Reproduction(
-        trial, config, metric, original, float(best.best_value), int(best.best_epoch or 0), test, model,
-        run_id, time.perf_counter() - started, notes, changed,
+        trial, config, spec.search.metric, original, float(best.best_value), int(best.best_epoch or 0), test,
+        model, plan.run_id, time.perf_counter() - started, plan.notes, plan.changed,
     )  # fmt: skip
-    result.weights, result.tta, result.test_variants = weights, tta, test_variants
+    result.weights, result.tta, result.test_variants = retrained.weights, retrained.tta, test_variants
     result.costs = _measure(parts, config, precision=resolve_precision(config.trainer.precision, "cpu"))
     _log_results(tracker, result)
     if options.register:
@@ -430,13 +466,19 @@ def _reproduce_in_run(
         if options.pick is not None:
             tags[v.MODEL_TAG_PICK] = str(options.budget())
         result.registered = log_and_register(
-            model, tracker, run_id, study_name, example=data.val_images[:2], alias=options.alias(), tags=tags
+            model,
+            tracker,
+            plan.run_id,
+            plan.study_name,
+            example=parts.datamodule.val_images[:2],
+            alias=options.alias(),
+            tags=tags,
         )
     return result
 
 
 def final_test(
-    model: InferenceModel, datamodule: Any, tta: TTAChoice | None = None
+    model: AnyModel, datamodule: Any, tta: TTAChoice | None = None
 ) -> tuple[Evaluation, dict[str, float]]:
     """The one place a reproduction reads the test split, after every decision is taken on the
     validation split: `model`'s evaluation, and (reported, never used to decide) the test accuracy
@@ -444,7 +486,7 @@ def final_test(
     images, labels = datamodule.test_images, datamodule.test_labels
     test = evaluate_model(model, images, labels)
     variants: dict[str, float] = {}
-    if tta is not None and tta.tta_accuracy is not None:
+    if tta is not None and tta.tta_accuracy is not None and isinstance(model, InferenceModel):
         other = model.with_tta([] if tta.kept else tta.transforms)
         other_accuracy = evaluate_model(other, images, labels).accuracy
         variants = {

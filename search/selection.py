@@ -60,3 +60,69 @@ def choose_tta(model: InferenceModel, config: EvaluateConfig, images: Tensor, la
     tta_accuracy = accuracy(augmented.predict(images), labels)
     kept = config.tta_keep == "always" or tta_accuracy > plain_accuracy
     return TTAChoice(augmented if kept else plain, list(config.tta), kept, plain_accuracy, tta_accuracy)
+
+
+@dataclass(frozen=True)
+class EnsembleChoice:
+    """The members' weights chosen on the validation split, how, and what each candidate scored."""
+
+    method: str  # "greedy" (Caruana's selection with replacement) or "average"
+    weights: list[float]  # one per member, summing to 1 (greedy: how often it was picked / rounds)
+    accuracy: float
+    nll: float
+    scores: dict[str, float]  # validation accuracy of each candidate: "average", "greedy", "best single"
+
+    @property
+    def used(self) -> list[int]:
+        """The members with a weight above zero."""
+        return [index for index, weight in enumerate(self.weights) if weight > 0]
+
+
+def _score(probabilities: Tensor, labels: Tensor) -> tuple[float, float]:
+    """What selection maximizes: accuracy, then the lower negative log-likelihood."""
+    return accuracy(probabilities, labels), -mean_nll(probabilities, labels)
+
+
+def greedy_counts(probabilities: list[Tensor], labels: Tensor, rounds: int) -> list[int]:
+    """Caruana et al. (2004), ensemble selection with replacement: start empty, add in each round
+    the member whose addition scores best, keep the best-scoring prefix of the rounds (the earliest
+    among equals: the fewest picks). The first pick is the best single member."""
+    counts = [0] * len(probabilities)
+    total = torch.zeros_like(probabilities[0])
+    history: list[tuple[tuple[float, float], list[int]]] = []
+    for picked in range(1, rounds + 1):
+        candidates = [_score((total + p) / picked, labels) for p in probabilities]
+        best = max(range(len(candidates)), key=lambda i: (candidates[i], -i))
+        counts[best] += 1
+        total = total + probabilities[best]
+        history.append((candidates[best], list(counts)))
+    best_score = max(score for score, _ in history)
+    return next(counts for score, counts in history if score == best_score)
+
+
+def choose_ensemble(
+    probabilities: list[Tensor], labels: Tensor, *, rounds: int | None = None
+) -> EnsembleChoice:
+    """Greedy selection with replacement against the plain average of all members, both scored on
+    the validation split (accuracy, then negative log-likelihood); a tie goes to the plain average,
+    which fits the validation split less. `rounds` defaults to 4 per member (at least 10)."""
+    if not probabilities:
+        raise ValueError("choose_ensemble needs the validation probabilities of at least one member.")
+    members = len(probabilities)
+    counts = greedy_counts(probabilities, labels, rounds or max(10, 4 * members))
+    greedy_weights = [count / sum(counts) for count in counts]
+    greedy = sum(w * p for w, p in zip(greedy_weights, probabilities, strict=True))
+    average = sum(probabilities) / members
+    singles = [accuracy(p, labels) for p in probabilities]
+    scores = {
+        "average": accuracy(average, labels),
+        "greedy": accuracy(greedy, labels),
+        "best single": max(singles),
+    }
+    if _score(greedy, labels) > _score(average, labels):
+        return EnsembleChoice("greedy", greedy_weights, *_unpack(greedy, labels), scores)
+    return EnsembleChoice("average", [1 / members] * members, *_unpack(average, labels), scores)
+
+
+def _unpack(probabilities: Tensor, labels: Tensor) -> tuple[float, float]:
+    return accuracy(probabilities, labels), mean_nll(probabilities, labels)

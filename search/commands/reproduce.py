@@ -13,14 +13,25 @@ Examples:
   convtune reproduce experiments/quickstart.yaml
   convtune reproduce experiments/quickstart.yaml --trial 7 --epochs 20
   convtune reproduce experiments/fashion_mnist_pareto.yaml --pick "cost/params <= 20000"
+  convtune reproduce experiments/quickstart.yaml --top-k 3
   convtune predict models:/quickstart@champion digit.png
+
+With --top-k K it retrains the K best trials with distinct params (one after another, each in its own
+MLflow run nested under the ensemble's run), chooses their ensemble on the validation split (greedy
+selection with replacement, or the plain average of all K when that scores at least as well), tests
+it once and registers it as one model under the alias `ensemble` (models:/<study>@ensemble), which
+predict, evaluate, export and explain (per member) accept.
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING, Any
 
 from search.commands import add_experiment, add_study, checked_study
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +45,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="BUDGET",
         help="the best trial within a budget, like 'cost/latency_ms <= 2' or 'cost/params <= 100000'; "
         "registered as @latency-2ms, @params-100k, ...",
+    )
+    parser.add_argument(
+        "--top-k",
+        type=int,
+        metavar="K",
+        help="retrain the K best distinct trials and register their ensemble as @ensemble",
     )
     parser.add_argument(
         "--epochs", type=int, metavar="E", help="train E epochs instead of the trial's (no longer comparable)"
@@ -76,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)  # no per-fit banner lines
     console = Console(soft_wrap=True)
+    if args.top_k is not None:
+        return run_ensemble(args, spec, options, console)
     with console.status("reproducing ...", spinner="dots"):
         result = reproduce(spec, options, overridden=bool(args.overrides))
     for note in result.config_notes:
@@ -109,6 +128,43 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.strict and result.comparable and not result.matches:
         return 1
+    return 0
+
+
+def run_ensemble(args: argparse.Namespace, spec: Any, options: Any, console: Console) -> int:
+    from search.ensemble import reproduce_ensemble
+
+    with console.status(f"reproducing the {args.top_k} best trials ...", spinner="dots"):
+        result = reproduce_ensemble(spec, options, args.top_k, overridden=bool(args.overrides))
+    for note in result.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    choice = result.choice
+    for index, member in enumerate(result.members):
+        test = "-" if member.test_accuracy is None else f"{member.test_accuracy:.4f}"
+        console.print(
+            f"member {index}: trial {member.trial.number}, weight {choice.weights[index]:.3g}, "
+            f"validation accuracy {member.val_accuracy:.4f}, test {test} (weights {member.weights}, "
+            f"tta {','.join(member.model.tta) or 'off'}; run {member.run_id})",
+            highlight=False,
+        )
+    scores = choice.scores
+    console.print(
+        f"ensemble chosen on the validation split: {choice.method} ({len(choice.used)} of "
+        f"{len(result.members)} members); validation accuracy {choice.accuracy:.4f} (plain average "
+        f"{scores['average']:.4f}, greedy {scores['greedy']:.4f}, best single {scores['best single']:.4f})",
+        highlight=False,
+    )
+    console.print(
+        f"test split: accuracy {result.test.accuracy:.4f} on {result.test.total:,} images "
+        f"({result.seconds:.1f} s)"
+    )
+    console.print(f"mlflow run: {result.run_id}")
+    if result.registered is not None:
+        uri = result.registered.alias_uri
+        console.print(
+            f"registered [bold]{uri}[/bold] (version {result.registered.version}); try "
+            f"`convtune predict {uri} IMAGE` or `convtune export {uri} --format onnx --out ensemble.onnx`"
+        )
     return 0
 
 
