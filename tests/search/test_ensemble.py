@@ -36,6 +36,9 @@ from search.tracking import load_settings
 from search.tracking import vocabulary as v
 from tests.conftest import tiny_experiment, write_experiment
 
+NAME = "tiny-ensemble"
+URI = f"models:/{NAME}@ensemble"
+
 
 class SplitReadTooEarly(AssertionError):
     """The test split was read before the final evaluation."""
@@ -93,6 +96,7 @@ def ensembled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ensembled]:
             evaluate={"tta": ["HorizontalFlip"]},
         )
         raw["search"]["n_trials"] = 3
+        raw["name"] = NAME  # not `tiny`: MLflow keeps one store per URI, and other modules register `tiny`
         write_experiment(folder, raw)
         spec = validate_experiment(raw)
         with unreadable_test_split() as state:
@@ -129,7 +133,7 @@ def test_nothing_before_the_final_evaluation_reads_the_test_split(in_study: Ense
 def test_members_are_the_two_best_distinct_trials_with_averaged_weights(in_study: Ensembled) -> None:
     from search.study import find_study, open_storage
 
-    study = find_study(open_storage(None), "tiny")
+    study = find_study(open_storage(None), NAME)
     ranked = sorted(
         (t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE),
         key=lambda t: (-t.value, t.number),  # type: ignore[operator]
@@ -178,20 +182,20 @@ def test_registered_ensemble_loads_predicts_and_evaluates(
     in_study: Ensembled, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     result = in_study.result
-    assert result.registered is not None and result.registered.alias_uri == "models:/tiny@ensemble"
-    loaded = load_inference_model("models:/tiny@ensemble")
+    assert result.registered is not None and result.registered.alias_uri == URI
+    loaded = load_inference_model(URI)
     assert isinstance(loaded, EnsembleModel)
     images = torch.randint(0, 256, (6, 1, 8, 8), dtype=torch.uint8)
     assert torch.allclose(loaded.predict(images), result.model.predict(images), atol=1e-7)
     path = tmp_path / "digit.png"
     Image.fromarray(images[0, 0].numpy(), mode="L").save(path)
     capsys.readouterr()
-    assert main(["predict", "models:/tiny@ensemble", str(path)]) == 0
+    assert main(["predict", URI, str(path)]) == 0
     _, label, probability = capsys.readouterr().out.strip().split("\t")
     row = result.model.predict(images[:1])[0]
     assert label == result.model.class_names[int(row.argmax())]
     assert float(probability) == pytest.approx(float(row.max()), abs=5e-5)
-    assert main(["evaluate", "models:/tiny@ensemble"]) == 0
+    assert main(["evaluate", URI]) == 0
     assert f"accuracy {result.test.accuracy:.4f}" in capsys.readouterr().out
 
 
@@ -201,7 +205,7 @@ def test_explain_explains_every_member(
     path = tmp_path / "digit.png"
     Image.fromarray(np.full((8, 8), 128, dtype=np.uint8), mode="L").save(path)
     out = tmp_path / "explained"
-    assert main(["explain", "models:/tiny@ensemble", str(path), "--out", str(out)]) == 0
+    assert main(["explain", URI, str(path), "--out", str(out)]) == 0
     members = len(in_study.result.model.members)
     assert sorted(p.name for p in out.iterdir()) == [f"member-{i}" for i in range(members)]
     assert all((out / f"member-{i}" / "architecture.md").is_file() for i in range(members))
