@@ -11,7 +11,7 @@ the test split is read once, by `final_ensemble_test`, after everything is decid
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import optuna
@@ -131,11 +131,13 @@ def _in_run(
     members: list[Member] = []
     datamodule: Any = None
     notes: list[str] = []
-    for trial in trials:
+    for index, trial in enumerate(trials):
         link = {v.TAG_PARENT_RUN: run_id, v.TAG_ENSEMBLE_RUN: run_id}
         plan = plan_reproduction(spec, options, study_name, trial, tracker, overridden=overridden, tags=link)
         notes += [f"trial {trial.number}: {note}" for note in plan.notes]
-        member, data = _member(spec, options, plan, tracker)
+        member_options = replace(options, deadline=member_deadline(options.deadline, len(trials) - index))
+        member, data, note = _member(spec, member_options, plan, tracker)
+        notes += [] if note is None else [f"trial {trial.number}: {note}"]
         datamodule = datamodule or data
         _check_same_validation_split(datamodule, data, trial.number)
         members.append(member)
@@ -164,10 +166,19 @@ def _in_run(
     return result
 
 
+def member_deadline(deadline: float | None, members_left: int) -> float | None:
+    """The next member's share of the time left before `deadline`: an equal part for each member left."""
+    if deadline is None:
+        return None
+    now = time.time()
+    return now + max(0.0, deadline - now) / max(members_left, 1)
+
+
 def _member(
     spec: ExperimentSpec, options: ReproduceOptions, plan: Plan, tracker: Tracker
-) -> tuple[Member, Any]:
-    """One trial retrained in its own run (closed here); no test split is read."""
+) -> tuple[Member, Any, str | None]:
+    """One trial retrained in its own run (closed here); no test split is read. Also returns the note
+    of a training stopped at the options' deadline."""
     try:
         retrained = retrain(spec, options, plan, tracker)
         data = retrained.parts.datamodule
@@ -198,7 +209,7 @@ def _member(
         retrained.weights,
         val_accuracy,  # type: ignore[arg-type]
     )
-    return member, data
+    return member, data, retrained.deadline_note
 
 
 def _check_same_validation_split(first: Any, other: Any, trial: int) -> None:

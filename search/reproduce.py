@@ -26,6 +26,7 @@ from lightning_modules.config import RunConfig
 from lightning_modules.precision import resolve_precision
 from lightning_modules.training import RunParts, build_run, create_trainer
 from search.budgets import Budget, parse_budget
+from search.deadlines import TrainingDeadline
 from search.errors import ConfigError, ConvtuneError
 from search.model_cost import measure_cost
 from search.model_store import AnyModel, InferenceModel, inference_model_from_run, weights_from_uri
@@ -53,6 +54,7 @@ class ReproduceOptions:
     accelerator: str | None = None
     register: bool = True
     pick: str | None = None  # a budget, like "cost/latency_ms <= 2": the best trial within it
+    deadline: float | None = None  # wall clock (`time.time()`): training stops there (`tune --budget`)
 
     def budget(self) -> Budget | None:
         """`pick` parsed (a `ConfigError` when malformed, or given with `trial`)."""
@@ -418,6 +420,7 @@ class Retrained:
     best: BestWeights
     weights: str
     tta: TTAChoice
+    deadline_note: str | None = None  # training stopped at `ReproduceOptions.deadline`
 
     @property
     def model(self) -> InferenceModel:
@@ -425,20 +428,24 @@ class Retrained:
 
 
 def retrain(spec: ExperimentSpec, options: ReproduceOptions, plan: Plan, tracker: Tracker) -> Retrained:
-    """Trains the plan's config in its run and decides test-time augmentation on the validation split."""
+    """Trains the plan's config in its run (until the options' deadline, if any) and decides test-time
+    augmentation on the validation split."""
+    callbacks: list[pl.Callback] = [EpochMetricsCallback(tracker, plan.run_id)]
+    deadline = None if options.deadline is None else TrainingDeadline(options.deadline)
+    if deadline is not None:
+        callbacks.append(deadline)
     parts, best, weights = train(
         plan.config,
         spec.search.metric,
         spec.search.resolved_direction,
-        callbacks=[EpochMetricsCallback(tracker, plan.run_id)],
+        callbacks=callbacks,
         accelerator=options.accelerator,
     )
     source = {"study": plan.study_name, "trial": str(plan.trial.number), "run_id": plan.run_id}
     data = parts.datamodule
     model = to_inference_model(parts, plan.config, source)
-    return Retrained(
-        parts, best, weights, choose_tta(model, plan.config.evaluate, data.val_images, data.val_labels)
-    )
+    tta = choose_tta(model, plan.config.evaluate, data.val_images, data.val_labels)
+    return Retrained(parts, best, weights, tta, deadline.note() if deadline is not None else None)
 
 
 def _reproduce_in_run(
@@ -455,6 +462,8 @@ def _reproduce_in_run(
         model, plan.run_id, time.perf_counter() - started, plan.notes, plan.changed,
     )  # fmt: skip
     result.weights, result.tta, result.test_variants = retrained.weights, retrained.tta, test_variants
+    if retrained.deadline_note is not None:
+        result.config_notes.append(retrained.deadline_note)
     result.costs = _measure(parts, config, precision=resolve_precision(config.trainer.precision, "cpu"))
     _log_results(tracker, result)
     if options.register:

@@ -16,7 +16,10 @@ Examples:
   convtune reproduce experiments/quickstart.yaml --top-k 3
   convtune predict models:/quickstart@champion digit.png
 
-With --top-k K it retrains the K best trials with distinct params (one after another, each in its own
+The experiment's `reproduce:` section ({epochs: E, top_k: K, set: {key: value}}) gives the defaults
+of --epochs, --top-k and --set (the flags win; --trial or --pick ignore its top_k).
+
+With --top-k K (K > 1) it retrains the K best trials with distinct params (one after another, each in its own
 MLflow run nested under the ensemble's run), chooses their ensemble on the validation split (greedy
 selection with replacement, or the plain average of all K when that scores at least as well), tests
 it once and registers it as one model under the alias `ensemble` (models:/<study>@ensemble), which
@@ -50,7 +53,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--top-k",
         type=int,
         metavar="K",
-        help="retrain the K best distinct trials and register their ensemble as @ensemble",
+        help="retrain the K best distinct trials and register their ensemble as @ensemble "
+        "(1: the single best trial, as without it)",
     )
     parser.add_argument(
         "--epochs", type=int, metavar="E", help="train E epochs instead of the trial's (no longer comparable)"
@@ -71,32 +75,59 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
-    import os
-
     from rich.console import Console
 
-    from search.reproduce import ReproduceOptions, reproduce
-    from search.spec import load_experiment
+    from search.ensemble import MAX_TOP_K
+    from search.errors import ConfigError
+    from search.reproduce import ReproduceOptions
+    from search.spec import load_experiment, reproduction_spec
 
+    if args.top_k is not None and not 1 <= args.top_k <= MAX_TOP_K:
+        raise ConfigError(f"--top-k must be in [1, {MAX_TOP_K}], but got {args.top_k}.")
     study = checked_study(args)
-    spec = load_experiment(args.experiment, args.overrides)
+    loaded = load_experiment(args.experiment, args.overrides)
+    spec = reproduction_spec(loaded, args.overrides, source=args.experiment)
+    section = loaded.reproduce
+    chosen = args.trial is not None or args.pick is not None
+    top_k = args.top_k if args.top_k is not None else None if chosen else section.top_k
     options = ReproduceOptions(
         trial=args.trial,
-        epochs=args.epochs,
+        epochs=args.epochs if args.epochs is not None else section.epochs,
         study_name=study,
         storage=args.storage,
         accelerator=args.accelerator,
         register=not args.no_register,
         pick=args.pick,
     )
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)  # no per-fit banner lines
+    quiet_training_logs()
     console = Console(soft_wrap=True)
-    if args.top_k is not None:
-        return run_ensemble(args, spec, options, console)
+    overridden = bool(args.overrides or section.set)
+    if top_k is not None and top_k > 1:
+        return run_ensemble(spec, options, top_k, console, overridden=overridden)
+    return run_single(spec, options, console, overridden=overridden, strict=args.strict)
+
+
+def quiet_training_logs() -> None:
+    """No per-fit banner lines and no artifact progress bars while reproducing."""
+    import logging
+    import os
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+
+
+def run_single(spec: Any, options: Any, console: Console, *, overridden: bool, strict: bool = False) -> int:
+    from search.reproduce import reproduce
+
     with console.status("reproducing ...", spinner="dots"):
-        result = reproduce(spec, options, overridden=bool(args.overrides))
+        result = reproduce(spec, options, overridden=overridden)
+    print_reproduction(console, result)
+    if strict and result.comparable and not result.matches:
+        return 1
+    return 0
+
+
+def print_reproduction(console: Console, result: Any) -> None:
     for note in result.config_notes:
         console.print(f"[yellow]note:[/yellow] {note}")
     original = "n/a" if result.original_value is None else repr(result.original_value)
@@ -126,16 +157,18 @@ def run(args: argparse.Namespace) -> int:
             f"`convtune predict {registered.alias_uri} IMAGE` or `convtune export {registered.alias_uri} "
             "--format onnx --out model.onnx`"
         )
-    if args.strict and result.comparable and not result.matches:
-        return 1
+
+
+def run_ensemble(spec: Any, options: Any, top_k: int, console: Console, *, overridden: bool) -> int:
+    from search.ensemble import reproduce_ensemble
+
+    with console.status(f"reproducing the {top_k} best trials ...", spinner="dots"):
+        result = reproduce_ensemble(spec, options, top_k, overridden=overridden)
+    print_ensemble(console, result)
     return 0
 
 
-def run_ensemble(args: argparse.Namespace, spec: Any, options: Any, console: Console) -> int:
-    from search.ensemble import reproduce_ensemble
-
-    with console.status(f"reproducing the {args.top_k} best trials ...", spinner="dots"):
-        result = reproduce_ensemble(spec, options, args.top_k, overridden=bool(args.overrides))
+def print_ensemble(console: Console, result: Any) -> None:
     for note in result.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
     choice = result.choice
@@ -165,7 +198,6 @@ def run_ensemble(args: argparse.Namespace, spec: Any, options: Any, console: Con
             f"registered [bold]{uri}[/bold] (version {result.registered.version}); try "
             f"`convtune predict {uri} IMAGE` or `convtune export {uri} --format onnx --out ensemble.onnx`"
         )
-    return 0
 
 
 def cost_line(costs: dict[str, float]) -> str:

@@ -23,7 +23,7 @@ TAG_PRECISION = "convtune.precision"  # what the run trained in; `precision: aut
 TAG_INFEASIBLE = "convtune.infeasible"
 TAG_PRUNED_REASON = "convtune.pruned_reason"
 TAG_ERROR = "convtune.error"
-TAG_STATUS = "convtune.status"  # the study's: running / n_trials / timeout / failures / interrupted
+TAG_STATUS = "convtune.status"  # the study's: running / n_trials / timeout / budget / failures / interrupted
 TAG_BEST_TRIAL = "convtune.best_trial"
 TAG_REPRODUCTION_OF = "convtune.reproduction_of"
 TAG_REPRODUCTION_MATCHES = "convtune.reproduction_matches"
@@ -39,6 +39,17 @@ TAG_TTA = "convtune.tta"  # a reproduction's test-time augmentation: its transfo
 TAG_OVER_BUDGET = "convtune.over_budget"  # why a trial was not trained: its cost is over search.constraints
 TAG_ON_FRONT = "convtune.pareto_front"  # a Pareto study's trial run: "true" when on the front at the end
 TAG_FRONT_TRIALS = "convtune.pareto_front_trials"  # the study's run: the front's trial numbers
+# `tune --budget`, on the study's run (tags, not params: a rerun of the study plans anew); seconds
+TAG_BUDGET_SECONDS = "convtune.budget.seconds"  # the budget given
+TAG_BUDGET_PLAN = "convtune.budget.plan"  # the plan lines printed: at the start, once measured ("|")
+TAG_BUDGET_SEARCH_PLANNED = "convtune.budget.search_planned_s"  # in the last plan printed
+TAG_BUDGET_REPRODUCE_PLANNED = "convtune.budget.reproduce_planned_s"  # in the last plan printed
+TAG_BUDGET_SEARCH_ACTUAL = "convtune.budget.search_s"  # from the command's start to the search's end
+TAG_BUDGET_REPRODUCE_ACTUAL = "convtune.budget.reproduce_s"
+TAG_BUDGET_TOTAL_ACTUAL = "convtune.budget.total_s"
+TAG_BUDGET_SEARCH_STOPPED = "convtune.budget.search_stopped_by"  # budget / n_trials / failures
+TAG_BUDGET_REPRODUCTION = "convtune.budget.reproduction"  # what was reproduced: epochs x images, members
+TAG_BUDGET_NOTES = "convtune.budget.notes"  # what was reduced, "|"-separated
 MODEL_TAG_TEST_ACC = "test_acc"  # on a registered model version
 MODEL_TAG_PICK = "pick"  # on a registered model version: the `reproduce --pick` budget it was chosen under
 
