@@ -7,11 +7,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 from mlflow import MlflowClient
 
 from search import time_budget as tb
-from search.deadlines import SearchClock, TrainingDeadline
+from search.deadlines import SearchClock, SearchEndCallback, TrainingDeadline
 from search.spec import load_experiment, reproduction_spec, validate_experiment
 from search.study import find_study, open_storage
 from search.tracking import load_settings
@@ -160,6 +161,19 @@ def test_the_search_clock_is_shared_through_its_file(tmp_path: Path) -> None:
     assert reader.past_end()
 
 
+def test_a_trial_past_the_search_end_is_pruned_once_the_study_has_a_result(tmp_path: Path) -> None:
+    clock = SearchClock(tmp_path / "clock.json")
+    clock.set(time.time() - 2, time.time() - 1)  # the search's share is over
+    study = optuna.create_study(direction="maximize")
+    running = study.ask()
+    callback = SearchEndCallback(clock, running)
+    callback.on_train_batch_end()  # no COMPLETE trial yet: the reproduction needs this one
+    study.tell(study.ask(), 0.5)
+    time.sleep(1.05)  # the callback asks the storage at most once a second
+    with pytest.raises(optuna.TrialPruned, match="the search's share of the time budget ran out"):
+        callback.on_train_batch_end()
+
+
 def test_training_stops_at_the_deadline_with_the_best_weights_so_far() -> None:
     from search.reproduce import train
 
@@ -184,6 +198,18 @@ def test_the_reproduce_section_applies_to_the_reproduction_only(workdir: Path) -
     reproduction = reproduction_spec(spec, ["data.train_fraction=0.25"])
     assert reproduction.data.train_fraction == 0.25  # --set wins over the section
     assert reproduction_spec(spec).data.train_fraction == 0.5
+
+
+def test_the_reproduction_workload_follows_the_section() -> None:
+    from search.budgeted import reproduction_workload
+
+    raw = tiny_experiment(reproduce={"epochs": 30, "top_k": 3, "set": {"data.train_fraction": 1}})
+    raw["data"]["train_fraction"] = 0.3
+    spec = validate_experiment(raw)
+    workload = reproduction_workload(spec, reproduction_spec(spec), trial_images=16_200)
+    assert workload == tb.Workload(epochs=30, images=54_000, members=3)
+    plain = validate_experiment(tiny_experiment())
+    assert reproduction_workload(plain, plain, trial_images=1_150) == tb.Workload(2, 1_150, 1)
 
 
 @pytest.mark.parametrize(
