@@ -200,6 +200,50 @@ class OptimConfig(StrictModel):
         return self
 
 
+class WeightAveragingConfig(StrictModel):
+    """Averaged weights, validated, tested and exported in place of the raw ones (`kind: none`: off).
+
+    `ema`: an exponential moving average updated after every optimizer step (batch-norm statistics
+    averaged alike); `decay` in (0, 1), with `warmup` the decay grows as min(decay, (1 + n) / (10 + n))
+    over the first updates so that the average forgets the initial weights. `swa`: the equal average
+    of the weights after every optimizer step from `start` on; batch-norm statistics are recomputed
+    for the averaged weights over the training images before each validation. `start`: the fraction
+    of training (in optimizer steps) before averaging begins (default 0 for ema, 0.75 for swa);
+    `lr` (swa only): a constant learning rate from `start` on, in place of the scheduler's.
+    """
+
+    kind: Literal["none", "ema", "swa"] = "none"
+    decay: float = 0.999
+    warmup: bool = True
+    start: float | None = None
+    lr: Annotated[float, Field(gt=0)] | None = None
+
+    @field_validator("decay")
+    @classmethod
+    def _decay_range(cls, value: float) -> float:
+        if not 0 < value < 1:
+            raise ValueError(f"decay must be in (0, 1), but got decay={value}.")
+        return value
+
+    @field_validator("start")
+    @classmethod
+    def _start_range(cls, value: float | None) -> float | None:
+        return None if value is None else _check_unit_interval("start", value)
+
+    @model_validator(mode="after")
+    def _lr_needs_swa(self) -> WeightAveragingConfig:
+        if self.lr is not None and self.kind != "swa":
+            raise ValueError(f"lr applies to kind=swa only, but got kind={self.kind!r}.")
+        return self
+
+    @property
+    def start_fraction(self) -> float:
+        """`start`, or its default for the kind."""
+        if self.start is not None:
+            return self.start
+        return 0.75 if self.kind == "swa" else 0.0
+
+
 class TrainerConfig(StrictModel):
     max_epochs: Annotated[int, Field(ge=1)] = 5
     precision: Literal["32", "16-mixed", "bf16-mixed", "64", "auto"] = "32"
@@ -211,11 +255,42 @@ class TrainerConfig(StrictModel):
     limit_val_batches: Annotated[float, Field(gt=0)] = 1.0
     gradient_clip_val: Annotated[float, Field(ge=0)] | None = None
     channels_last: bool = True
+    weight_averaging: WeightAveragingConfig = Field(default_factory=WeightAveragingConfig)
 
     @field_validator("precision", mode="before")
     @classmethod
     def _precision_as_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) else value
+
+
+class EvaluateConfig(StrictModel):
+    """Test-time augmentation: logits averaged over each image and its `tta` transforms.
+
+    `tta` names deterministic transforms (`HorizontalFlip`, `VerticalFlip`, `Transpose`), as strings
+    or `{HorizontalFlip: {}}`. `tta_in_validation` also averages in every epoch's validation (so the
+    search's metric and the best epoch include it). `tta_keep`: with `auto`, `reproduce` keeps test-time
+    augmentation in the registered model only when it raises the validation accuracy (never judged on
+    the test split); with `always`, it keeps it regardless.
+    """
+
+    tta: list[str] = Field(default_factory=list)
+    tta_in_validation: bool = False
+    tta_keep: Literal["auto", "always"] = "auto"
+
+    @field_validator("tta", mode="before")
+    @classmethod
+    def _deterministic_transforms(cls, value: Any) -> Any:
+        from lightning_modules.tta_config import check_tta
+
+        if not isinstance(value, list):
+            return value
+        return check_tta(value)
+
+    @model_validator(mode="after")
+    def _validation_needs_transforms(self) -> EvaluateConfig:
+        if self.tta_in_validation and not self.tta:
+            raise ValueError("tta_in_validation needs transforms in tta, like tta: [HorizontalFlip].")
+        return self
 
 
 class RunConfig(StrictModel):
@@ -227,6 +302,7 @@ class RunConfig(StrictModel):
     model: ModelConfig = Field(default_factory=ConvNetConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
 
     @field_validator("augment")
     @classmethod

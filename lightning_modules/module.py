@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from lightning_modules.config import OptimConfig
 from lightning_modules.models.freezing import apply_freeze, set_frozen_bn_eval, unfreeze_all
+from lightning_modules.tta import average_views
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "sgd": torch.optim.SGD,
@@ -32,7 +33,8 @@ class ClassifierModule(pl.LightningModule):
     """Trains any image classifier on uint8 batches, normalizing on the device.
 
     Metrics, logged once per epoch: `train/loss`, `val/loss`, `val/acc`, `lr`, `throughput/img_s`
-    (and `test/loss`, `test/acc` when tested).
+    (and `test/loss`, `test/acc` when tested). With `val_tta` (transform names, see
+    `lightning_modules.tta`), validation averages the logits over each image and its transforms.
     """
 
     def __init__(
@@ -46,6 +48,7 @@ class ClassifierModule(pl.LightningModule):
         channels_last: bool = True,
         freeze: str = "none",
         unfreeze_after: int | None = None,
+        val_tta: Sequence[str] = (),
     ) -> None:
         super().__init__()
         if len(mean) != len(std):
@@ -55,6 +58,7 @@ class ClassifierModule(pl.LightningModule):
         self.num_classes = num_classes
         self.channels_last = channels_last
         self.unfreeze_after = unfreeze_after
+        self.val_tta = list(val_tta)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1) * 255)
         self.register_buffer("inv_std", 1 / (torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1) * 255))
         apply_freeze(model, freeze)
@@ -71,9 +75,11 @@ class ClassifierModule(pl.LightningModule):
     def forward(self, images: Tensor) -> Tensor:
         return self.model(self.prepare(images))
 
-    def model_step(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    def model_step(
+        self, batch: tuple[Tensor, Tensor], tta: Sequence[str] = ()
+    ) -> tuple[Tensor, Tensor, Tensor]:
         images, targets = batch
-        logits = self(images)
+        logits = average_views(self.model, self.prepare(images), tta) if tta else self(images)
         loss = F.cross_entropy(logits.float(), targets, label_smoothing=self.optim.label_smoothing)
         return loss, logits, targets
 
@@ -97,7 +103,7 @@ class ClassifierModule(pl.LightningModule):
         return self(images).softmax(dim=1)
 
     def _evaluate(self, batch: tuple[Tensor, Tensor], split: str) -> None:
-        loss, logits, targets = self.model_step(batch)
+        loss, logits, targets = self.model_step(batch, self.val_tta if split == "val" else ())
         confidence, predicted = logits.detach().float().softmax(dim=1).max(dim=1)
         accuracy = (predicted == targets).float().mean()
         if split == "val":

@@ -10,12 +10,14 @@ import pytorch_lightning as pl
 import torch
 
 from lightning_modules.accelerators import wants_cuda
+from lightning_modules.averaging import averaging_callbacks
 from lightning_modules.config import RunConfig, TrainerConfig
 from lightning_modules.data import ImageDataModule
 from lightning_modules.models import model_from_config
 from lightning_modules.models.registry import WeightsResolver
 from lightning_modules.module import ClassifierModule
 from lightning_modules.precision import resolve_precision
+from lightning_modules.tta import check_image_size
 
 
 @dataclass
@@ -50,6 +52,8 @@ def build_module(
 
     `weights_resolver` turns a `model.weights` URI (`models:/...`, `runs:/...`) into a state dict.
     """
+    if config.evaluate.tta:
+        check_image_size(config.evaluate.tta, datamodule.image_size)
     model = model_from_config(
         config.model,
         in_channels=datamodule.in_channels,
@@ -70,6 +74,7 @@ def build_module(
         channels_last=config.trainer.channels_last,
         freeze=config.model.freeze,
         unfreeze_after=config.model.unfreeze_after,
+        val_tta=config.evaluate.tta if config.evaluate.tta_in_validation else (),
     )
     if config.trainer.channels_last:
         module = module.to(memory_format=torch.channels_last)
@@ -113,6 +118,8 @@ def create_trainer(
     """A Trainer without Lightning's own logger and checkpoints: callbacks do the tracking.
 
     `precision: auto` is resolved for the accelerator the Trainer will use (see `resolve_precision`).
+    `weight_averaging` adds its callback last, so that every other callback's validation-end hook
+    (best epoch, metrics, pruning) sees the averaged weights.
     """
     accelerator = overrides.get("accelerator", config.accelerator)
     options: dict[str, Any] = {
@@ -130,7 +137,7 @@ def create_trainer(
         "enable_model_summary": False,
         "enable_progress_bar": progress_bar,
         "num_sanity_val_steps": 0,
-        "callbacks": list(callbacks),
+        "callbacks": [*callbacks, *averaging_callbacks(config.weight_averaging)],
         "default_root_dir": root_dir,
     }
     options.update(overrides)

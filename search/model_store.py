@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import torch
 from pydantic import TypeAdapter, ValidationError
@@ -27,9 +27,14 @@ from torch import Tensor, nn
 
 from lightning_modules.config import ModelConfig
 from lightning_modules.models import model_from_config
+from lightning_modules.tta import TTAWrapper, average_views, check_image_size, check_tta
 from search.errors import ConfigError, ConvtuneError
 
+if TYPE_CHECKING:
+    from search.ensemble_model import EnsembleModel
+
 MODEL_FORMAT = "convtune-model"
+ENSEMBLE_FORMAT = "convtune-ensemble"  # search.ensemble_model
 FORMAT_VERSION = 1
 MODEL_FILE = "convtune_model.pt"
 MLFLOW_MODEL_NAME = "model"
@@ -50,6 +55,7 @@ class ModelDescription:
     data: dict[str, Any]
     seed: int = 0
     source: dict[str, str] | None = None
+    tta: list[str] = field(default_factory=list)  # test-time augmentation's transforms (none: off)
 
     def to_json(self) -> str:
         values = self.__dict__ | {"image_size": list(self.image_size)}
@@ -63,7 +69,9 @@ class ModelDescription:
 
 
 class InferenceModel(nn.Module):
-    """Normalization + network + class names; `forward` maps images to class probabilities."""
+    """Normalization + network (+ test-time augmentation) + class names; `forward` maps images to
+    class probabilities. With `description.tta`, the logits are averaged over each image and its
+    transforms (`lightning_modules.tta`), in `predict`, `evaluate` and the exported files alike."""
 
     def __init__(self, network: nn.Module, description: ModelDescription) -> None:
         super().__init__()
@@ -78,6 +86,8 @@ class InferenceModel(nn.Module):
         self.class_names = list(description.class_names)
         self.in_channels = channels
         self.image_size = tuple(description.image_size)
+        self.tta = check_tta(description.tta)
+        check_image_size(self.tta, description.image_size)
         # the same arithmetic as ClassifierModule.prepare, so results match the training's
         self.register_buffer(
             "mean", torch.tensor(description.mean, dtype=torch.float32).view(1, -1, 1, 1) * 255
@@ -93,7 +103,11 @@ class InferenceModel(nn.Module):
         return (pixels - self.mean) * self.inv_std
 
     def logits(self, images: Tensor) -> Tensor:
-        return self.network(self.normalize(images))
+        return average_views(self.network, self.normalize(images), self.tta)
+
+    def with_tta(self, transforms: Sequence[str]) -> InferenceModel:
+        """The same network (shared, not copied) with test-time augmentation over `transforms`."""
+        return InferenceModel(self.network, replace(self.description, tta=list(transforms)))
 
     def forward(self, images: Tensor) -> Tensor:
         return self.logits(images).float().softmax(dim=1)
@@ -147,6 +161,7 @@ def inference_model_from_run(
     std: Sequence[float],
     seed: int = 0,
     source: dict[str, str] | None = None,
+    tta: Sequence[str] = (),
 ) -> InferenceModel:
     """Wraps a trained network (moved to the CPU, contiguous layout) with what inference needs."""
     description = ModelDescription(
@@ -159,6 +174,7 @@ def inference_model_from_run(
         data=dict(data_config),
         seed=int(seed),
         source=source,
+        tta=list(tta),
     )
     network = network.to("cpu", memory_format=torch.contiguous_format)
     return InferenceModel(network, description)
@@ -181,10 +197,23 @@ def rebuild_network(description: ModelDescription) -> nn.Module:
 
 def weights_from_uri(uri: str) -> dict[str, Tensor]:
     """The classifier's state dict of a stored model: a `model.weights` resolver for fine-tuning."""
-    return load_inference_model(uri).network.state_dict()
+    return single_model(load_inference_model(uri), uri).network.state_dict()
 
 
-def _read_model_file(path: Path) -> InferenceModel:
+def single_model(model: AnyModel, uri: str) -> InferenceModel:
+    """`model` when it is one network; a `ConvtuneError` for an ensemble where one network is needed."""
+    if isinstance(model, InferenceModel):
+        return model
+    raise ConvtuneError(
+        f"{uri} is an ensemble of {len(model.members)} models; model.weights takes a single model "
+        "(models:/<name>@champion or a member's runs:/<run id>/model)."
+    )
+
+
+AnyModel: TypeAlias = "InferenceModel | EnsembleModel"
+
+
+def _read_model_file(path: Path) -> AnyModel:
     try:
         bundle = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
@@ -195,7 +224,7 @@ def _read_model_file(path: Path) -> InferenceModel:
             f"{path} is not a readable model file ({reason}); "
             "point to a file written by convtune (an MLflow model folder or its convtune_model.pt)."
         ) from None
-    if not isinstance(bundle, dict) or bundle.get("format") != MODEL_FORMAT:
+    if not isinstance(bundle, dict) or bundle.get("format") not in (MODEL_FORMAT, ENSEMBLE_FORMAT):
         raise ConvtuneError(
             f"{path} is a torch file but not a convtune model (no format={MODEL_FORMAT!r} entry); "
             "use a model written by `convtune reproduce` or InferenceModel.save()."
@@ -206,6 +235,10 @@ def _read_model_file(path: Path) -> InferenceModel:
             f"version {FORMAT_VERSION}; upgrade convtune or rerun `convtune reproduce`."
         )
     try:
+        if bundle["format"] == ENSEMBLE_FORMAT:
+            from search.ensemble_model import ensemble_from_bundle
+
+            return ensemble_from_bundle(bundle)
         description = ModelDescription.from_json(bundle["description"])
         network = rebuild_network(description)
         network.load_state_dict(bundle["state_dict"])
@@ -237,9 +270,10 @@ def is_uri(text: str) -> bool:
     return text.startswith(URI_SCHEMES)
 
 
-def load_inference_model(uri_or_path: str) -> InferenceModel:
-    """An `InferenceModel` from `models:/name@alias`, `runs:/<id>/model`, an MLflow model folder or a
-    saved model file; any problem is one `ConvtuneError` line."""
+def load_inference_model(uri_or_path: str) -> AnyModel:
+    """An `InferenceModel` (or an `EnsembleModel`, `@ensemble`) from `models:/name@alias`,
+    `runs:/<id>/model`, an MLflow model folder or a saved model file; any problem is one
+    `ConvtuneError` line."""
     text = str(uri_or_path).strip()
     if not text:
         raise ConfigError("MODEL is empty; give models:/<name>@champion, runs:/<run id>/model or a path.")
@@ -293,7 +327,7 @@ def prepare_images(paths: Sequence[str | Path], in_channels: int, image_size: tu
 # export
 
 
-def export_torchscript(model: InferenceModel, path: str | Path) -> Path:
+def export_torchscript(model: AnyModel, path: str | Path) -> Path:
     """A TorchScript file (`torch.jit.load`) taking uint8 or float images, returning probabilities;
     the description (class names, input size) rides along as the extra file `convtune.json`."""
     import warnings
@@ -302,12 +336,38 @@ def export_torchscript(model: InferenceModel, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     example = torch.zeros((2, model.in_channels, *model.image_size), dtype=torch.float32)
+    if not isinstance(model, InferenceModel):
+        return _export_ensemble_torchscript(model, example, path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(model.network, example)  # type: ignore[no-untyped-call]
+        network = TTAWrapper(model.network, model.tta) if model.tta else model.network
+        traced = torch.jit.trace(network, example)  # type: ignore[no-untyped-call]
         wrapper = torch.jit.script(_ScriptableModel(traced, model.mean, model.inv_std))  # type: ignore[no-untyped-call]
         wrapper.save(str(path), _extra_files={"convtune.json": model.description.to_json()})
     return path
+
+
+def _export_ensemble_torchscript(model: EnsembleModel, example: Tensor, path: Path) -> Path:
+    """Traced on float images in [0, 1] (each member's normalization and TTA inside); uint8 images
+    are divided by 255 first."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(model, example)  # type: ignore[no-untyped-call]
+        wrapper = torch.jit.script(_ScriptableEnsemble(traced))  # type: ignore[no-untyped-call]
+        wrapper.save(str(path), _extra_files={"convtune.json": model.description.to_json()})
+    return path
+
+
+class _ScriptableEnsemble(nn.Module):
+    def __init__(self, ensemble: nn.Module) -> None:
+        super().__init__()
+        self.ensemble = ensemble
+
+    def forward(self, images: Tensor) -> Tensor:
+        pixels = images.to(torch.float32) / 255 if images.dtype == torch.uint8 else images.to(torch.float32)
+        return self.ensemble(pixels)
 
 
 class _ScriptableModel(nn.Module):
@@ -322,7 +382,7 @@ class _ScriptableModel(nn.Module):
         return self.network((pixels - self.mean) * self.inv_std).float().softmax(dim=1)
 
 
-def export_onnx(model: InferenceModel, path: str | Path) -> Path:
+def export_onnx(model: AnyModel, path: str | Path) -> Path:
     """An ONNX file with input `images` (uint8, N x C x H x W, any N) and output `probabilities`;
     class names and input size are in its metadata (`convtune`, JSON)."""
     import warnings

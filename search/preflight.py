@@ -13,6 +13,7 @@ from typing import Any
 from lightning_modules.augment import validate_augmentation
 from lightning_modules.data import DatasetError, DatasetNotFoundError
 from lightning_modules.data.splits import load_splits
+from lightning_modules.tta_config import check_image_size
 from search.budget_fit import BudgetFit, space_fit
 from search.errors import ConfigError
 from search.feasibility import SpaceFeasibility, check_space
@@ -60,6 +61,10 @@ def preflight(spec: ExperimentSpec) -> Preflight:
         datamodule = load_splits(config.data, config.augment, seed=config.seed)
     except (DatasetNotFoundError, DatasetError) as error:
         raise ConfigError(str(error)) from None
+    try:
+        check_image_size(spec.evaluate.tta, datamodule.image_size)
+    except ValueError as error:
+        raise ConfigError(f"evaluate.{error}") from None
     feasibility = check_space(spec, datamodule.in_channels, datamodule.image_size)
     check_weights(
         spec,

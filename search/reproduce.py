@@ -20,15 +20,18 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 from torch import Tensor
 
+from lightning_modules.averaging import AveragedWeights
 from lightning_modules.callbacks import BestWeights
 from lightning_modules.config import RunConfig
 from lightning_modules.precision import resolve_precision
 from lightning_modules.training import RunParts, build_run, create_trainer
 from search.budgets import Budget, parse_budget
+from search.deadlines import TrainingDeadline
 from search.errors import ConfigError, ConvtuneError
 from search.model_cost import measure_cost
-from search.model_store import InferenceModel, inference_model_from_run, weights_from_uri
+from search.model_store import AnyModel, InferenceModel, inference_model_from_run, weights_from_uri
 from search.pareto import alias_for, metric_value, pick
+from search.selection import TTAChoice, choose_tta
 from search.space import config_from_params, flatten_config
 from search.spec import ExperimentSpec
 from search.study import best_trial, find_study, open_storage
@@ -51,6 +54,7 @@ class ReproduceOptions:
     accelerator: str | None = None
     register: bool = True
     pick: str | None = None  # a budget, like "cost/latency_ms <= 2": the best trial within it
+    deadline: float | None = None  # wall clock (`time.time()`): training stops there (`tune --budget`)
 
     def budget(self) -> Budget | None:
         """`pick` parsed (a `ConfigError` when malformed, or given with `trial`)."""
@@ -115,7 +119,7 @@ def evaluate_predictions(predicted: Tensor, labels: Tensor, class_names: Sequenc
     return Evaluation(list(class_names), confusion)
 
 
-def evaluate_model(model: InferenceModel, images: Tensor, labels: Tensor) -> Evaluation:
+def evaluate_model(model: AnyModel, images: Tensor, labels: Tensor) -> Evaluation:
     return evaluate_predictions(model.predict(images).argmax(dim=1), labels, model.class_names)
 
 
@@ -137,6 +141,9 @@ class Reproduction:
     changed: list[str] = field(default_factory=list)  # config keys set otherwise than the trial had them
     registered: RegisteredModel | None = None
     costs: dict[str, float] = field(default_factory=dict)  # the reproduced network's `cost/` numbers
+    weights: str = "raw"  # "ema" / "swa" when the kept (best) epoch's weights are the averaged ones
+    tta: TTAChoice | None = None  # test-time augmentation, kept or not (decided on the validation split)
+    test_variants: dict[str, float] = field(default_factory=dict)  # reported after the decisions only
 
     @property
     def comparable(self) -> bool:
@@ -252,8 +259,9 @@ def train(
     *,
     callbacks: Sequence[pl.Callback] = (),
     accelerator: str | None = None,
-) -> tuple[RunParts, BestWeights]:
-    """Trains `config` with deterministic algorithms and restores the best epoch's weights.
+) -> tuple[RunParts, BestWeights, str]:
+    """Trains `config` with deterministic algorithms and restores the best epoch's weights; returns
+    which weights those are: `raw`, or `ema`/`swa` when the best epoch validated averaged weights.
 
     Lightning's `deterministic="warn"`: deterministic kernels wherever torch has them (all of them on
     the CPU); a CUDA op without one (e.g. adaptive pooling's backward) warns instead of failing.
@@ -278,7 +286,15 @@ def train(
         raise ConvtuneError(f"the reproduction measured no {metric}; check trainer.limit_val_batches.")
     best.restore(parts.module)
     parts.module.eval()
-    return parts, best
+    return parts, best, kept_weights(trainer, best)
+
+
+def kept_weights(trainer: pl.Trainer, best: BestWeights) -> str:
+    """`ema`/`swa` when the best epoch was validated with averaged weights, else `raw`."""
+    for callback in trainer.callbacks:  # type: ignore[attr-defined]
+        if isinstance(callback, AveragedWeights) and best.best_epoch in callback.averaged_epochs:
+            return callback.config.kind
+    return "raw"
 
 
 def to_inference_model(parts: RunParts, config: RunConfig, source: dict[str, str]) -> InferenceModel:
@@ -311,6 +327,41 @@ def reproduce(spec: ExperimentSpec, options: ReproduceOptions, *, overridden: bo
     trial = select_trial(study, options.trial) if budget is None else pick(study, budget)
     tracker = Tracker(load_settings())
     tracker.check_reachable()
+    plan = plan_reproduction(spec, options, study.study_name, trial, tracker, overridden=overridden)
+    started = time.perf_counter()
+    try:
+        result = _reproduce_in_run(spec, options, plan, tracker)
+    except BaseException as error:
+        tracker.end_run(plan.run_id, error=error)
+        raise
+    tracker.end_run(plan.run_id)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+@dataclass
+class Plan:
+    """A trial about to be reproduced: its config, what differs from the trial, and its open run."""
+
+    study_name: str
+    trial: FrozenTrial
+    config: RunConfig
+    notes: list[str]
+    changed: list[str]
+    run_id: str
+
+
+def plan_reproduction(
+    spec: ExperimentSpec,
+    options: ReproduceOptions,
+    study_name: str,
+    trial: FrozenTrial,
+    tracker: Tracker,
+    *,
+    overridden: bool,
+    tags: dict[str, str] | None = None,
+) -> Plan:
+    """The trial's config (with --epochs), notes on what differs, and its reproduction run, started."""
     original_run = trial.user_attrs.get(v.ATTR_RUN_ID)
     recorded = recorded_config(tracker, original_run)
     config, notes = trial_config(spec, trial, recorded, overridden=overridden)
@@ -328,18 +379,10 @@ def reproduce(spec: ExperimentSpec, options: ReproduceOptions, *, overridden: bo
     precision = resolve_precision(config.trainer.precision, options.accelerator or config.trainer.accelerator)
     notes += precision_notes(tracker, original_run, precision)
     changed = _differing_keys(config, trained)
-    run_id = _start_run(tracker, study.study_name, trial, config, original_run, precision)
-    started = time.perf_counter()
-    try:
-        result = _reproduce_in_run(
-            spec, options, study.study_name, trial, config, notes, changed, tracker, run_id
-        )
-    except BaseException as error:
-        tracker.end_run(run_id, error=error)
-        raise
-    tracker.end_run(run_id)
-    result.seconds = time.perf_counter() - started
-    return result
+    run_id = _start_run(
+        tracker, study_name, trial, config, original_run, {v.TAG_PRECISION: precision, **(tags or {})}
+    )
+    return Plan(study_name, trial, config, notes, changed, run_id)
 
 
 def precision_notes(tracker: Tracker, original_run: str | None, precision: str) -> list[str]:
@@ -359,48 +402,68 @@ def _start_run(
     trial: FrozenTrial,
     config: RunConfig,
     original_run: str | None,
-    precision: str,
+    tags: dict[str, str],
 ) -> str:
     run_id = tracker.start_reproduction(
-        study_name=study_name,
-        trial_number=trial.number,
-        original_run_id=original_run,
-        tags={v.TAG_PRECISION: precision},
+        study_name=study_name, trial_number=trial.number, original_run_id=original_run, tags=tags
     )
     tracker.log_params(run_id, flatten_config(config.model_dump(mode="json")))
     tracker.log_text(run_id, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), "config.yaml")
     return run_id
 
 
-def _reproduce_in_run(
-    spec: ExperimentSpec,
-    options: ReproduceOptions,
-    study_name: str,
-    trial: FrozenTrial,
-    config: RunConfig,
-    notes: list[str],
-    changed: list[str],
-    tracker: Tracker,
-    run_id: str,
-) -> Reproduction:
-    metric = spec.search.metric
-    started = time.perf_counter()
-    parts, best = train(
-        config,
-        metric,
+@dataclass
+class Retrained:
+    """A reproduced trial before the test split: trained, its TTA chosen on the validation split."""
+
+    parts: RunParts
+    best: BestWeights
+    weights: str
+    tta: TTAChoice
+    deadline_note: str | None = None  # training stopped at `ReproduceOptions.deadline`
+
+    @property
+    def model(self) -> InferenceModel:
+        return self.tta.model
+
+
+def retrain(spec: ExperimentSpec, options: ReproduceOptions, plan: Plan, tracker: Tracker) -> Retrained:
+    """Trains the plan's config in its run (until the options' deadline, if any) and decides test-time
+    augmentation on the validation split."""
+    callbacks: list[pl.Callback] = [EpochMetricsCallback(tracker, plan.run_id)]
+    deadline = None if options.deadline is None else TrainingDeadline(options.deadline)
+    if deadline is not None:
+        callbacks.append(deadline)
+    parts, best, weights = train(
+        plan.config,
+        spec.search.metric,
         spec.search.resolved_direction,
-        callbacks=[EpochMetricsCallback(tracker, run_id)],
+        callbacks=callbacks,
         accelerator=options.accelerator,
     )
-    source = {"study": study_name, "trial": str(trial.number), "run_id": run_id}
-    model = to_inference_model(parts, config, source)
-    test_images, test_labels = parts.datamodule.test_images, parts.datamodule.test_labels
-    test = evaluate_model(model, test_images, test_labels)
+    source = {"study": plan.study_name, "trial": str(plan.trial.number), "run_id": plan.run_id}
+    data = parts.datamodule
+    model = to_inference_model(parts, plan.config, source)
+    tta = choose_tta(model, plan.config.evaluate, data.val_images, data.val_labels)
+    return Retrained(parts, best, weights, tta, deadline.note() if deadline is not None else None)
+
+
+def _reproduce_in_run(
+    spec: ExperimentSpec, options: ReproduceOptions, plan: Plan, tracker: Tracker
+) -> Reproduction:
+    started = time.perf_counter()
+    trial, config = plan.trial, plan.config
+    retrained = retrain(spec, options, plan, tracker)
+    parts, best, model = retrained.parts, retrained.best, retrained.model
+    test, test_variants = final_test(model, parts.datamodule, retrained.tta)
     original = metric_value(trial) if trial.state == TrialState.COMPLETE else None
     result = Reproduction(
-        trial, config, metric, original, float(best.best_value), int(best.best_epoch or 0), test, model,
-        run_id, time.perf_counter() - started, notes, changed,
+        trial, config, spec.search.metric, original, float(best.best_value), int(best.best_epoch or 0), test,
+        model, plan.run_id, time.perf_counter() - started, plan.notes, plan.changed,
     )  # fmt: skip
+    result.weights, result.tta, result.test_variants = retrained.weights, retrained.tta, test_variants
+    if retrained.deadline_note is not None:
+        result.config_notes.append(retrained.deadline_note)
     result.costs = _measure(parts, config, precision=resolve_precision(config.trainer.precision, "cpu"))
     _log_results(tracker, result)
     if options.register:
@@ -412,9 +475,34 @@ def _reproduce_in_run(
         if options.pick is not None:
             tags[v.MODEL_TAG_PICK] = str(options.budget())
         result.registered = log_and_register(
-            model, tracker, run_id, study_name, example=test_images[:2], alias=options.alias(), tags=tags
+            model,
+            tracker,
+            plan.run_id,
+            plan.study_name,
+            example=parts.datamodule.val_images[:2],
+            alias=options.alias(),
+            tags=tags,
         )
     return result
+
+
+def final_test(
+    model: AnyModel, datamodule: Any, tta: TTAChoice | None = None
+) -> tuple[Evaluation, dict[str, float]]:
+    """The one place a reproduction reads the test split, after every decision is taken on the
+    validation split: `model`'s evaluation, and (reported, never used to decide) the test accuracy
+    with and without test-time augmentation when it was considered."""
+    images, labels = datamodule.test_images, datamodule.test_labels
+    test = evaluate_model(model, images, labels)
+    variants: dict[str, float] = {}
+    if tta is not None and tta.tta_accuracy is not None and isinstance(model, InferenceModel):
+        other = model.with_tta([] if tta.kept else tta.transforms)
+        other_accuracy = evaluate_model(other, images, labels).accuracy
+        variants = {
+            "test/acc_tta": test.accuracy if tta.kept else other_accuracy,
+            "test/acc_plain": other_accuracy if tta.kept else test.accuracy,
+        }
+    return test, variants
 
 
 def _measure(parts: RunParts, config: RunConfig, *, precision: str) -> dict[str, float]:
@@ -428,6 +516,8 @@ def _log_results(tracker: Tracker, result: Reproduction) -> None:
     test = result.test
     metrics = {
         **result.costs,
+        **(result.tta.metrics() if result.tta else {}),
+        **result.test_variants,
         "test/acc": test.accuracy,
         v.METRIC_OBJECTIVE: result.value,
         v.METRIC_BEST_EPOCH: float(result.best_epoch),
@@ -442,7 +532,12 @@ def _log_results(tracker: Tracker, result: Reproduction) -> None:
     tracker.log_metrics(result.run_id, metrics)
     tracker.set_tags(
         result.run_id,
-        {v.TAG_REPRODUCTION_MATCHES: str(result.matches).lower(), v.TAG_VERDICT: result.verdict()},
+        {
+            v.TAG_REPRODUCTION_MATCHES: str(result.matches).lower(),
+            v.TAG_VERDICT: result.verdict(),
+            v.TAG_WEIGHTS: result.weights,
+            v.TAG_TTA: ",".join(result.tta.model.tta) if result.tta and result.tta.model.tta else "off",
+        },
     )
     with tempfile.TemporaryDirectory(prefix="convtune-test-") as folder:
         path = Path(folder)

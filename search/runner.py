@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import optuna
 from rich.console import Console
@@ -47,9 +47,27 @@ from search.workers import (
 )
 
 if TYPE_CHECKING:
+    import pytorch_lightning as pl
+
     from search.objective import Objective
 
 StudyHook = Callable[[optuna.Study, Tracker, str], None]
+
+
+class SearchLimit(Protocol):
+    """A time budget's hold on the search (`search.budgeted.BudgetedSearch`): told when the study is
+    ready and after every trial, it says when to stop claiming, prunes a trial that outlives the
+    search's share, and shares that share with worker processes through `clock_path`."""
+
+    clock_path: str
+
+    def begin(self, prepared: PreparedStudy, slots: list[WorkerSlot]) -> None: ...
+
+    def observe(self, study: optuna.Study, trial: optuna.trial.FrozenTrial | None = None) -> None: ...
+
+    def out_of_time(self) -> bool: ...
+
+    def trial_callback(self, trial: optuna.Trial) -> pl.Callback: ...
 
 
 @dataclass
@@ -66,6 +84,7 @@ class TuneOptions:
     devices: str = "auto"
     workers: int | None = None
     trials_per_device: int = 1
+    limit: SearchLimit | None = None  # `tune --budget`: the search's share of the time budget
 
     def artifacts_for(self, spec: ExperimentSpec) -> bool:
         """`--no-artifacts` wins over the experiment's `search.artifacts`."""
@@ -143,6 +162,8 @@ def tune(spec: ExperimentSpec, options: TuneOptions, console: Console | None = N
     if prepared.warm is not None:
         console.print(prepared.warm.line(), highlight=False)
     study, tracker, parent_run_id = prepared.study, prepared.tracker, prepared.parent_run_id
+    if options.limit is not None:
+        options.limit.begin(prepared, slots)
     stop = StopFlag()
     with stop.installed():
         if len(slots) == 1:
@@ -242,20 +263,26 @@ def _run_with_progress(
 
     threads = torch.get_num_threads()
     should_stop = stop if stop is not None else (lambda: False)
-    callbacks = [lambda _trial: StopCallback(should_stop)]
+    callbacks: list[Callable[[optuna.Trial], pl.Callback]] = [lambda _trial: StopCallback(should_stop)]
+    run: dict[str, Any] = {"n_trials": n_trials, "timeout": options.timeout, "guard": guard}
+    run["should_stop"] = should_stop
+    limit_observers = []
+    if options.limit is not None:
+        callbacks.append(options.limit.trial_callback)
+        limit_observers.append(options.limit.observe)
+        run["out_of_time"] = options.limit.out_of_time
     objective.settings.extra_callbacks = callbacks
-    run = {"n_trials": n_trials, "timeout": options.timeout, "guard": guard, "should_stop": should_stop}
     try:
         if not options.progress:
-            return run_worker(study, handle, objective, **run)  # type: ignore[arg-type]
+            return run_worker(study, handle, objective, observers=limit_observers, **run)
         with StudyProgress(study.study_name, n_trials, spec.search.metric, console) as progress:
             progress.update_study(study)
             objective.settings.extra_callbacks = [
                 *callbacks,
                 lambda trial: TrialProgressCallback(progress, trial.number, spec.search.metric),
             ]
-            observers = [progress.update_study, refresher_for(objective)]
-            return run_worker(study, handle, objective, observers=observers, **run)  # type: ignore[arg-type]
+            observers = [progress.update_study, refresher_for(objective), *limit_observers]
+            return run_worker(study, handle, objective, observers=observers, **run)
     except (KeyboardInterrupt, SystemExit):
         return WorkerResult(0, 0, "interrupted")
     finally:
@@ -289,16 +316,19 @@ def _run_pool(
         image_size=checked.image_size,
         tracking=asdict(tracker.settings),
         slot={},
+        clock_path=options.limit.clock_path if options.limit is not None else "",
     )
     guard = TrialGuard(tracker, spec.search.max_retries, worker="parent")
     pool = WorkerPool(slots, job, folder, study=study, handle=handle, guard=guard)
+    limit = options.limit
+    observe = (lambda: limit.observe(study)) if limit is not None else (lambda: None)
     if options.progress:
         with StudyProgress(study.study_name, n_trials, spec.search.metric, console) as progress:
             view = WorkersView(progress, slots, spec.trainer.max_epochs, spec.search.metric)
             refresh = StudyPlotsRefresher(tracker, parent_run_id, enabled=job.artifacts)
-            result = pool.run(stop, on_poll=lambda: (view.update(study), refresh(study)))
+            result = pool.run(stop, on_poll=lambda: (view.update(study), refresh(study), observe()))
     else:
-        result = pool.run(stop)
+        result = pool.run(stop, on_poll=observe)
     for crash in result.crashed:
         console.print(
             f"[yellow]worker {crash} ended abnormally; its trial was failed and queued for retry.[/yellow]"

@@ -221,11 +221,23 @@ class SearchConfig(StrictModel):
         return [self.resolved_direction] + ["minimize"] * len(self.cost_objectives)
 
 
+class ReproduceConfig(StrictModel):
+    """What `convtune reproduce` trains when its flags do not say (they win), and what `convtune tune
+    --budget` reproduces after the search: `epochs` (like `--epochs`), `top_k` (like `--top-k`; 1 is
+    the single best trial, registered as @champion), `set` (dotted keys like `--set`, applied to the
+    reproduction only, e.g. `{data.train_fraction: 1}`)."""
+
+    epochs: Annotated[int, Field(ge=1)] | None = None
+    top_k: Annotated[int, Field(ge=1, le=20)] | None = None
+    set: dict[str, Any] = Field(default_factory=dict)
+
+
 class ExperimentSpec(RunConfig):
-    """An experiment file: a base run config, its name, and how to search around it."""
+    """An experiment file: a base run config, its name, how to search around it, how to reproduce."""
 
     name: str
     search: SearchConfig = Field(default_factory=SearchConfig)
+    reproduce: ReproduceConfig = Field(default_factory=ReproduceConfig)
 
     @field_validator("name")
     @classmethod
@@ -239,7 +251,27 @@ class ExperimentSpec(RunConfig):
         return RunConfig.model_validate(self.run_dict())
 
     def run_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude={"name", "search"})
+        return self.model_dump(mode="json", exclude={"name", "search", "reproduce"})
+
+
+def reproduction_spec(
+    spec: ExperimentSpec, overrides: Sequence[str] = (), *, source: str = "<experiment>"
+) -> ExperimentSpec:
+    """The experiment as a reproduction trains it: `reproduce.set`, then `--set` (which wins)."""
+    if not spec.reproduce.set and not overrides:
+        return spec
+    raw = spec.model_dump(mode="json", by_alias=True)
+    raw["reproduce"]["set"] = {}  # applied here, once
+    for key, value in spec.reproduce.set.items():
+        if key.split(".")[0] not in RunConfig.model_fields:
+            raise ConfigError(
+                f"{source}: reproduce.set key {key!r} must start with one of "
+                f"{', '.join(sorted(RunConfig.model_fields))}."
+            )
+        set_dotted(raw, key, coerce_numbers(value))
+    for text in overrides:
+        set_dotted(raw, *parse_override(text))
+    return validate_experiment(raw, source=f"{source} (reproduce.set)")
 
 
 # --- loading -----------------------------------------------------------------------------------
@@ -352,6 +384,8 @@ def validate_experiment(raw: dict[str, Any], *, source: str = "<experiment>") ->
         raise ConfigError(f"{source}: {describe_validation_error(error)}") from None
     _validate_space(spec, source)
     _validate_cost_aware(spec, source)
+    if spec.reproduce.set:
+        reproduction_spec(spec, source=source)
     return spec
 
 

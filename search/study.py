@@ -342,12 +342,14 @@ def run_worker(
     observers: Sequence[TrialObserver] = (),
     guard: TrialGuardLike | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    out_of_time: Callable[[], bool] = lambda: False,
 ) -> WorkerResult:
     """Claims and runs trials until the study holds N finished ones, time is up, or too many fail.
 
     With a `guard`, each trial records its worker and heartbeat, dead workers' trials are reaped
     before every claim, and a trial interrupted by SIGTERM/Ctrl-C is closed as FAIL and enqueued
     again with the same params; `should_stop` turning true ends the loop after the current trial.
+    `out_of_time` (a time budget's search share, `search.deadlines`) ends it before the next claim.
     Freed memory goes back to the system after every trial.
     """
     deadline = time.monotonic() + timeout if timeout else None
@@ -358,6 +360,8 @@ def run_worker(
             return WorkerResult(ran, failed, "interrupted")
         if deadline is not None and time.monotonic() >= deadline:
             return WorkerResult(ran, failed, "timeout")
+        if out_of_time():
+            return WorkerResult(ran, failed, "budget")
         if failed >= limit:
             return WorkerResult(ran, failed, "failures")
         trial = claim_trial(study, handle, n_trials, reap=guard.reap if guard is not None else None)

@@ -64,10 +64,10 @@ def resolve_weights(uri: str) -> dict[str, Tensor]:
 
 
 def _state_dict_at(local: Path, uri: str) -> dict[str, Tensor]:
-    from search.model_store import load_inference_model
+    from search.model_store import load_inference_model, single_model
 
     if local.is_dir():
-        return load_inference_model(str(local)).network.state_dict()
+        return single_model(load_inference_model(str(local)), uri).network.state_dict()
     try:
         loaded = torch.load(local, map_location="cpu", weights_only=True)
     except Exception as error:

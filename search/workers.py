@@ -202,6 +202,7 @@ class WorkerJob:
     slot: dict[str, Any]
     max_failures: int | None = None
     result_path: str = ""
+    clock_path: str = ""  # `tune --budget`: the search's share of the budget (search.deadlines.SearchClock)
 
     def write(self, path: Path) -> Path:
         path.write_text(json.dumps(asdict(self)))
@@ -276,6 +277,7 @@ def _run_job(job: WorkerJob, stop: StopFlag) -> int:
     timeout = None if job.deadline is None else max(0.0, job.deadline - time.time())
     if timeout == 0.0:
         return 0
+    out_of_time = _budget_clock(job, objective)
     result = run_worker(
         study,
         handle,
@@ -285,9 +287,22 @@ def _run_job(job: WorkerJob, stop: StopFlag) -> int:
         max_failures=job.max_failures,
         guard=guard,
         should_stop=stop,
+        out_of_time=out_of_time,
     )
     _write_result(job, asdict(result))
     return EXIT_INTERRUPTED if result.stopped_by == "interrupted" else 0
+
+
+def _budget_clock(job: WorkerJob, objective: Any) -> Callable[[], bool]:
+    """With a time budget, its search share: no claim after it, and a trial still training is pruned."""
+    if not job.clock_path:
+        return lambda: False
+    from search.deadlines import SearchClock, SearchEndCallback
+
+    clock = SearchClock(job.clock_path)
+    settings = objective.settings
+    settings.extra_callbacks = [*settings.extra_callbacks, lambda trial: SearchEndCallback(clock, trial)]
+    return clock.out_of_time
 
 
 def _heartbeat_interval(storage: str) -> int | None:
@@ -414,7 +429,7 @@ class WorkerPool:
         self.result.ran += int(outcome.get("ran", 0))
         self.result.failed += int(outcome.get("failed", 0))
         stopped_by = outcome.get("stopped_by")
-        if stopped_by in ("failures", "timeout") and self.result.stopped_by == "n_trials":
+        if stopped_by in ("failures", "timeout", "budget") and self.result.stopped_by == "n_trials":
             self.result.stopped_by = stopped_by
         if code in (0, EXIT_INTERRUPTED):
             return

@@ -9,8 +9,12 @@ side by side: parameters, multiply-adds, latency, channels, filter sizes, stride
 field per conv layer, their predictions, and what the cheaper one gave up (comparison.md,
 compare_filters.png): e.g. the champion against a front model picked under a latency budget.
 
+An ensemble (models:/<name>@ensemble) is explained member by member, each into --out/member-<i>/,
+followed by the ensemble's own prediction.
+
 Examples:
   convtune explain models:/quickstart@champion digit.png
+  convtune explain models:/quickstart@ensemble digit.png
   convtune explain runs:/0123abcd/model shoe.png --out explain-shoe
   convtune explain models:/fashion-mnist-pareto@champion shoe.png \
       --compare models:/fashion-mnist-pareto@params-20k
@@ -22,9 +26,12 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from search.errors import ConfigError
+
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from search.ensemble_model import EnsembleModel
     from search.model_store import InferenceModel
 
 
@@ -42,35 +49,71 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from lightning_modules.tracing import traced_table
-    from search.describe import architecture_markdown, architecture_rich_table
-    from search.gradcam import explain_image
-    from search.model_store import load_inference_model, prepare_images
+    from search.model_store import InferenceModel, load_inference_model
     from search.names import check_output_folder
 
     out = check_output_folder(args.out or f"explain-{Path(args.image).stem}", "--out")
     model = load_inference_model(args.model)
+    if not isinstance(model, InferenceModel):
+        return explain_ensemble(args, model, out)
     other = load_inference_model(args.compare) if args.compare else None  # both load before any work
-    images = prepare_images([args.image], model.in_channels, model.image_size)
+    if other is not None and not isinstance(other, InferenceModel):
+        raise ConfigError(f"--compare takes a single model, but {args.compare} is an ensemble.")
+    console = _console()
+    explain_one(model, args.image, out, console, f"architecture of {model.description.model.get('name')}")
+    if other is not None:
+        compare(args, model, other, out, console)
+    return 0
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=160)  # readable tables in logs and pipes
+
+
+def explain_one(model: InferenceModel, image: str, out: Path, console: Console, title: str) -> None:
+    """Pictures of what `model` sees in `image` into `out`, its architecture table and prediction."""
+    from lightning_modules.tracing import traced_table
+    from search.describe import architecture_markdown, architecture_rich_table
+    from search.gradcam import explain_image
+    from search.model_store import prepare_images
+
+    images = prepare_images([image], model.in_channels, model.image_size)
     rows = traced_table(model.network, model.in_channels, model.image_size)
     explanation = explain_image(model.network, model.normalize(images), images, model.class_names, out, rows)
     (out / "architecture.md").write_text(architecture_markdown(rows))
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=160)  # the table's columns stay readable in logs and pipes
-    console.print(
-        architecture_rich_table(rows, title=f"architecture of {model.description.model.get('name')}")
-    )
+    console.print(architecture_rich_table(rows, title=title))
     probability = float(explanation.probabilities[explanation.predicted])
     console.print(
         f"prediction: [bold]{model.class_names[explanation.predicted]}[/bold] ({probability:.1%}); "
         f"Grad-CAM at {explanation.layer}"
     )
     console.print(f"pictures in {out}/: " + ", ".join(path.name for path in explanation.paths))
-    if other is not None:
-        compare(args, model, other, out, console)
+
+
+def explain_ensemble(args: argparse.Namespace, model: EnsembleModel, out: Path) -> int:
+    """Every member explained into out/member-<i>/, then the ensemble's prediction."""
+    from search.model_store import prepare_images
+
+    if args.compare:
+        raise ConfigError("--compare takes single models; explain an ensemble's members without it.")
+    console = _console()
+    description = model.description
+    for index, member in enumerate(model.members):
+        trial = (member.description.source or {}).get("trial", "?")
+        title = (
+            f"member {index} of {len(model.members)} (trial {trial}, weight "
+            f"{description.weights[index]:.3g}): {member.description.model.get('name')}"
+        )
+        explain_one(member, args.image, out / f"member-{index}", console, title)  # type: ignore[arg-type]
+    probabilities = model.predict(prepare_images([args.image], model.in_channels, model.image_size))[0]
+    predicted = int(probabilities.argmax())
+    console.print(
+        f"ensemble ({description.method}, {len(model.members)} members) prediction: "
+        f"[bold]{model.class_names[predicted]}[/bold] ({float(probabilities[predicted]):.1%})"
+    )
     return 0
 
 

@@ -9,6 +9,13 @@ Examples:
   convtune tune experiments/fashion_mnist.yaml --devices 0,1 --storage postgresql://localhost/optuna
   convtune tune experiments/quickstart.yaml --devices cpu --workers 2
   convtune tune experiments/fashion_mnist.yaml --warm-start fashion-mnist-explore
+  convtune tune experiments/fashion_mnist.yaml --devices cpu --workers 2 --budget 60m
+
+With --budget (90s, 45m, 1h30m or seconds) it searches, then reproduces the best trial (as the
+experiment's `reproduce:` section says: epochs, top_k, set), all within the budget: the reproduction's
+share is estimated from the trials' measured speed and reserved, the search gets the rest and stops
+early enough, the reproduction is reduced (fewer members, then fewer epochs) when what is left does
+not cover it, and its training stops at the deadline. See docs/reproduce.md.
 
 Several workers run as separate processes (logs in .convtune/workers/); a killed worker's trial is
 failed and retried with the same params; SIGTERM or Ctrl-C closes the running trials, and rerunning
@@ -22,11 +29,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import time
 from typing import TYPE_CHECKING
 
 from search.commands import add_experiment, add_study, checked_study
 
 if TYPE_CHECKING:
+    from search.runner import TuneOptions
     from search.spec import ExperimentSpec
 
 
@@ -35,6 +44,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_study(parser)
     parser.add_argument("--n-trials", type=int, metavar="N", help="finished trials the study should hold")
     parser.add_argument("--timeout", type=float, metavar="S", help="stop starting new trials after S seconds")
+    parser.add_argument(
+        "--budget",
+        metavar="DURATION",
+        help="search, then reproduce the best, all within DURATION (90s, 45m, 1h30m, or seconds); "
+        "convtune splits it; not with --timeout",
+    )
     parser.add_argument(
         "--devices",
         default="auto",
@@ -62,10 +77,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    started = time.time()  # a budget counts from here: start-up and checks are part of it
     from search.errors import ConfigError
     from search.spec import load_experiment
     from search.worker_start import prestart_for_command_line
 
+    budget = checked_budget(args)
     if args.n_trials is not None and args.n_trials < 1:
         raise ConfigError(f"--n-trials must be at least 1, but got {args.n_trials}.")
     if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
@@ -86,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         trials_per_device=args.trials_per_device,
     )
+    if budget is not None:
+        return tune_within_budget(args, spec, options, budget, started)
     tune(spec, options)
     return 0
 
@@ -108,3 +127,59 @@ def with_warm_start(spec: ExperimentSpec, args: argparse.Namespace) -> Experimen
     top_k = current.top_k if current else WarmStartConfig.model_fields["top_k"].default
     warm = WarmStartConfig(study=study, storage=storage, top_k=top_k)
     return spec.model_copy(update={"search": spec.search.model_copy(update={"warm_start": warm})})
+
+
+def checked_budget(args: argparse.Namespace) -> float | None:
+    """`--budget` in seconds; a `ConfigError` when malformed, not positive, or given with --timeout."""
+    from search.errors import ConfigError
+    from search.time_budget import parse_duration
+
+    if args.budget is None:
+        return None
+    if args.timeout is not None:
+        raise ConfigError("give --budget or --timeout, not both: --budget chooses the search's time itself.")
+    try:
+        return parse_duration(args.budget)
+    except ValueError as error:
+        raise ConfigError(f"--budget {error}.") from None
+
+
+def tune_within_budget(
+    args: argparse.Namespace, spec: ExperimentSpec, options: TuneOptions, budget: float, started: float
+) -> int:
+    """The search within its share of the budget, then the reproduction within what is left."""
+    from rich.console import Console
+
+    from search import budgeted
+    from search.commands.reproduce import quiet_training_logs, run_ensemble, run_single
+    from search.errors import ConvtuneError
+    from search.runner import tune
+    from search.spec import reproduction_spec
+    from search.study import best_trial
+    from search.time_budget import format_duration
+
+    console = Console(stderr=True)
+    reproduction = reproduction_spec(spec, source=args.experiment)
+    limit = budgeted.BudgetedSearch(budget, started, spec, reproduction, console)
+    options.limit, options.timeout = limit, budget
+    try:
+        study = tune(spec, options, console)
+        search_done = time.time()
+        if best_trial(study) is None:
+            raise ConvtuneError(
+                "no trial completed within the search's share of the --budget "
+                f"({format_duration(search_done - started)} with start-up); give a larger --budget, "
+                "or fewer --workers on a small machine."
+            )
+        plan = budgeted.reproduction_plan(limit, study, options.storage)
+        quiet_training_logs()
+        out = Console(soft_wrap=True)
+        overridden = bool(spec.reproduce.set)
+        if plan.top_k > 1:
+            code = run_ensemble(reproduction, plan.options, plan.top_k, out, overridden=overridden)
+        else:
+            code = run_single(reproduction, plan.options, out, overridden=overridden)
+        console.print(budgeted.finish(limit, search_done, plan), highlight=False, soft_wrap=True)
+    finally:
+        limit.close()
+    return code

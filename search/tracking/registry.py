@@ -19,12 +19,13 @@ import torch
 from torch import Tensor
 
 from search.errors import ConvtuneError
-from search.model_store import MLFLOW_MODEL_NAME, MODEL_FILE, InferenceModel
+from search.model_store import MLFLOW_MODEL_NAME, MODEL_FILE, AnyModel
 from search.tracking.resilience import call_with_retry, first_line
 from search.tracking.settings import load_settings
 from search.tracking.tracker import Tracker
 
 CHAMPION_ALIAS = "champion"
+ENSEMBLE_ALIAS = "ensemble"  # `reproduce --top-k K`: the ensemble of the K best distinct trials
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class RegisteredModel:
 
 
 def log_and_register(
-    model: InferenceModel,
+    model: AnyModel,
     tracker: Tracker,
     run_id: str,
     registered_name: str,

@@ -215,6 +215,24 @@ class Tracker:
             },
         )
 
+    def start_ensemble(self, *, study_name: str, trial_numbers: list[int], tags: Mapping[str, str]) -> str:
+        """The run of `reproduce --top-k`: its members' reproduction runs are nested under it."""
+        return self._create_run(
+            study_name,
+            f"ensemble-top{len(trial_numbers)}",
+            {
+                v.TAG_STUDY: study_name,
+                v.TAG_ROLE: v.ROLE_ENSEMBLE,
+                v.TAG_ENSEMBLE_TRIALS: ",".join(map(str, trial_numbers)),
+                **tags,
+            },
+        )
+
+    def link_ensemble_members(self, run_id: str, member_runs: list[str]) -> None:
+        """Tags the ensemble's run with every member's run id (one tag each, and all in one)."""
+        tags = {f"{v.TAG_ENSEMBLE_MEMBER_PREFIX}{index}": member for index, member in enumerate(member_runs)}
+        self.set_tags(run_id, {v.TAG_ENSEMBLE_MEMBERS: ",".join(member_runs), **tags})
+
     def finish(self, run_id: str, state: str, *, error: str | None = None) -> None:
         """Ends a trial's run once its epochs are stored, with a status that agrees with the Optuna
         state (a pruned trial is no crash)."""

@@ -1,0 +1,226 @@
+"""`tune --budget`: the arithmetic of one time budget split between the search and the reproduction.
+
+Pure functions, no clock and no study: the caller passes what was measured.
+
+- The reproduction's cost is estimated from what the search measured: every finished trial's seconds
+  per training image per epoch (its wall time, which includes validation, building and logging,
+  over the epochs it trained times its training images), scaled to the reproduction's epochs x
+  training images for each of its K members (the current K best trials, each at its own speed), then
+  divided by the speed-up of the reproduction's threads over a trial's (a CPU worker of
+  `--workers 2` has one of two threads; `THREAD_EXPONENT`), raised by `MARGIN`, plus fixed seconds
+  per member and for the end (test split, model files, registration).
+- The search's trials end `WRAP_UP_SECONDS` before the reproduction's share begins (the study's plots
+  and summary are drawn after its last trial).
+- Until `MIN_MEASURED` trials have completed, nothing is measured: `PRIOR_SHARE` of the budget is
+  reserved.
+- The reproduction never takes more than `MAX_REPRODUCE_SHARE` of the budget: a bigger workload is
+  reduced before the search starts (fewer members first, then fewer epochs), and again after the
+  search when what is left does not cover it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+MARGIN = 0.15  # the training estimate is raised by this share (load, a slower champion)
+MEMBER_SECONDS = 5.0  # per retrained trial beside its epochs: building it, its TTA choice, its run
+TAIL_SECONDS = 15.0  # after training: the test split, cost, the model's files, logging, registration
+WRAP_UP_SECONDS = 10.0  # after the search's last trial: a pool's shutdown, the study's plots and summary
+PRIOR_SHARE = 1 / 3  # reserved for the reproduction until trials have measured the speed
+MIN_MEASURED = 3  # COMPLETE trials before the reserve is estimated from them
+MAX_REPRODUCE_SHARE = 0.5  # the search always gets at least the other half
+THREAD_EXPONENT = 0.5  # t times a trial's threads trains t ** 0.5 times as fast (measured: 2 threads x1.41)
+
+_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)([hms])")
+_FORM = "a duration like 90s, 45m, 1h30m or a number of seconds"
+
+
+def parse_duration(text: str) -> float:
+    """`90s`, `45m`, `1h30m`, `1.5h` or plain seconds (`3600`) -> seconds; `ValueError` otherwise."""
+    compact = text.strip().lower().replace(" ", "")
+    try:
+        seconds = float(compact)
+    except ValueError:
+        seconds = _parse_units(compact, text)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"must be positive, but got {text!r}")
+    return seconds
+
+
+def _parse_units(compact: str, text: str) -> float:
+    parts = _PART.findall(compact)
+    units = [unit for _, unit in parts]
+    rebuilt = "".join(number + unit for number, unit in parts)
+    in_order = units == sorted(set(units), key="hms".index)  # each unit once, hours first
+    if not parts or rebuilt != compact or not in_order:
+        raise ValueError(f"takes {_FORM}, but got {text!r}")
+    scale = {"h": 3600.0, "m": 60.0, "s": 1.0}
+    return sum(float(number) * scale[unit] for number, unit in parts)
+
+
+def format_duration(seconds: float) -> str:
+    """`45s`, `2m30s`, `41m`, `1h05m`: whole seconds under 10 minutes, whole minutes above."""
+    total = max(0, round(seconds))
+    if total < 60:
+        return f"{total}s"
+    if total < 600:
+        minutes, rest = divmod(total, 60)
+        return f"{minutes}m{rest:02d}s" if rest else f"{minutes}m"
+    minutes = round(seconds / 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What the reproduction trains: `members` trials, `epochs` each, on `images` training images."""
+
+    epochs: int
+    images: int
+    members: int = 1
+
+    def describe(self, img_s: float | None) -> str:
+        speed = f" at ~{img_s:,.0f} img/s" if img_s else ""
+        members = f", {self.members} members" if self.members > 1 else ""
+        return f"{self.epochs} epochs x {self.images:,} images{speed}{members}"
+
+
+@dataclass(frozen=True)
+class Speed:
+    """One trial as measured: wall seconds, epochs trained, training images per epoch."""
+
+    seconds: float
+    epochs: int
+    images: int
+
+    @property
+    def per_image(self) -> float:
+        """Seconds per training image per epoch (validation and fixed costs included)."""
+        return self.seconds / max(self.epochs * self.images, 1)
+
+
+def thread_speedup(reproduction_threads: int, trial_threads: int) -> float:
+    """How much faster the reproduction trains than a trial did, from their torch threads."""
+    return max(1.0, reproduction_threads / max(trial_threads, 1)) ** THREAD_EXPONENT
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The reproduction's reserve: its training (raised by the margin) plus its fixed seconds."""
+
+    workload: Workload
+    training: float  # seconds of training, before the margin
+    img_s: float | None  # the training speed assumed (None: not measured yet, a share reserved)
+    reserve: float
+
+    def describe(self) -> str:
+        return self.workload.describe(self.img_s)
+
+
+def member_rates(speeds: Sequence[Speed], members: int) -> list[float]:
+    """Seconds per image-epoch of each member: the K best trials' own, the slowest for missing ones."""
+    rates = [speed.per_image for speed in speeds[:members]]
+    return rates + [max(rates)] * (members - len(rates)) if rates else []
+
+
+def estimate(workload: Workload, speeds: Sequence[Speed], speedup: float = 1.0) -> Estimate | None:
+    """The reproduction's reserve from the trials' speeds (best first), None without any speed."""
+    rates = member_rates(speeds, workload.members)
+    if not rates:
+        return None
+    training = sum(rates) * workload.epochs * workload.images / speedup
+    reserve = training * (1 + MARGIN) + MEMBER_SECONDS * workload.members + TAIL_SECONDS
+    img_s = workload.epochs * workload.images * workload.members / training if training > 0 else None
+    return Estimate(workload, training, img_s, reserve)
+
+
+def planned(
+    workload: Workload, speeds: Sequence[Speed], completed: int, budget: float, speedup: float = 1.0
+) -> Fit:
+    """The reserve while the search runs: the prior share until `completed` trials reach
+    `MIN_MEASURED`, then the estimate from the best trials' `speeds`, reduced to at most
+    `MAX_REPRODUCE_SHARE` of the budget."""
+    if completed < MIN_MEASURED:
+        return Fit(prior(workload, budget))
+    return fit(workload, speeds, MAX_REPRODUCE_SHARE * budget, speedup) or Fit(prior(workload, budget))
+
+
+def prior(workload: Workload, budget: float) -> Estimate:
+    """Before any trial has measured the speed: a share of the budget."""
+    return Estimate(workload, 0.0, None, PRIOR_SHARE * budget)
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A workload that fits the time available, and what had to be reduced (None: nothing)."""
+
+    estimate: Estimate
+    reduced: str | None = None
+
+
+def fit(workload: Workload, speeds: Sequence[Speed], available: float, speedup: float = 1.0) -> Fit | None:
+    """The largest workload within `available` seconds: fewer members first, then fewer epochs (at
+    least one). None without any measured speed."""
+    full = estimate(workload, speeds, speedup)
+    if full is None or full.reserve <= available:
+        return None if full is None else Fit(full)
+    current = full
+    while current.reserve > available and current.workload.members > 1:
+        current = estimate(replace(current.workload, members=current.workload.members - 1), speeds, speedup)  # type: ignore[assignment]
+    if current.reserve > available:
+        current = _fewer_epochs(current, speeds, available, speedup)
+    return Fit(current, _reduced(workload, current.workload, full.reserve, available))
+
+
+def _fewer_epochs(current: Estimate, speeds: Sequence[Speed], available: float, speedup: float) -> Estimate:
+    fixed = current.reserve - current.training * (1 + MARGIN)
+    per_epoch = current.training * (1 + MARGIN) / current.workload.epochs
+    epochs = max(1, math.floor((available - fixed) / per_epoch)) if per_epoch > 0 else current.workload.epochs
+    return estimate(replace(current.workload, epochs=min(epochs, current.workload.epochs)), speeds, speedup)  # type: ignore[return-value]
+
+
+def _reduced(before: Workload, after: Workload, needed: float, available: float) -> str:
+    changes = []
+    if after.members != before.members:
+        changes.append(
+            f"{after.members} member{'s' if after.members > 1 else ''} instead of {before.members}"
+        )
+    if after.epochs != before.epochs:
+        changes.append(f"{after.epochs} epoch{'s' if after.epochs > 1 else ''} instead of {before.epochs}")
+    have = format_duration(available)
+    return f"the reproduction would take ~{format_duration(needed)}, more than the ~{have} it can have: " + (
+        ", ".join(changes)
+    )
+
+
+@dataclass(frozen=True)
+class Split:
+    """Seconds of the budget for the search and for the reproduction (after `elapsed` were spent)."""
+
+    budget: float
+    search: float
+    reproduce: float
+
+    def describe(self, estimate: Estimate) -> str:
+        how = estimate.describe()
+        if estimate.img_s is None:
+            how += f"; {PRIOR_SHARE:.0%} of the budget until {MIN_MEASURED} trials have measured the speed"
+        return (
+            f"budget {format_duration(self.budget)}: search ~{format_duration(self.search)}, "
+            f"reproduce ~{format_duration(self.reproduce)} ({how})"
+        )
+
+
+def split(budget: float, elapsed: float, reserve: float) -> Split:
+    """The search gets what the reproduction's reserve leaves of the budget (never below zero)."""
+    return Split(budget, max(0.0, budget - elapsed - reserve), reserve)
+
+
+def search_times(started: float, budget: float, reserve: float, typical_trial: float) -> tuple[float, float]:
+    """(claim_until, search_end): the search's trials end `WRAP_UP_SECONDS` before the reproduction's
+    reserve begins, and a trial starts only while a typical one would end by then."""
+    search_end = started + budget - reserve - WRAP_UP_SECONDS
+    return search_end - typical_trial, search_end

@@ -1,0 +1,315 @@
+"""`reproduce --top-k`: an ensemble of tiny digits models chosen on the validation split only, one
+registered model that predict, evaluate, export (ONNX, TorchScript) and explain accept.
+
+The module's study is tuned and reproduced with the test split unreadable until the ensemble's final
+evaluation: any earlier read (the search, a member's training, the selection) fails the fixture.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+import torch
+from mlflow import MlflowClient
+from PIL import Image
+
+import search.ensemble as ensemble_module
+from lightning_modules.data.datamodule import ImageDataModule
+from search.cli import main
+from search.ensemble import EnsembleReproduction, reproduce_ensemble, top_trials
+from search.ensemble_model import EnsembleModel
+from search.model_store import InferenceModel, load_inference_model
+from search.reproduce import ReproduceOptions
+from search.runner import TuneOptions, tune
+from search.selection import choose_ensemble, greedy_counts
+from search.spec import validate_experiment
+from search.tracking import load_settings
+from search.tracking import vocabulary as v
+from tests.conftest import tiny_experiment, write_experiment
+
+NAME = "tiny-ensemble"
+URI = f"models:/{NAME}@ensemble"
+
+
+class SplitReadTooEarly(AssertionError):
+    """The test split was read before the final evaluation."""
+
+
+@dataclass
+class Ensembled:
+    folder: Path
+    result: EnsembleReproduction
+    final_reads: int
+
+
+@contextlib.contextmanager
+def unreadable_test_split() -> Iterator[dict[str, int]]:
+    """Every read of a test split raises, except inside `final_ensemble_test` (counted)."""
+    state = {"open": 0, "calls": 0}
+    original_split = ImageDataModule._split
+    original_final = ensemble_module.final_ensemble_test
+
+    def guarded_split(self: ImageDataModule, name: str) -> Any:
+        if name == "test" and not state["open"]:
+            raise SplitReadTooEarly("the test split was read before the final evaluation")
+        return original_split(self, name)
+
+    def final(*args: Any, **kwargs: Any) -> Any:
+        state["open"] += 1
+        state["calls"] += 1
+        try:
+            return original_final(*args, **kwargs)
+        finally:
+            state["open"] -= 1
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ImageDataModule, "_split", guarded_split)
+        patch.setattr(ensemble_module, "final_ensemble_test", final)
+        yield state
+
+
+@pytest.fixture(scope="module")
+def ensembled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ensembled]:
+    """A 3-trial digits study (EMA and TTA configured), its 2 best trials ensembled and registered."""
+    folder = tmp_path_factory.mktemp("ensemble")
+    (folder / "mlflow.yml").write_text(
+        "tracking_uri: sqlite:///mlflow.db\n"
+        "registry_uri: sqlite:///mlflow.db\n"
+        "artifact_location: mlartifacts\n"
+    )
+    saved = {key: os.environ.pop(key, None) for key in ("MLFLOW_TRACKING_URI", "CONVTUNE_MLFLOW_CONFIG")}
+    cwd, threads = Path.cwd(), torch.get_num_threads()
+    os.chdir(folder)
+    torch.set_num_threads(1)
+    try:
+        raw = tiny_experiment(
+            trainer={"max_epochs": 2, "weight_averaging": {"kind": "ema", "decay": 0.9}},
+            evaluate={"tta": ["HorizontalFlip"]},
+        )
+        raw["search"]["n_trials"] = 3
+        raw["name"] = NAME  # not `tiny`: MLflow keeps one store per URI, and other modules register `tiny`
+        write_experiment(folder, raw)
+        spec = validate_experiment(raw)
+        with unreadable_test_split() as state:
+            tune(spec, TuneOptions(progress=False))
+            result = reproduce_ensemble(spec, ReproduceOptions(), 2)
+        yield Ensembled(folder, result, state["calls"])
+    finally:
+        os.chdir(cwd)
+        torch.set_num_threads(threads)
+        for key, value in saved.items():
+            if value is not None:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def in_study(ensembled: Ensembled, monkeypatch: pytest.MonkeyPatch) -> Ensembled:
+    monkeypatch.chdir(ensembled.folder)
+    return ensembled
+
+
+def _client() -> MlflowClient:
+    settings = load_settings()
+    return MlflowClient(settings.tracking_uri, settings.registry_uri)
+
+
+def test_nothing_before_the_final_evaluation_reads_the_test_split(in_study: Ensembled) -> None:
+    result = in_study.result
+    assert in_study.final_reads == 1  # the search, the members and the selection ran with it unreadable
+    assert result.test.total > 0 and 0.3 < result.test.accuracy <= 1
+    assert all(member.test_accuracy is not None for member in result.members)
+    assert len({m.trial.number for m in result.members}) == 2
+
+
+def test_members_are_the_two_best_distinct_trials_with_averaged_weights(in_study: Ensembled) -> None:
+    from search.study import find_study, open_storage
+
+    study = find_study(open_storage(None), NAME)
+    ranked = sorted(
+        (t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE),
+        key=lambda t: (-t.value, t.number),  # type: ignore[operator]
+    )
+    assert [m.trial.number for m in in_study.result.members] == [t.number for t in ranked[:2]]
+    assert all(m.weights == "ema" for m in in_study.result.members)
+
+
+def test_the_ensemble_predicts_the_weighted_mean_of_its_members_probabilities(in_study: Ensembled) -> None:
+    model = in_study.result.model
+    images = torch.randint(0, 256, (9, 1, 8, 8), dtype=torch.uint8)
+    weights = model.description.weights
+    expected = sum(w * member.predict(images) for w, member in zip(weights, model.members, strict=True))
+    assert torch.allclose(model.predict(images), expected, atol=1e-6)  # type: ignore[arg-type]
+    assert abs(sum(weights) - 1) < 1e-9
+
+
+def test_two_members_plain_average_round_trips_through_a_file_onnx_and_torchscript(
+    in_study: Ensembled, tmp_path: Path
+) -> None:
+    import onnxruntime
+
+    first, second = (member.model for member in in_study.result.members)
+    model = EnsembleModel([first, second], [1, 1], method="average")
+    images = torch.randint(0, 256, (5, 1, 8, 8), dtype=torch.uint8)
+    expected = (first.predict(images) + second.predict(images)) / 2
+    assert torch.allclose(model.predict(images), expected, atol=1e-6)
+    loaded = load_inference_model(str(model.save(tmp_path / "ensemble.pt")))
+    assert isinstance(loaded, EnsembleModel) and len(loaded.members) == 2
+    assert torch.allclose(loaded.predict(images), expected, atol=1e-6)
+    assert [m.tta for m in loaded.members] == [first.tta, second.tta]
+    onnx_path, script_path = tmp_path / "ensemble.onnx", tmp_path / "ensemble.ts"
+    assert main(["export", str(tmp_path / "ensemble.pt"), "--format", "onnx", "--out", str(onnx_path)]) == 0
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    (output,) = session.run(None, {"images": images.numpy()})
+    np.testing.assert_allclose(output, expected.numpy(), atol=1e-5)
+    assert (
+        main(["export", str(tmp_path / "ensemble.pt"), "--format", "torchscript", "--out", str(script_path)])
+        == 0
+    )
+    scripted = torch.jit.load(str(script_path))
+    assert torch.allclose(scripted(images), expected, atol=1e-5)
+
+
+def test_registered_ensemble_loads_predicts_and_evaluates(
+    in_study: Ensembled, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = in_study.result
+    assert result.registered is not None and result.registered.alias_uri == URI
+    loaded = load_inference_model(URI)
+    assert isinstance(loaded, EnsembleModel)
+    images = torch.randint(0, 256, (6, 1, 8, 8), dtype=torch.uint8)
+    assert torch.allclose(loaded.predict(images), result.model.predict(images), atol=1e-7)
+    path = tmp_path / "digit.png"
+    Image.fromarray(images[0, 0].numpy(), mode="L").save(path)
+    capsys.readouterr()
+    assert main(["predict", URI, str(path)]) == 0
+    _, label, probability = capsys.readouterr().out.strip().split("\t")
+    row = result.model.predict(images[:1])[0]
+    assert label == result.model.class_names[int(row.argmax())]
+    assert float(probability) == pytest.approx(float(row.max()), abs=5e-5)
+    assert main(["evaluate", URI]) == 0
+    assert f"accuracy {result.test.accuracy:.4f}" in capsys.readouterr().out
+
+
+def test_explain_explains_every_member(
+    in_study: Ensembled, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "digit.png"
+    Image.fromarray(np.full((8, 8), 128, dtype=np.uint8), mode="L").save(path)
+    out = tmp_path / "explained"
+    assert main(["explain", URI, str(path), "--out", str(out)]) == 0
+    members = len(in_study.result.model.members)
+    assert sorted(p.name for p in out.iterdir()) == [f"member-{i}" for i in range(members)]
+    assert all((out / f"member-{i}" / "architecture.md").is_file() for i in range(members))
+    assert "ensemble (" in capsys.readouterr().out
+
+
+def test_the_ensemble_run_links_every_member_run(in_study: Ensembled) -> None:
+    client = _client()
+    result = in_study.result
+    run = client.get_run(result.run_id)
+    tags = run.data.tags
+    member_runs = [m.run_id for m in result.members]
+    assert tags[v.TAG_ROLE] == v.ROLE_ENSEMBLE and run.info.status == "FINISHED"
+    assert tags[v.TAG_ENSEMBLE_MEMBERS] == ",".join(member_runs)
+    assert [tags[f"{v.TAG_ENSEMBLE_MEMBER_PREFIX}{i}"] for i in range(len(member_runs))] == member_runs
+    assert tags[v.TAG_ENSEMBLE_METHOD] == result.choice.method
+    assert run.data.metrics["test/acc"] == pytest.approx(result.test.accuracy)
+    for member in result.members:
+        member_run = client.get_run(member.run_id)
+        assert member_run.data.tags[v.TAG_PARENT_RUN] == result.run_id
+        assert member_run.data.tags[v.TAG_ENSEMBLE_RUN] == result.run_id
+        assert member_run.data.tags[v.TAG_REPRODUCTION_OF] == member.trial.user_attrs[v.ATTR_RUN_ID]
+        assert member_run.info.status == "FINISHED"
+    description = json.loads(result.model.description.to_json())
+    assert description["member_runs"] == [member_runs[i] for i in result.choice.used]
+
+
+# --- selection, on made-up validation probabilities ------------------------------------------------
+
+
+def _one_hot(classes: list[int], confidence: float = 0.9) -> torch.Tensor:
+    out = torch.full((len(classes), 3), (1 - confidence) / 2)
+    out[torch.arange(len(classes)), torch.tensor(classes)] = confidence
+    return out
+
+
+def test_greedy_selection_with_replacement_picks_complementary_members() -> None:
+    labels = torch.tensor([0, 1, 2, 0])
+    good = _one_hot([0, 1, 2, 1])  # 3 of 4
+    poor = _one_hot([1, 1, 1, 0], confidence=0.5)  # right on the last image only
+    same = good.clone()
+    counts = greedy_counts([good, poor, same], labels, rounds=10)
+    assert counts[0] >= 1 and sum(counts) <= 10
+    choice = choose_ensemble([good, poor, same], labels)
+    assert choice.method in ("greedy", "average") and abs(sum(choice.weights) - 1) < 1e-9
+    assert choice.accuracy >= choice.scores["best single"] - 1e-9
+
+
+def test_plain_average_wins_ties() -> None:
+    labels = torch.tensor([0, 1, 2])
+    probabilities = [_one_hot([0, 1, 2]), _one_hot([0, 1, 2])]
+    choice = choose_ensemble(probabilities, labels)
+    assert choice.method == "average" and choice.weights == [0.5, 0.5]
+
+
+def test_top_trials_counts_repeated_params_once() -> None:
+    study = optuna.create_study(direction="maximize")
+    for value, lr in ((0.9, 0.1), (0.95, 0.2), (0.95, 0.2), (0.8, 0.3)):
+        study.enqueue_trial({"lr": lr})
+        study.optimize(lambda t, value=value: (t.suggest_float("lr", 0.01, 1), value)[1], n_trials=1)
+    trials, notes = top_trials(study, 3)
+    assert [t.number for t in trials] == [1, 0, 3] and notes == []
+    trials, notes = top_trials(study, 5)
+    assert len(trials) == 3 and "3 distinct COMPLETE trials, not 5" in notes[0]
+
+
+def test_top_k_refuses_trial_and_pick() -> None:
+    from search.errors import ConfigError
+
+    spec = validate_experiment(tiny_experiment())
+    with pytest.raises(ConfigError, match="--top-k chooses its trials"):
+        reproduce_ensemble(spec, ReproduceOptions(trial=1), 2)
+
+
+def test_ensemble_refuses_members_of_another_shape() -> None:
+    from tests.search.test_averaging_and_tta import _untrained_model
+
+    member = _untrained_model([])
+    with pytest.raises(ValueError, match="one non-negative weight per member"):
+        EnsembleModel([member], [1, 2])
+    assert isinstance(member, InferenceModel)
+
+
+def test_the_guard_makes_the_test_split_unreadable() -> None:
+    from lightning_modules.config import RunConfig
+    from lightning_modules.training import build_datamodule
+
+    datamodule = build_datamodule(RunConfig.model_validate({"data": {"dataset": "digits"}}))
+    with unreadable_test_split():
+        assert len(datamodule.val_labels) > 0
+        with pytest.raises(SplitReadTooEarly):
+            _ = datamodule.test_images
+        with pytest.raises(SplitReadTooEarly):
+            datamodule.test_dataloader()
+    assert len(datamodule.test_labels) > 0
+
+
+def test_cli_top_k_says_which_selection_it_made(
+    in_study: Ensembled, capsys: pytest.CaptureFixture[str]
+) -> None:
+    experiment = str(in_study.folder / "tiny.yaml")
+    capsys.readouterr()
+    assert main(["reproduce", experiment, "--top-k", "2", "--epochs", "1", "--no-register"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("member ") >= 2 and "ensemble chosen on the validation split:" in out
+    assert "plain average" in out and "greedy" in out and "test split: accuracy" in out
+    assert main(["reproduce", experiment, "--top-k", "2", "--trial", "0"]) == 2
