@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,6 @@ import numpy as np
 import optuna
 import pytest
 import torch
-from mlflow import MlflowClient
 from PIL import Image
 
 import search.ensemble as ensemble_module
@@ -32,9 +30,10 @@ from search.reproduce import ReproduceOptions
 from search.runner import TuneOptions, tune
 from search.selection import choose_ensemble, greedy_counts
 from search.spec import validate_experiment
-from search.tracking import load_settings
 from search.tracking import vocabulary as v
 from tests.conftest import tiny_experiment, write_experiment
+from tests.search.parallel_helpers import mlflow_client
+from tests.search.study_folder import inside_study_folder
 
 NAME = "tiny-ensemble"
 URI = f"models:/{NAME}@ensemble"
@@ -80,17 +79,7 @@ def unreadable_test_split() -> Iterator[dict[str, int]]:
 @pytest.fixture(scope="module")
 def ensembled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ensembled]:
     """A 3-trial digits study (EMA and TTA configured), its 2 best trials ensembled and registered."""
-    folder = tmp_path_factory.mktemp("ensemble")
-    (folder / "mlflow.yml").write_text(
-        "tracking_uri: sqlite:///mlflow.db\n"
-        "registry_uri: sqlite:///mlflow.db\n"
-        "artifact_location: mlartifacts\n"
-    )
-    saved = {key: os.environ.pop(key, None) for key in ("MLFLOW_TRACKING_URI", "CONVTUNE_MLFLOW_CONFIG")}
-    cwd, threads = Path.cwd(), torch.get_num_threads()
-    os.chdir(folder)
-    torch.set_num_threads(1)
-    try:
+    with inside_study_folder(tmp_path_factory.mktemp("ensemble")) as folder:
         raw = tiny_experiment(
             trainer={"max_epochs": 2, "weight_averaging": {"kind": "ema", "decay": 0.9}},
             evaluate={"tta": ["HorizontalFlip"]},
@@ -103,23 +92,12 @@ def ensembled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ensembled]:
             tune(spec, TuneOptions(progress=False))
             result = reproduce_ensemble(spec, ReproduceOptions(), 2)
         yield Ensembled(folder, result, state["calls"])
-    finally:
-        os.chdir(cwd)
-        torch.set_num_threads(threads)
-        for key, value in saved.items():
-            if value is not None:
-                os.environ[key] = value
 
 
 @pytest.fixture
 def in_study(ensembled: Ensembled, monkeypatch: pytest.MonkeyPatch) -> Ensembled:
     monkeypatch.chdir(ensembled.folder)
     return ensembled
-
-
-def _client() -> MlflowClient:
-    settings = load_settings()
-    return MlflowClient(settings.tracking_uri, settings.registry_uri)
 
 
 def test_nothing_before_the_final_evaluation_reads_the_test_split(in_study: Ensembled) -> None:
@@ -213,7 +191,7 @@ def test_explain_explains_every_member(
 
 
 def test_the_ensemble_run_links_every_member_run(in_study: Ensembled) -> None:
-    client = _client()
+    client = mlflow_client()
     result = in_study.result
     run = client.get_run(result.run_id)
     tags = run.data.tags

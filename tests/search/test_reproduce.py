@@ -6,7 +6,6 @@ One module-scoped study is tuned once and reproduced twice; the other tests read
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -14,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from mlflow import MlflowClient
 from PIL import Image
 
 from search.cli import main
@@ -25,6 +23,8 @@ from search.spec import validate_experiment
 from search.study import best_trial
 from search.tracking import Tracker, load_settings
 from tests.conftest import tiny_experiment, write_experiment
+from tests.search.parallel_helpers import mlflow_client
+from tests.search.study_folder import inside_study_folder
 
 
 @dataclass
@@ -41,17 +41,7 @@ class Reproduced:
 @pytest.fixture(scope="module")
 def reproduced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reproduced]:
     """A 2-trial digits study, its best trial reproduced twice (registered as versions 1 and 2)."""
-    folder = tmp_path_factory.mktemp("reproduce")
-    (folder / "mlflow.yml").write_text(
-        "tracking_uri: sqlite:///mlflow.db\n"
-        "registry_uri: sqlite:///mlflow.db\n"
-        "artifact_location: mlartifacts\n"
-    )
-    saved = {key: os.environ.pop(key, None) for key in ("MLFLOW_TRACKING_URI", "CONVTUNE_MLFLOW_CONFIG")}
-    cwd, threads = Path.cwd(), torch.get_num_threads()
-    os.chdir(folder)
-    torch.set_num_threads(1)  # tiny nets: one thread is fastest, and the machine is shared
-    try:
+    with inside_study_folder(tmp_path_factory.mktemp("reproduce")) as folder:
         raw = tiny_experiment()
         experiment = write_experiment(folder, raw)
         spec = validate_experiment(raw)
@@ -63,23 +53,12 @@ def reproduced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reproduced]
         yield Reproduced(
             folder, experiment, best.number, best.user_attrs["mlflow_run_id"], best.value, first, second
         )
-    finally:
-        os.chdir(cwd)
-        torch.set_num_threads(threads)
-        for key, value in saved.items():
-            if value is not None:
-                os.environ[key] = value
 
 
 @pytest.fixture
 def in_study(reproduced: Reproduced, monkeypatch: pytest.MonkeyPatch) -> Reproduced:
     monkeypatch.chdir(reproduced.folder)
     return reproduced
-
-
-def _client() -> MlflowClient:
-    settings = load_settings()
-    return MlflowClient(settings.tracking_uri, settings.registry_uri)
 
 
 def test_two_reproductions_are_identical_and_match_the_trial(in_study: Reproduced) -> None:
@@ -96,7 +75,7 @@ def test_two_reproductions_are_identical_and_match_the_trial(in_study: Reproduce
 
 
 def test_reproduction_run_is_tagged_and_holds_test_results(in_study: Reproduced) -> None:
-    client = _client()
+    client = mlflow_client()
     run = client.get_run(in_study.first.run_id)
     assert run.data.tags[TAG_REPRODUCTION_OF] == in_study.best_run_id
     assert run.info.status == "FINISHED"
@@ -112,7 +91,7 @@ def test_reproduction_run_is_tagged_and_holds_test_results(in_study: Reproduced)
 
 
 def test_registry_holds_a_new_version_per_reproduction_with_the_champion_alias(in_study: Reproduced) -> None:
-    client = _client()
+    client = mlflow_client()
     versions = sorted(int(v.version) for v in client.search_model_versions("name='tiny'"))
     assert versions == [1, 2]
     champion = client.get_model_version_by_alias("tiny", "champion")

@@ -184,7 +184,7 @@ def test_a_retry_on_another_machine_downloads_the_checkpoint_from_the_team_serve
             write_experiment(machine, raw)
         args = ["tune", "tiny.yaml", "--quiet", "--storage", pg_url]
         process = start_cli(args, first, env)
-        client = MlflowClient(server.url)
+        client = MlflowClient(server.url, server.url)  # registry named: tests set MLflow's global one
 
         def uploaded() -> optuna.trial.FrozenTrial | None:
             study = _load(pg_url)

@@ -98,7 +98,7 @@ def test_two_machines_share_one_server_and_a_fifth_folder_predicts_with_the_cham
     assert len(complete) == 4
     assert len({t.user_attrs["pid"] for t in complete}) == 2, "both machines ran trials"
 
-    client = MlflowClient(server.url)
+    client = MlflowClient(server.url, server.url)  # registry named: tests set MLflow's global one
     experiment = client.get_experiment_by_name("team")
     assert experiment.artifact_location.startswith("mlflow-artifacts:"), experiment.artifact_location
     runs = {run.info.run_id: run for run in _trial_runs(client, "team")}
@@ -151,7 +151,7 @@ def test_the_server_stopping_for_ten_seconds_mid_study_loses_no_trial_and_no_epo
     machine, path = _machine(tmp_path, "m", raw)
     args = ["tune", str(path), "--storage", pg_url, "--devices", "cpu", "--workers", "2", "--quiet"]
     process = _convtune(args, machine, server)
-    client = MlflowClient(server.url)
+    client = MlflowClient(server.url, server.url)  # registry named: tests set MLflow's global one
 
     def an_epoch_logged() -> bool:
         experiment = client.get_experiment_by_name("outage")
