@@ -102,6 +102,19 @@ def _messages(error: BaseException) -> Iterator[str]:
         current = current.__cause__ or current.__context__
 
 
+# two machines inserting the same row at once (MLflow's tag writes are read-then-insert): the loser's
+# transaction is rolled back and its retry finds the row and updates it, so for the writes that
+# set a value by key the race is as transient as a lock
+_RACED = ("UNIQUE constraint failed", "duplicate key value violates unique constraint")
+_KEYED_WRITES = frozenset(
+    {"set_experiment_tag", "set_tag", "log_batch", "set_model_version_tag", "set_registered_model_alias"}
+)
+
+
+def is_race(error: BaseException) -> bool:
+    return any(marker in text for text in _messages(error) for marker in _RACED)
+
+
 def is_locked(error: BaseException) -> bool:
     return any(marker in text for text in _messages(error) for marker in _LOCKED)
 
@@ -127,9 +140,11 @@ def call_with_retry(
     *args: Any,
     budget: float | None = None,
     what: str = "MLflow call",
+    retry_races: bool = False,
     **kwargs: Any,
 ) -> T:
-    """`call(*args, **kwargs)`, retried on transient errors for up to `budget` seconds."""
+    """`call(*args, **kwargs)`, retried on transient errors (and, with `retry_races`, on another
+    writer's insert of the same key) for up to `budget` seconds."""
     budget = outage_seconds() if budget is None else budget
     deadline = time.monotonic() + budget
     wait = 0.2
@@ -138,7 +153,8 @@ def call_with_retry(
         try:
             return call(*args, **kwargs)
         except Exception as error:
-            if not is_transient(error) or time.monotonic() + wait > deadline:
+            retried = is_transient(error) or (retry_races and is_race(error))
+            if not retried or time.monotonic() + wait > deadline:
                 raise
             if is_unreachable(error) and not warned:
                 _logger.warning("%s: tracking store unreachable (%s); retrying", what, first_line(error))
@@ -163,7 +179,10 @@ class ResilientClient:
         if not callable(value) or name.startswith("_"):
             return value
 
+        races = name in _KEYED_WRITES
+
         def call(*args: Any, **kwargs: Any) -> Any:
-            return call_with_retry(value, *args, budget=self._budget, what=f"MLflow {name}", **kwargs)
+            what = f"MLflow {name}"
+            return call_with_retry(value, *args, budget=self._budget, what=what, retry_races=races, **kwargs)
 
         return call

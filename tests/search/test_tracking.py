@@ -186,6 +186,47 @@ def test_only_outages_and_locks_are_retried() -> None:
     assert len(calls) >= 2, "retried within its budget, then gave up"
 
 
+RACE = (
+    "RestException: BAD_REQUEST: (sqlite3.IntegrityError) UNIQUE constraint failed: "
+    "experiment_tags.key, experiment_tags.experiment_id"
+)
+
+
+class RacingClient:
+    """Refuses the first write of each experiment tag as a store does when another machine inserted
+    the same key a moment before (the server's message, as CI saw it with two machines)."""
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+        self.tags: dict[str, str] = {}
+        self.refused: set[str] = set()
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
+        if key not in self.refused:
+            self.refused.add(key)
+            raise RuntimeError(self.error)
+        self.tags[key] = value
+
+
+def test_experiment_tags_written_by_two_machines_at_once_are_retried(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from search.tracking.tracker import Tracker
+
+    tracker = Tracker(load_settings())
+    client = RacingClient(RACE)
+    monkeypatch.setattr(tracker, "_client", ResilientClient(client, budget=5))
+    monkeypatch.setattr(tracker, "experiment_id", lambda name: "1")
+    tracker.describe_study("team", {"a": "1", "b": "2"})
+    assert client.tags == {"a": "1", "b": "2"}
+
+    other = RacingClient("INVALID_PARAMETER_VALUE: tag value too long")
+    monkeypatch.setattr(tracker, "_client", ResilientClient(other, budget=5))
+    with pytest.raises(RuntimeError, match="INVALID_PARAMETER_VALUE"):
+        tracker.describe_study("team", {"a": "1"})  # any other refusal is not retried
+    assert not is_transient(RuntimeError(RACE)), "a race is retried only for writes that set a key"
+
+
 def test_digests_tell_different_data_apart_and_the_same_data_alike() -> None:
     import torch
 
