@@ -38,9 +38,18 @@ def _too_large(params: int) -> str | None:
     if free is None or needed <= free:
         return None
     return (
-        f"the network has {params:,} parameters, about {needed / 2**30:,.1f} GiB to train, but "
-        f"{free / 2**30:.1f} GiB of memory are free; use fewer channels or hidden units."
+        f"the network has {_count(params)} parameters, about {_gib(needed)} GiB to train, "
+        f"but {free / 2**30:.1f} GiB of memory are free; use fewer channels or hidden units."
     )
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:,.1f}" if size < 10**24 else _count(size // 2**30)
+
+
+def _count(number: int) -> str:
+    """`1,234,567`; a number too long to read (a typo of many zeros in a width) as its power of ten."""
+    return f"{number:,}" if number < 10**15 else f"~10^{len(str(number)) - 1}"
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,19 @@ def test_a_network_too_large_for_the_memory_is_infeasible() -> None:
     assert infeasibility(RunConfig(), 1, (8, 8)) is None
 
 
+def test_a_width_of_hundreds_of_digits_is_infeasible_in_words_not_an_overflow() -> None:
+    config = RunConfig.model_validate({"model": {"name": "convnet", "channels": [16, 10**300]}})
+    reason = infeasibility(config, 1, (8, 8))  # found by the long fuzz run: a float division overflowed
+    assert reason is not None and "~10^30" in reason and "GiB of memory are free" in reason
+
+
 @pytest.mark.parametrize(
-    "override", ["model.channels=[16, 100000000]", "model.kernel_size=1000000000000000000000000000000"]
+    "override",
+    [
+        "model.channels=[16, 100000000]",
+        "model.kernel_size=1000000000000000000000000000000",
+        f"model.channels=[16, {10**300}]",
+    ],
 )
 def test_check_refuses_a_huge_network_without_building_it(
     workdir: Path, capsys: pytest.CaptureFixture[str], override: str
