@@ -2,7 +2,7 @@
 
 Trains the same network on the same data, with the same albumentations pipeline and the same number
 of steps, twice: once as a bare PyTorch loop (DataLoader + model + AdamW, nothing else) and once as a
-real convtune trial (`search.objective.Objective`: Lightning Trainer, ClassifierModule, pruning
+real convtune trial (`search.study.objective.Objective`: Lightning Trainer, ClassifierModule, pruning
 callback, MLflow child run with params, per-epoch metrics and artifacts). Prints both training
 throughputs, their ratio (target >= 0.85) and the trial's fixed cost: everything the trial spends
 outside its training and validation loops (target < 1 s).
@@ -36,12 +36,12 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-import search.artifacts
+import search.tracking.artifacts
 from lightning_modules.data import ImageDataModule
 from lightning_modules.data.loaders import AugmentedDataset, resolve_num_workers, seed_worker
 from lightning_modules.models import model_from_config
-from search.objective import Objective, TrialSettings
-from search.spec import ExperimentSpec, validate_experiment
+from search.experiment.spec import ExperimentSpec, validate_experiment
+from search.study.objective import Objective, TrialSettings
 from search.tracking import Tracker, TrackingSettings
 
 AUGMENT = [{"HorizontalFlip": {"p": 0.5}}, {"Affine": {"translate_percent": 0.08, "p": 0.5}}]
@@ -219,8 +219,9 @@ def convtune_trial(
 
 
 def artifact_writers(spent: list[float]) -> list[Any]:
-    """The writers `convtune tune` uses (`search.artifacts.trial_writers`), each timed into `spent`."""
-    writers = getattr(search.artifacts, "trial_writers", None)
+    """The writers `convtune tune` uses (`search.tracking.artifacts.trial_writers`), each timed
+    into `spent`."""
+    writers = getattr(search.tracking.artifacts, "trial_writers", None)
 
     def timed(write: Any) -> Any:
         def run(*args: Any) -> None:

@@ -31,7 +31,7 @@ from torch import nn
 from lightning_modules.latency import measure_latency
 from lightning_modules.models import model_from_config
 from lightning_modules.tracing import traced_table
-from search.spec import load_experiment
+from search.experiment.spec import load_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 SHAPE = (1, 28, 28)
@@ -86,8 +86,8 @@ def headline(label: str, channels: list[int], test_acc: float) -> Measured:
 
 
 def registered(uri: str) -> Measured:
-    from search.model_store import load_inference_model
-    from search.reproduce import evaluate_on_dataset
+    from search.reproduce.retrain import evaluate_on_dataset
+    from search.tracking.model_store import load_inference_model
 
     evaluation, _ = evaluate_on_dataset(uri)
     return measure(uri, load_inference_model(uri).network, evaluation.accuracy)

@@ -19,8 +19,8 @@ import torch
 
 from lightning_modules.callbacks import BestWeights
 from lightning_modules.training import build_run, create_trainer
-from search.artifacts import trial_writers
-from search.spec import load_experiment
+from search.experiment.spec import load_experiment
+from search.tracking.artifacts import trial_writers
 
 
 def main() -> None:

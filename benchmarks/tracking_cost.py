@@ -1,6 +1,6 @@
 """What MLflow's system metrics cost a trial: the same trial with and without them, interleaved.
 
-Each repeat runs one real trial (`search.objective.Objective`, pictures off) with system metrics on
+Each repeat runs one real trial (`search.study.objective.Objective`, pictures off) with system metrics on
 and one with them off, in alternating order, and prints both wall times; at the end the median of
 each and the cost as a share of the trial (target < 2%). Also prints what the dataset inputs' digest
 of the training split costs once per process.
@@ -31,8 +31,8 @@ import optuna
 from overhead import experiment, load, open_tracking
 
 from lightning_modules.data import ImageDataModule
-from search.objective import Objective, TrialSettings
-from search.spec import ExperimentSpec
+from search.experiment.spec import ExperimentSpec
+from search.study.objective import Objective, TrialSettings
 from search.tracking.datasets import digest_of
 from search.tracking.tracker import Tracker
 

@@ -42,8 +42,8 @@ import torch  # noqa: E402
 from lightning_modules.callbacks import BestWeights  # noqa: E402
 from lightning_modules.config import RunConfig  # noqa: E402
 from lightning_modules.training import RunParts, build_run, create_trainer  # noqa: E402
-from search.spec import load_experiment  # noqa: E402
-from search.weights import resolve_weights  # noqa: E402
+from search.experiment.spec import load_experiment  # noqa: E402
+from search.study.weights import resolve_weights  # noqa: E402
 
 PRETRAIN = REPO / "experiments" / "transfer_pretrain_fashion.yaml"
 FINETUNE = REPO / "experiments" / "transfer_finetune_fashion.yaml"

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from search.errors import ConvtuneError
-from search.model_store import MLFLOW_MODEL_NAME, MODEL_FILE, AnyModel
+from search.tracking.model_store import MLFLOW_MODEL_NAME, MODEL_FILE, AnyModel
 from search.tracking.resilience import call_with_retry, first_line
 from search.tracking.settings import load_settings
 from search.tracking.tracker import Tracker

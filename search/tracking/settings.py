@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from search.errors import ConfigError
-from search.yaml_loading import load_yaml
+from search.experiment.yaml_loading import load_yaml
 
 DEFAULT_TRACKING_URI = "sqlite:///.convtune/mlflow.db"
 DEFAULT_ARTIFACTS = ".convtune/mlartifacts"

@@ -3,7 +3,7 @@
 One experiment per study, one parent run per study, one child run per trial (DESIGN.md). Every call
 goes through a `ResilientClient` (a busy SQLite store or a restarting server is waited out), epoch
 metrics through a `MetricsBuffer` (training never waits for the server), and every run this process
-opens is registered in `search.open_work` until it is closed, so that a crash closes it too.
+opens is registered in `search.parallel.open_work` until it is closed, so that a crash closes it too.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from mlflow import MlflowClient
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 
-from search import open_work
 from search.errors import ConvtuneError
+from search.parallel import open_work
 from search.tracking import vocabulary as v
 from search.tracking.buffer import MetricsBuffer
 from search.tracking.datasets import DataSplit, dataset_entity_fields

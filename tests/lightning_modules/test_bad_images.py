@@ -13,7 +13,7 @@ from lightning_modules.config import DataConfig
 from lightning_modules.data import DatasetError, load_dataset
 from lightning_modules.data.datamodule import ImageDataModule
 from tests.conftest import write_experiment
-from tests.search.cli_helpers import run_cli
+from tests.helpers.cli_helpers import run_cli
 
 
 @pytest.fixture(autouse=True)

@@ -17,14 +17,14 @@ from lightning_modules.config import ConvNetConfig, RunConfig
 from lightning_modules.models.convnet import ConvNet
 from lightning_modules.shapes import architecture_table
 from lightning_modules.training import build_run, create_trainer
-from search.artifacts import draw_pictures
-from search.cli import main
-from search.gradcam import cam_layer, explain_image, grad_cam
-from search.pictures import conv_blocks
-from search.runner import TuneOptions, tune
-from search.spec import validate_experiment
-from search.study_plots import PLOTS, StudyPlotsRefresher, summary_markdown, write_study_plots
+from search.cli.main import main
+from search.experiment.spec import validate_experiment
+from search.inspect.gradcam import cam_layer, explain_image, grad_cam
+from search.inspect.pictures import conv_blocks
+from search.study.runner import TuneOptions, tune
 from search.tracking import load_settings
+from search.tracking.artifacts import draw_pictures
+from search.tracking.study_plots import PLOTS, StudyPlotsRefresher, summary_markdown, write_study_plots
 from tests.conftest import tiny_experiment
 
 TRIAL_PICTURES = {
@@ -198,7 +198,7 @@ def test_explain_image_on_a_trained_module(trained: tuple, tmp_path: Path) -> No
 def test_convtune_explain_on_a_saved_model(
     trained: tuple, workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from search.model_store import inference_model_from_run
+    from search.tracking.model_store import inference_model_from_run
 
     parts, config = trained
     datamodule = parts.datamodule
@@ -294,7 +294,7 @@ def test_ui_refuses_a_busy_port_before_starting_anything(
 
 
 def test_ui_warns_about_exposure_only_off_loopback() -> None:
-    from search.commands.ui import exposure_warning, is_loopback
+    from search.cli.commands.ui import exposure_warning, is_loopback
 
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
@@ -304,7 +304,7 @@ def test_ui_warns_about_exposure_only_off_loopback() -> None:
 
 def test_pictures_reuse_the_best_epochs_validation_predictions(monkeypatch: pytest.MonkeyPatch) -> None:
     """The confusion matrix comes from the best validation epoch, with no second pass over the images."""
-    import search.artifacts as artifacts_module
+    import search.tracking.artifacts as artifacts_module
 
     config = RunConfig.model_validate(
         {"data": {"dataset": "digits"}, "model": {"channels": [8, 16]}, "trainer": {"max_epochs": 2}}

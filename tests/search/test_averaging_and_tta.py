@@ -12,9 +12,9 @@ import torch
 
 from lightning_modules.config import EvaluateConfig, RunConfig
 from lightning_modules.training import build_run
-from search.model_store import InferenceModel, export_onnx, export_torchscript, load_inference_model
-from search.reproduce import to_inference_model, train
-from search.selection import choose_tta
+from search.reproduce.retrain import to_inference_model, train
+from search.reproduce.selection import choose_tta
+from search.tracking.model_store import InferenceModel, export_onnx, export_torchscript, load_inference_model
 
 
 def _config(**trainer: object) -> RunConfig:

@@ -9,11 +9,11 @@ import pytest
 
 from lightning_modules.config import RunConfig
 from lightning_modules.models import model_from_config
-from search.budgets import Budget, over_budget, parse_budget, parse_limit, violations
 from search.errors import ConfigError
-from search.model_cost import measure_cost, static_cost
-from search.pareto import alias_for
-from search.spec import validate_experiment
+from search.experiment.budgets import Budget, over_budget, parse_budget, parse_limit, violations
+from search.experiment.spec import validate_experiment
+from search.study.model_cost import measure_cost, static_cost
+from search.study.pareto import alias_for
 from tests.conftest import tiny_experiment
 
 

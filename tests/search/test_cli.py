@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from search.cli import main
+from search.cli.main import main
 
 
 @pytest.mark.parametrize("args", [["tune"], ["tune", "x.yaml", "--n-trials", "many"], ["nonsense"]])

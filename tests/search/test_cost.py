@@ -10,12 +10,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.cost import CostAwareTPESampler, CostModel, macs_estimator, seconds_per_epoch
 from search.errors import ConfigError
-from search.runner import TuneOptions, prepare_study
-from search.space import suggest
-from search.spec import ExperimentSpec, validate_experiment
-from search.study import make_sampler
+from search.experiment.space import suggest
+from search.experiment.spec import ExperimentSpec, validate_experiment
+from search.study.cost import CostAwareTPESampler, CostModel, macs_estimator, seconds_per_epoch
+from search.study.runner import TuneOptions, prepare_study
+from search.study.study import make_sampler
 from tests.conftest import tiny_experiment
 
 DIGITS = (1, (8, 8))

@@ -13,12 +13,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.heartbeat import TrialGuard, this_host
-from search.runner import TuneOptions, prepare_study, tune
-from search.spec import validate_experiment
-from search.study import open_storage
+from search.experiment.spec import validate_experiment
+from search.parallel.heartbeat import TrialGuard, this_host
+from search.study.runner import TuneOptions, prepare_study, tune
+from search.study.study import open_storage
 from tests.conftest import tiny_experiment, write_experiment
-from tests.search.parallel_helpers import mlflow_client, start_cli, trial_runs, wait_for
+from tests.helpers.parallel_helpers import mlflow_client, start_cli, trial_runs, wait_for
 
 
 def _dead_pid() -> int:

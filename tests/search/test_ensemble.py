@@ -20,20 +20,20 @@ import pytest
 import torch
 from PIL import Image
 
-import search.ensemble as ensemble_module
+import search.reproduce.ensemble as ensemble_module
 from lightning_modules.data.datamodule import ImageDataModule
-from search.cli import main
-from search.ensemble import EnsembleReproduction, reproduce_ensemble, top_trials
-from search.ensemble_model import EnsembleModel
-from search.model_store import InferenceModel, load_inference_model
-from search.reproduce import ReproduceOptions
-from search.runner import TuneOptions, tune
-from search.selection import choose_ensemble, greedy_counts
-from search.spec import validate_experiment
+from search.cli.main import main
+from search.experiment.spec import validate_experiment
+from search.reproduce.ensemble import EnsembleReproduction, reproduce_ensemble, top_trials
+from search.reproduce.ensemble_model import EnsembleModel
+from search.reproduce.retrain import ReproduceOptions
+from search.reproduce.selection import choose_ensemble, greedy_counts
+from search.study.runner import TuneOptions, tune
 from search.tracking import vocabulary as v
+from search.tracking.model_store import InferenceModel, load_inference_model
 from tests.conftest import tiny_experiment, write_experiment
-from tests.search.parallel_helpers import mlflow_client
-from tests.search.study_folder import inside_study_folder
+from tests.helpers.parallel_helpers import mlflow_client
+from tests.helpers.study_folder import inside_study_folder
 
 NAME = "tiny-ensemble"
 URI = f"models:/{NAME}@ensemble"
@@ -109,7 +109,7 @@ def test_nothing_before_the_final_evaluation_reads_the_test_split(in_study: Ense
 
 
 def test_members_are_the_two_best_distinct_trials_with_averaged_weights(in_study: Ensembled) -> None:
-    from search.study import find_study, open_storage
+    from search.study.study import find_study, open_storage
 
     study = find_study(open_storage(None), NAME)
     ranked = sorted(

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from lightning_modules.config import RunConfig
-from search.feasibility import infeasibility
+from search.study.feasibility import infeasibility
 from tests.conftest import tiny_experiment, write_experiment
-from tests.search.cli_helpers import run_cli
+from tests.helpers.cli_helpers import run_cli
 
 
 def test_a_network_too_large_for_the_memory_is_infeasible() -> None:

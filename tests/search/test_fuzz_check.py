@@ -21,7 +21,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from search.cli import main
+from search.cli.main import main
 from tests.conftest import EXPERIMENTS, REPO
 
 TREES = {path.name: yaml.safe_load(path.read_text()) for path in EXPERIMENTS}

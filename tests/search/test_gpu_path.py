@@ -15,8 +15,8 @@ import torch
 
 from lightning_modules.config import RunConfig
 from lightning_modules.training import build_run, create_trainer, data_device
-from search.objective import Objective, TrialSettings
-from search.spec import validate_experiment
+from search.experiment.spec import validate_experiment
+from search.study.objective import Objective, TrialSettings
 from search.tracking import Tracker, load_settings
 from tests.conftest import tiny_experiment
 

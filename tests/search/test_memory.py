@@ -12,13 +12,13 @@ from lightning_modules.config import DataConfig
 from lightning_modules.data import ImageDataModule, load_dataset
 from lightning_modules.data.datamodule import _last_setup
 from lightning_modules.data.sources import _load_cached
-from search.runner import release_preflight_data
+from search.study.runner import release_preflight_data
 
 # Fragments the heap on purpose: 200 MB of 1 kB blocks, freed below a live "pin" block, so that the
 # allocator cannot shrink the heap by itself; malloc_trim can still return the free pages.
 _FRAGMENT_THEN_TRIM = """
 import gc
-from search.memory import release_memory
+from search.parallel.memory import release_memory
 
 def rss_mib():
     for line in open("/proc/self/status"):
@@ -59,7 +59,7 @@ def test_every_trial_of_a_worker_is_followed_by_a_release(
 ) -> None:
     import optuna
 
-    import search.study as study_module
+    import search.study.study as study_module
 
     releases: list[int] = []
     monkeypatch.setattr(study_module, "release_memory", lambda: releases.append(1) or True)
@@ -74,9 +74,9 @@ def test_every_trial_of_a_worker_is_followed_by_a_release(
 def test_tune_drops_preflight_data_only_before_starting_a_pool(
     workdir: Path, monkeypatch: pytest.MonkeyPatch, workers: int, released: bool
 ) -> None:
-    import search.runner as runner
-    from search.spec import validate_experiment
-    from search.study import WorkerResult
+    import search.study.runner as runner
+    from search.experiment.spec import validate_experiment
+    from search.study.study import WorkerResult
     from tests.conftest import tiny_experiment
 
     def stand_in(*args: object) -> WorkerResult:

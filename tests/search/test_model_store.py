@@ -1,4 +1,4 @@
-"""`search.model_store` without training: save/load, inputs, images, rebuilding without downloads."""
+"""`search.tracking.model_store` without training: save/load, inputs, images, rebuilding without downloads."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from PIL import Image
 from lightning_modules.config import BackboneConfig, ConvNetConfig
 from lightning_modules.models import model_from_config
 from search.errors import ConvtuneError
-from search.model_store import (
+from search.tracking.model_store import (
     InferenceModel,
     ModelDescription,
     inference_model_from_run,

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from search.errors import ConfigError
-from search.names import NAME_RULE, check_name, check_output_file, check_output_folder
-from search.spec import load_experiment
+from search.experiment.names import NAME_RULE, check_name, check_output_file, check_output_folder
+from search.experiment.spec import load_experiment
 from tests.conftest import tiny_experiment, write_experiment
-from tests.search.cli_helpers import run_cli
+from tests.helpers.cli_helpers import run_cli
 
 HOSTILE = ["../../ESCAPED", "a/b", "my study", 'say"hi', "it's", "x" * 300, "", "..", ".hidden", "a..b", "é"]
 

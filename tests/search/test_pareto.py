@@ -17,13 +17,13 @@ from optuna.trial import TrialState
 from PIL import Image
 
 from lightning_modules.module import ClassifierModule
-from search.budgets import parse_budget
-from search.cli import main
-from search.objective import Objective
-from search.pareto import alias_for, front, pick
-from search.runner import TuneOptions, prepare_study, tune
-from search.spec import validate_experiment
-from search.study import run_one
+from search.cli.main import main
+from search.experiment.budgets import parse_budget
+from search.experiment.spec import validate_experiment
+from search.study.objective import Objective
+from search.study.pareto import alias_for, front, pick
+from search.study.runner import TuneOptions, prepare_study, tune
+from search.study.study import run_one
 from search.tracking import load_settings
 from search.tracking import vocabulary as v
 from tests.conftest import tiny_experiment, write_experiment
@@ -233,7 +233,7 @@ def test_measuring_cost_leaves_a_single_objective_study_as_it_was(
     measured = tune(spec, TuneOptions(progress=False, study_name="measured"))
     assert len(measured.directions) == 1
     assert all("cost/latency_ms" in t.user_attrs and not t.constraints for t in measured.trials)
-    monkeypatch.setattr("search.objective.record_cost", lambda *args, **kwargs: {})
+    monkeypatch.setattr("search.study.objective.record_cost", lambda *args, **kwargs: {})
     plain = tune(spec, TuneOptions(progress=False, study_name="plain"))
     assert [t.value for t in plain.trials] == [t.value for t in measured.trials]
     assert [t.intermediate_values for t in plain.trials] == [t.intermediate_values for t in measured.trials]

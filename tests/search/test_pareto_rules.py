@@ -12,11 +12,11 @@ import torch
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
-from search.budgets import Budget, parse_budget
 from search.errors import ConvtuneError
-from search.pareto import front, front_markdown, pick
-from search.pareto_pruning import ParetoPruningCallback, ParetoRule, Peer, pareto_rule, study_peers
-from search.spec import validate_experiment
+from search.experiment.budgets import Budget, parse_budget
+from search.experiment.spec import validate_experiment
+from search.study.pareto import front, front_markdown, pick
+from search.study.pareto_pruning import ParetoPruningCallback, ParetoRule, Peer, pareto_rule, study_peers
 from search.tracking import vocabulary as v
 from tests.conftest import tiny_experiment
 

@@ -7,9 +7,9 @@ import optuna
 import pytest
 import torch
 
-from search.pruning import PruningCallback
-from search.spec import validate_experiment
-from search.study import make_pruner
+from search.experiment.spec import validate_experiment
+from search.study.pruning import PruningCallback
+from search.study.study import make_pruner
 from tests.conftest import AlwaysPrune, tiny_experiment
 
 MAX_EPOCHS = 4

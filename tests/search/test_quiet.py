@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from search.command_log import CommandLog
+from search.cli.command_log import CommandLog
 from tests.conftest import tiny_experiment, write_experiment
-from tests.search.parallel_helpers import start_cli
+from tests.helpers.parallel_helpers import start_cli
 
 NOISE = ("Warning", "Tip", "litlogger", "GPU available", "complete trials", "Heartbeat", "many workers")
 

@@ -15,16 +15,22 @@ import pytest
 import torch
 from PIL import Image
 
-from search.cli import main
-from search.model_store import InferenceModel, load_inference_model
-from search.reproduce import TAG_REPRODUCTION_OF, ReproduceOptions, Reproduction, precision_notes, reproduce
-from search.runner import TuneOptions, tune
-from search.spec import validate_experiment
-from search.study import best_trial
+from search.cli.main import main
+from search.experiment.spec import validate_experiment
+from search.reproduce.retrain import (
+    TAG_REPRODUCTION_OF,
+    ReproduceOptions,
+    Reproduction,
+    precision_notes,
+    reproduce,
+)
+from search.study.runner import TuneOptions, tune
+from search.study.study import best_trial
 from search.tracking import Tracker, load_settings
+from search.tracking.model_store import InferenceModel, load_inference_model
 from tests.conftest import tiny_experiment, write_experiment
-from tests.search.parallel_helpers import mlflow_client
-from tests.search.study_folder import inside_study_folder
+from tests.helpers.parallel_helpers import mlflow_client
+from tests.helpers.study_folder import inside_study_folder
 
 
 @dataclass
@@ -153,7 +159,7 @@ def test_predict_on_png_files_agrees_with_the_models_own_evaluation(
 
 
 def test_predict_resizes_and_converts_rgb_images(in_study: Reproduced, tmp_path: Path) -> None:
-    from search.model_store import prepare_images
+    from search.tracking.model_store import prepare_images
 
     paths, images, _ = _write_test_pngs(tmp_path, 3)
     big = tmp_path / "big.jpg"

@@ -1,4 +1,5 @@
-"""Resume, not restart: a retried trial continues from its last checkpointed epoch (search.resume)."""
+"""Resume, not restart: a retried trial continues from its last checkpointed epoch
+(search.parallel.resume)."""
 
 from __future__ import annotations
 
@@ -13,15 +14,15 @@ import torch
 from optuna.trial import TrialState
 
 from lightning_modules.resume import read_checkpoint
-from search.checkpoints import CheckpointStore
-from search.cli import main
-from search.heartbeat import TrialGuard
-from search.objective import Objective, TrialInterrupted, TrialSettings
-from search.runner import PreparedStudy, TuneOptions, prepare_study
-from search.spec import ExperimentSpec, validate_experiment
-from search.study import run_worker
+from search.cli.main import main
+from search.experiment.spec import ExperimentSpec, validate_experiment
+from search.parallel.checkpoints import CheckpointStore
+from search.parallel.heartbeat import TrialGuard
+from search.study.objective import Objective, TrialInterrupted, TrialSettings
+from search.study.runner import PreparedStudy, TuneOptions, prepare_study
+from search.study.study import run_worker
 from tests.conftest import tiny_experiment, write_experiment
-from tests.search.parallel_helpers import mlflow_client
+from tests.helpers.parallel_helpers import mlflow_client
 
 EPOCHS = 4
 
@@ -133,7 +134,7 @@ def test_an_unusable_checkpoint_is_ignored_with_a_warning_and_the_trial_restarts
         checkpoint["convtune"]["config"] = "0" * 32
         torch.save(checkpoint, path)
     started: list[int] = []
-    with caplog.at_level(logging.WARNING, logger="search.resume"):
+    with caplog.at_level(logging.WARNING, logger="search.parallel.resume"):
         _run(prepared, spec, [lambda trial: EpochsStarted(started)])
     assert "checkpoint ignored" in caplog.text and "starts from epoch 1" in caplog.text
     retry = prepared.study.get_trials()[1]

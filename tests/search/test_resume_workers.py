@@ -18,12 +18,12 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from search.runner import TuneOptions, prepare_study, tune
-from search.spec import validate_experiment
-from search.study import open_storage
-from search.workers import available_cores
+from search.experiment.spec import validate_experiment
+from search.parallel.workers import available_cores
+from search.study.runner import TuneOptions, prepare_study, tune
+from search.study.study import open_storage
 from tests.conftest import tiny_experiment, write_experiment
-from tests.search.parallel_helpers import mlflow_client, postgres_database, start_cli, trial_runs, wait_for
+from tests.helpers.parallel_helpers import mlflow_client, postgres_database, start_cli, trial_runs, wait_for
 
 EPOCHS = 12
 WORKERS = 2
@@ -171,7 +171,7 @@ def test_a_retry_on_another_machine_downloads_the_checkpoint_from_the_team_serve
     in the first continues in the second from the checkpoint in its run's artifacts."""
     from mlflow import MlflowClient
 
-    from tests.search.mlflow_server import MlflowServer
+    from tests.helpers.mlflow_server import MlflowServer
 
     server = MlflowServer(tmp_path / "server")
     server.start()

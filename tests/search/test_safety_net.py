@@ -10,11 +10,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search import open_work
-from search.study import open_storage
+from search.parallel import open_work
+from search.study.study import open_storage
 from tests.conftest import tiny_experiment, write_experiment
-from tests.search.cli_helpers import CliResult, run_cli
-from tests.search.parallel_helpers import mlflow_client
+from tests.helpers.cli_helpers import CliResult, run_cli
+from tests.helpers.parallel_helpers import mlflow_client
 
 
 def _boom(*_args: Any, **_kwargs: Any) -> Any:
@@ -33,9 +33,9 @@ def _fail_telling_complete(
 
 
 INJECTIONS: dict[str, tuple[str, Callable[..., Any]]] = {
-    "before the first trial": ("search.runner.run_worker", _boom),
-    "inside a trial": ("search.study.tell", _fail_telling_complete),
-    "in the study plots at the end": ("search.runner.log_study_plots", _boom),
+    "before the first trial": ("search.study.runner.run_worker", _boom),
+    "inside a trial": ("search.study.study.tell", _fail_telling_complete),
+    "in the study plots at the end": ("search.study.runner.log_study_plots", _boom),
 }
 
 
@@ -82,7 +82,7 @@ def test_an_unexpected_error_is_one_line_a_log_and_no_running_trial(
 def test_debug_prints_the_traceback(
     workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("search.runner.run_worker", _boom)
+    monkeypatch.setattr("search.study.runner.run_worker", _boom)
     result = _tune(workdir, capsys, "--debug")
     assert result.code == 1
     assert (
@@ -93,7 +93,7 @@ def test_debug_prints_the_traceback(
 
 @pytest.mark.parametrize(
     "target",
-    ["search.objective.Objective.__call__", "search.runner.log_study_plots"],
+    ["search.study.objective.Objective.__call__", "search.study.runner.log_study_plots"],
     ids=["inside a trial", "in the study plots"],
 )
 def test_ctrl_c_is_exit_130_and_leaves_nothing_running(
@@ -109,7 +109,7 @@ def test_ctrl_c_is_exit_130_and_leaves_nothing_running(
 
 
 def test_open_work_closes_a_claimed_trial_as_fail(workdir: Path) -> None:
-    from search.study import claim_trial, register_trial
+    from search.study.study import claim_trial, register_trial
 
     handle = open_storage("journal.log")
     study = optuna.create_study(study_name="tiny", storage=handle.storage)

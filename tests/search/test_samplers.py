@@ -7,9 +7,9 @@ import pytest
 from optuna.trial import TrialState
 
 from search.errors import ConfigError
-from search.runner import preflight
-from search.spec import validate_experiment
-from search.study import make_pruner, make_sampler, open_storage, open_study, tell
+from search.experiment.spec import validate_experiment
+from search.study.runner import preflight
+from search.study.study import make_pruner, make_sampler, open_storage, open_study, tell
 from tests.conftest import tiny_experiment
 
 
@@ -107,7 +107,7 @@ def test_augmentation_arguments_in_the_space_are_checked_before_training(workdir
 
 
 def test_a_grid_study_stops_when_the_grid_is_exhausted(workdir: Path) -> None:
-    from search.runner import TuneOptions, tune
+    from search.study.runner import TuneOptions, tune
 
     raw = tiny_experiment()
     raw["trainer"]["max_epochs"] = 1

@@ -3,8 +3,8 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from search.space import config_from_params, flatten_config, grid_of, suggest
-from search.spec import validate_experiment
+from search.experiment.space import config_from_params, flatten_config, grid_of, suggest
+from search.experiment.spec import validate_experiment
 from tests.conftest import tiny_experiment
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from search.errors import ConfigError
-from search.spec import load_experiment, parse_override, set_dotted
+from search.experiment.spec import load_experiment, parse_override, set_dotted
 from tests.conftest import EXPERIMENTS, tiny_experiment, write_experiment
 
 
@@ -172,7 +172,7 @@ def test_non_finite_numbers_are_refused_by_the_config_models_too() -> None:
 def test_check_refuses_inf_learning_rate_before_any_trial(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.search.cli_helpers import run_cli
+    from tests.helpers.cli_helpers import run_cli
 
     path = write_experiment(workdir, tiny_experiment(optim={"name": "adamw", "lr": float("inf")}))
     assert ".inf" in path.read_text()

@@ -15,16 +15,16 @@ from pathlib import Path
 import optuna
 import pytest
 
-from search.study import open_storage
+from search.study.study import open_storage
 from tests.conftest import REPO, tiny_experiment, write_experiment
 
 LIGHTNING = ("pytorch_lightning", "lightning", "lightning_fabric")
 HEAVY = ("torch", "torchvision", *LIGHTNING, "mlflow", "albumentations")
 PROBE = """
 import json, sys
-import search.cli
+import search.cli.main
 try:
-    code = search.cli.main(sys.argv[1:])
+    code = search.cli.main.main(sys.argv[1:])
 except SystemExit as stop:
     code = stop.code
 heavy = sorted({name.split(".")[0] for name in sys.modules} & set(json.loads(HEAVY)))

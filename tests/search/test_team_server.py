@@ -21,8 +21,8 @@ from optuna.trial import TrialState
 from PIL import Image
 
 from tests.conftest import tiny_experiment, write_experiment
-from tests.search.mlflow_server import MlflowServer
-from tests.search.parallel_helpers import postgres_database, wait_for
+from tests.helpers.mlflow_server import MlflowServer
+from tests.helpers.parallel_helpers import postgres_database, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

@@ -11,14 +11,14 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from search import time_budget as tb
-from search.deadlines import SearchClock, SearchEndCallback, TrainingDeadline
-from search.spec import load_experiment, reproduction_spec, validate_experiment
-from search.study import find_study, open_storage
+from search.experiment.spec import load_experiment, reproduction_spec, validate_experiment
+from search.study.study import find_study, open_storage
+from search.time_budget import split as tb
+from search.time_budget.deadlines import SearchClock, SearchEndCallback, TrainingDeadline
 from search.tracking import load_settings
 from search.tracking import vocabulary as v
 from tests.conftest import tiny_experiment, write_experiment
-from tests.search.cli_helpers import run_cli
+from tests.helpers.cli_helpers import run_cli
 
 # --- durations -----------------------------------------------------------------------------------
 
@@ -175,7 +175,7 @@ def test_a_trial_past_the_search_end_is_pruned_once_the_study_has_a_result(tmp_p
 
 
 def test_training_stops_at_the_deadline_with_the_best_weights_so_far() -> None:
-    from search.reproduce import train
+    from search.reproduce.retrain import train
 
     spec = validate_experiment(tiny_experiment(trainer={"max_epochs": 50}))
     deadline = TrainingDeadline(time.time())  # already due: stops after the first batch
@@ -201,7 +201,7 @@ def test_the_reproduce_section_applies_to_the_reproduction_only(workdir: Path) -
 
 
 def test_the_reproduction_workload_follows_the_section() -> None:
-    from search.budgeted import reproduction_workload
+    from search.time_budget.budgeted import reproduction_workload
 
     raw = tiny_experiment(reproduce={"epochs": 30, "top_k": 3, "set": {"data.train_fraction": 1}})
     raw["data"]["train_fraction"] = 0.3

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from search.cli import main
+from search.cli.main import main
 from search.tracking.buffer import MetricsBuffer
 from search.tracking.resilience import ResilientClient, call_with_retry, is_transient
 from search.tracking.settings import load_settings, redact
@@ -243,9 +243,9 @@ def test_digests_tell_different_data_apart_and_the_same_data_alike() -> None:
 
 
 def test_every_trial_logs_its_data_and_system_metrics(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from search.runner import TuneOptions, preflight, tune
-    from search.spec import validate_experiment
-    from tests.search.parallel_helpers import mlflow_client, trial_runs
+    from search.experiment.spec import validate_experiment
+    from search.study.runner import TuneOptions, preflight, tune
+    from tests.helpers.parallel_helpers import mlflow_client, trial_runs
 
     monkeypatch.setattr("search.tracking.tracker.SYSTEM_METRICS_INTERVAL", 600)  # a trial shorter than one
     spec = validate_experiment(tiny_experiment(search__n_trials=1))

@@ -8,12 +8,12 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from search.cli import main
+from search.cli.main import main
 from search.errors import ConfigError
-from search.objective import Objective
-from search.runner import TuneOptions, prepare_study, tune
-from search.spec import validate_experiment
-from search.study import run_worker
+from search.experiment.spec import validate_experiment
+from search.study.objective import Objective
+from search.study.runner import TuneOptions, prepare_study, tune
+from search.study.study import run_worker
 from search.tracking import load_settings
 from tests.conftest import AlwaysPrune, tiny_experiment, write_experiment
 

@@ -27,8 +27,8 @@ import pytest
 from PIL import Image
 from rich.console import Console
 
-from search.runner import TuneOptions, tune
-from search.spec import validate_experiment
+from search.experiment.spec import validate_experiment
+from search.study.runner import TuneOptions, tune
 from search.tracking.ui_links import column_key
 from tests.conftest import tiny_experiment
 

@@ -126,8 +126,8 @@ def test_prepare_study_tags_the_experiment_with_its_view(workdir: Path) -> None:
     """End to end on the MLflow store: `convtune tune` (before any trial) leaves the view's tags."""
     from mlflow import MlflowClient
 
-    from search.runner import TuneOptions, prepare_study
-    from search.spec import validate_experiment
+    from search.experiment.spec import validate_experiment
+    from search.study.runner import TuneOptions, prepare_study
     from search.tracking import load_settings
     from tests.conftest import tiny_experiment
 

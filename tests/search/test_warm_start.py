@@ -10,12 +10,12 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from search.cli import main
-from search.spec import validate_experiment
-from search.study import best_trial, count_states, open_storage
-from search.warm_start import FIXED_OTHERWISE, NEW_PARAMETER, OUT_OF_RANGE, fit
+from search.cli.main import main
+from search.experiment.spec import validate_experiment
+from search.study.study import best_trial, count_states, open_storage
+from search.study.warm_start import FIXED_OTHERWISE, NEW_PARAMETER, OUT_OF_RANGE, fit
 from tests.conftest import tiny_experiment, write_experiment
-from tests.search.parallel_helpers import mlflow_client
+from tests.helpers.parallel_helpers import mlflow_client
 
 OLD_SPACE = {
     "optim.lr": FloatDistribution(1e-3, 1e-2, log=True),

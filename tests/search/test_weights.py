@@ -12,14 +12,14 @@ from torch import nn
 
 from lightning_modules.models import create_model
 from lightning_modules.training import build_run
-from search.cli import main
+from search.cli.main import main
 from search.errors import ConfigError, ConvtuneError
-from search.model_store import inference_model_from_run
-from search.runner import TuneOptions, preflight, tune
-from search.spec import validate_experiment
+from search.experiment.spec import validate_experiment
+from search.study.runner import TuneOptions, preflight, tune
+from search.study.weights import resolve_weights
 from search.tracking import Tracker, load_settings
+from search.tracking.model_store import inference_model_from_run
 from search.tracking.registry import log_and_register
-from search.weights import resolve_weights
 from tests.conftest import tiny_experiment, write_experiment
 
 CHANNELS = [8, 16]

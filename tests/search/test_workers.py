@@ -11,14 +11,14 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from search.cli import main
+from search.cli.main import main
 from search.errors import ConfigError
-from search.study import open_storage
+from search.parallel.workers import WorkerSlot, plan_workers
+from search.study.study import open_storage
 from search.tracking import Tracker, load_settings
 from search.tracking.resilience import ResilientClient
-from search.workers import WorkerSlot, plan_workers
 from tests.conftest import tiny_experiment, write_experiment
-from tests.search.parallel_helpers import mlflow_client, postgres_database, start_cli, trial_runs
+from tests.helpers.parallel_helpers import mlflow_client, postgres_database, start_cli, trial_runs
 
 
 def test_cpu_workers_share_the_cores_and_hide_the_gpus() -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from search.errors import ConfigError
-from search.spec import load_experiment, parse_override
-from search.yaml_loading import MAX_BYTES, MAX_VALUES, load_yaml, read_yaml_file
+from search.experiment.spec import load_experiment, parse_override
+from search.experiment.yaml_loading import MAX_BYTES, MAX_VALUES, load_yaml, read_yaml_file
 from tests.conftest import tiny_experiment, write_experiment
-from tests.search.cli_helpers import run_cli
+from tests.helpers.cli_helpers import run_cli
 
 
 def _alias_bomb(levels: int = 9, width: int = 9) -> str:

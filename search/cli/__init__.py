@@ -1,0 +1,1 @@
+"""`convtune`: the command line, its progress display and diagnostics log; each command in `commands/`."""

@@ -1,0 +1,7 @@
+"""`python -m search.cli ...` is `convtune ...`."""
+
+import sys
+
+from search.cli.main import main
+
+sys.exit(main())

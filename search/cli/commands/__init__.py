@@ -1,0 +1,41 @@
+"""One module per `convtune` command: `configure(parser)` adds its flags, `run(args)` does the work.
+
+Heavy imports (torch, mlflow) happen inside `run`, so `convtune --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_experiment(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "experiment", metavar="EXP", help="experiment YAML file, e.g. experiments/quickstart.yaml"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any field, e.g. --set optim.lr=0.01 --set model.channels=[16,32] (repeatable)",
+    )
+
+
+def add_study(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--study", metavar="NAME", help="study name (default: the experiment's name)")
+    parser.add_argument(
+        "--storage",
+        metavar="URL",
+        help="Optuna storage: sqlite:///f.db, postgresql://user@host/db, or a journal file path "
+        "(default: .convtune/optuna.journal, safe for several workers on one machine)",
+    )
+
+
+def checked_study(args: argparse.Namespace) -> str | None:
+    """`--study` and `--storage`, checked before anything is read or written (a `ConfigError` if not)."""
+    from search.experiment.names import check_name
+    from search.study.storage_url import check_storage
+
+    check_storage(args.storage)
+    return None if args.study is None else check_name(args.study, "--study")

@@ -1,0 +1,213 @@
+"""Retrain the best trial (or --trial N, or the best within --pick BUDGET), test it, register it.
+
+Rebuilds the trial's exact config, retrains it with Lightning's deterministic=True (seeded split,
+loader order, augmentation and init), reports the reproduced validation metric next to the
+original's, evaluates on the held-out test split, logs an MLflow run tagged
+convtune.reproduction_of=<trial run id>, and registers the model under the study's name with the
+alias `champion` (a new version each time). With --pick "cost/latency_ms <= 2" it takes the trial
+with the best metric among those within that budget (in a Pareto study, the most accurate front
+trial within it) and registers it under an alias that says the budget (`latency-2ms`), beside
+`champion`. The reproduced network's cost (parameters, multiply-adds, latency) is measured too.
+
+Examples:
+  convtune reproduce experiments/quickstart.yaml
+  convtune reproduce experiments/quickstart.yaml --trial 7 --epochs 20
+  convtune reproduce experiments/fashion_mnist_pareto.yaml --pick "cost/params <= 20000"
+  convtune reproduce experiments/quickstart.yaml --top-k 3
+  convtune predict models:/quickstart@champion digit.png
+
+The experiment's `reproduce:` section ({epochs: E, top_k: K, set: {key: value}}) gives the defaults
+of --epochs, --top-k and --set (the flags win; --trial or --pick ignore its top_k).
+
+With --top-k K (K > 1) it retrains the K best trials with distinct params (one after another, each in its own
+MLflow run nested under the ensemble's run), chooses their ensemble on the validation split (greedy
+selection with replacement, or the plain average of all K when that scores at least as well), tests
+it once and registers it as one model under the alias `ensemble` (models:/<study>@ensemble), which
+predict, evaluate, export and explain (per member) accept.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from search.cli.commands import add_experiment, add_study, checked_study
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_experiment(parser)
+    add_study(parser)
+    parser.add_argument(
+        "--trial", type=int, metavar="N", help="trial number (default: the best COMPLETE trial)"
+    )
+    parser.add_argument(
+        "--pick",
+        metavar="BUDGET",
+        help="the best trial within a budget, like 'cost/latency_ms <= 2' or 'cost/params <= 100000'; "
+        "registered as @latency-2ms, @params-100k, ...",
+    )
+    parser.add_argument(
+        "--top-k",
+        type=int,
+        metavar="K",
+        help="retrain the K best distinct trials and register their ensemble as @ensemble "
+        "(1: the single best trial, as without it)",
+    )
+    parser.add_argument(
+        "--epochs", type=int, metavar="E", help="train E epochs instead of the trial's (no longer comparable)"
+    )
+    parser.add_argument(
+        "--accelerator",
+        choices=("auto", "cpu", "gpu"),
+        help="where to train (default: the config's trainer.accelerator); CPU reproduces to the last digit",
+    )
+    parser.add_argument(
+        "--no-register", action="store_true", help="log the run and model but do not register it"
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit with status 1 when the reproduced value differs from the trial's",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from search.errors import ConfigError
+    from search.experiment.spec import load_experiment, reproduction_spec
+    from search.reproduce.ensemble import MAX_TOP_K
+    from search.reproduce.retrain import ReproduceOptions
+
+    if args.top_k is not None and not 1 <= args.top_k <= MAX_TOP_K:
+        raise ConfigError(f"--top-k must be in [1, {MAX_TOP_K}], but got {args.top_k}.")
+    study = checked_study(args)
+    loaded = load_experiment(args.experiment, args.overrides)
+    spec = reproduction_spec(loaded, args.overrides, source=args.experiment)
+    section = loaded.reproduce
+    chosen = args.trial is not None or args.pick is not None
+    top_k = args.top_k if args.top_k is not None else None if chosen else section.top_k
+    options = ReproduceOptions(
+        trial=args.trial,
+        epochs=args.epochs if args.epochs is not None else section.epochs,
+        study_name=study,
+        storage=args.storage,
+        accelerator=args.accelerator,
+        register=not args.no_register,
+        pick=args.pick,
+    )
+    quiet_training_logs()
+    console = Console(soft_wrap=True)
+    overridden = bool(args.overrides or section.set)
+    if top_k is not None and top_k > 1:
+        return run_ensemble(spec, options, top_k, console, overridden=overridden)
+    return run_single(spec, options, console, overridden=overridden, strict=args.strict)
+
+
+def quiet_training_logs() -> None:
+    """No per-fit banner lines and no artifact progress bars while reproducing."""
+    import logging
+    import os
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+
+
+def run_single(spec: Any, options: Any, console: Console, *, overridden: bool, strict: bool = False) -> int:
+    from search.reproduce.retrain import reproduce
+
+    with console.status("reproducing ...", spinner="dots"):
+        result = reproduce(spec, options, overridden=overridden)
+    print_reproduction(console, result)
+    if strict and result.comparable and not result.matches:
+        return 1
+    return 0
+
+
+def print_reproduction(console: Console, result: Any) -> None:
+    for note in result.config_notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    original = "n/a" if result.original_value is None else repr(result.original_value)
+    console.print(
+        f"trial {result.trial.number}: {result.metric} original {original}, reproduced {result.value!r} "
+        f"(best epoch {result.best_epoch}, {result.seconds:.1f} s)"
+    )
+    if result.config.trainer.weight_averaging.kind != "none":
+        console.print(f"weights kept: {result.weights} (the best epoch's; trainer.weight_averaging)")
+    style = "green" if result.matches else "yellow"
+    console.print(f"[{style}]{result.verdict()}[/{style}]")
+    if result.tta is not None and result.tta.tta_accuracy is not None:
+        console.print(f"{result.tta.describe()} (validation split)")
+    test = result.test
+    console.print(f"test split: accuracy {test.accuracy:.4f} on {test.total:,} images")
+    per_class = "  ".join(
+        f"{name}: {acc:.3f}" if acc is not None else f"{name}: -" for name, acc in test.per_class.items()
+    )
+    console.print(f"per class: {per_class}", highlight=False)
+    if result.costs:
+        console.print(f"cost: {cost_line(result.costs)}", highlight=False)
+    console.print(f"mlflow run: {result.run_id}")
+    if result.registered is not None:
+        registered = result.registered
+        console.print(
+            f"registered [bold]{registered.alias_uri}[/bold] (version {registered.version}); try "
+            f"`convtune predict {registered.alias_uri} IMAGE` or `convtune export {registered.alias_uri} "
+            "--format onnx --out model.onnx`"
+        )
+
+
+def run_ensemble(spec: Any, options: Any, top_k: int, console: Console, *, overridden: bool) -> int:
+    from search.reproduce.ensemble import reproduce_ensemble
+
+    with console.status(f"reproducing the {top_k} best trials ...", spinner="dots"):
+        result = reproduce_ensemble(spec, options, top_k, overridden=overridden)
+    print_ensemble(console, result)
+    return 0
+
+
+def print_ensemble(console: Console, result: Any) -> None:
+    for note in result.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    choice = result.choice
+    for index, member in enumerate(result.members):
+        test = "-" if member.test_accuracy is None else f"{member.test_accuracy:.4f}"
+        console.print(
+            f"member {index}: trial {member.trial.number}, weight {choice.weights[index]:.3g}, "
+            f"validation accuracy {member.val_accuracy:.4f}, test {test} (weights {member.weights}, "
+            f"tta {','.join(member.model.tta) or 'off'}; run {member.run_id})",
+            highlight=False,
+        )
+    scores = choice.scores
+    console.print(
+        f"ensemble chosen on the validation split: {choice.method} ({len(choice.used)} of "
+        f"{len(result.members)} members); validation accuracy {choice.accuracy:.4f} (plain average "
+        f"{scores['average']:.4f}, greedy {scores['greedy']:.4f}, best single {scores['best single']:.4f})",
+        highlight=False,
+    )
+    console.print(
+        f"test split: accuracy {result.test.accuracy:.4f} on {result.test.total:,} images "
+        f"({result.seconds:.1f} s)"
+    )
+    console.print(f"mlflow run: {result.run_id}")
+    if result.registered is not None:
+        uri = result.registered.alias_uri
+        console.print(
+            f"registered [bold]{uri}[/bold] (version {result.registered.version}); try "
+            f"`convtune predict {uri} IMAGE` or `convtune export {uri} --format onnx --out ensemble.onnx`"
+        )
+
+
+def cost_line(costs: dict[str, float]) -> str:
+    """`params 12,345, multiply-adds 1,234,567, 0.21 ms per image (batch 1), ...` on one line."""
+    from search.experiment.budgets import format_cost
+    from search.study.model_cost import LATENCY_BATCH
+    from search.tracking import vocabulary as v
+
+    return (
+        f"params {format_cost(costs[v.COST_PARAMS])}, multiply-adds {format_cost(costs[v.COST_MACS])}, "
+        f"{format_cost(costs[v.COST_SIZE_BYTES])} bytes, {costs[v.COST_LATENCY_MS]:.3g} ms per image at "
+        f"batch 1, {costs[v.COST_LATENCY_MS_BATCH]:.3g} at batch {LATENCY_BATCH} (float32, CPU)"
+    )

@@ -1,0 +1,1 @@
+"""Pictures and tables a person learns from: filters, feature maps, Grad-CAM, architectures side by side."""

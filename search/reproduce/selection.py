@@ -1,0 +1,128 @@
+"""Decisions taken after training, on the validation split only: test-time augmentation, ensembles.
+
+Nothing here reads the test split; `search.reproduce.retrain.final_test` does, once the decisions are taken.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from lightning_modules.config import EvaluateConfig
+from search.tracking.model_store import InferenceModel
+
+
+def accuracy(probabilities: Tensor, labels: Tensor) -> float:
+    return float((probabilities.argmax(dim=1) == labels.cpu()).float().mean()) if len(labels) else 0.0
+
+
+def mean_nll(probabilities: Tensor, labels: Tensor) -> float:
+    """Negative log-likelihood of the true classes (the tie-break between equal accuracies)."""
+    picked = probabilities[torch.arange(len(labels)), labels.cpu().long()]
+    return float(-picked.clamp_min(1e-12).log().mean()) if len(labels) else 0.0
+
+
+@dataclass(frozen=True)
+class TTAChoice:
+    """Whether test-time augmentation is kept, and the validation accuracies that decided it."""
+
+    model: InferenceModel
+    transforms: list[str]
+    kept: bool
+    plain_accuracy: float
+    tta_accuracy: float | None  # None when no transforms were configured
+
+    def metrics(self) -> dict[str, float]:
+        if self.tta_accuracy is None:
+            return {}
+        return {"val/acc_plain": self.plain_accuracy, "val/acc_tta": self.tta_accuracy}
+
+    def describe(self) -> str:
+        if self.tta_accuracy is None:
+            return "no test-time augmentation configured"
+        verdict = "kept" if self.kept else "left out"
+        return (
+            f"test-time augmentation ({', '.join(self.transforms)}) {verdict}: validation accuracy "
+            f"{self.tta_accuracy:.4f} with it, {self.plain_accuracy:.4f} without"
+        )
+
+
+def choose_tta(model: InferenceModel, config: EvaluateConfig, images: Tensor, labels: Tensor) -> TTAChoice:
+    """`model` with `config.tta` when it raises the validation accuracy (`tta_keep: auto`; a tie
+    leaves it out, it costs a forward pass per transform) or always (`tta_keep: always`)."""
+    plain = model.with_tta([])
+    plain_accuracy = accuracy(plain.predict(images), labels)
+    if not config.tta:
+        return TTAChoice(plain, [], False, plain_accuracy, None)
+    augmented = model.with_tta(config.tta)
+    tta_accuracy = accuracy(augmented.predict(images), labels)
+    kept = config.tta_keep == "always" or tta_accuracy > plain_accuracy
+    return TTAChoice(augmented if kept else plain, list(config.tta), kept, plain_accuracy, tta_accuracy)
+
+
+@dataclass(frozen=True)
+class EnsembleChoice:
+    """The members' weights chosen on the validation split, how, and what each candidate scored."""
+
+    method: str  # "greedy" (Caruana's selection with replacement) or "average"
+    weights: list[float]  # one per member, summing to 1 (greedy: how often it was picked / rounds)
+    accuracy: float
+    nll: float
+    scores: dict[str, float]  # validation accuracy of each candidate: "average", "greedy", "best single"
+
+    @property
+    def used(self) -> list[int]:
+        """The members with a weight above zero."""
+        return [index for index, weight in enumerate(self.weights) if weight > 0]
+
+
+def _score(probabilities: Tensor, labels: Tensor) -> tuple[float, float]:
+    """What selection maximizes: accuracy, then the lower negative log-likelihood."""
+    return accuracy(probabilities, labels), -mean_nll(probabilities, labels)
+
+
+def greedy_counts(probabilities: list[Tensor], labels: Tensor, rounds: int) -> list[int]:
+    """Caruana et al. (2004), ensemble selection with replacement: start empty, add in each round
+    the member whose addition scores best, keep the best-scoring prefix of the rounds (the earliest
+    among equals: the fewest picks). The first pick is the best single member."""
+    counts = [0] * len(probabilities)
+    total = torch.zeros_like(probabilities[0])
+    history: list[tuple[tuple[float, float], list[int]]] = []
+    for picked in range(1, rounds + 1):
+        candidates = [_score((total + p) / picked, labels) for p in probabilities]
+        best = max(range(len(candidates)), key=lambda i: (candidates[i], -i))
+        counts[best] += 1
+        total = total + probabilities[best]
+        history.append((candidates[best], list(counts)))
+    best_score = max(score for score, _ in history)
+    return next(counts for score, counts in history if score == best_score)
+
+
+def choose_ensemble(
+    probabilities: list[Tensor], labels: Tensor, *, rounds: int | None = None
+) -> EnsembleChoice:
+    """Greedy selection with replacement against the plain average of all members, both scored on
+    the validation split (accuracy, then negative log-likelihood); a tie goes to the plain average,
+    which fits the validation split less. `rounds` defaults to 4 per member (at least 10)."""
+    if not probabilities:
+        raise ValueError("choose_ensemble needs the validation probabilities of at least one member.")
+    members = len(probabilities)
+    counts = greedy_counts(probabilities, labels, rounds or max(10, 4 * members))
+    greedy_weights = [count / sum(counts) for count in counts]
+    greedy = sum(w * p for w, p in zip(greedy_weights, probabilities, strict=True))
+    average = sum(probabilities) / members
+    singles = [accuracy(p, labels) for p in probabilities]
+    scores = {
+        "average": accuracy(average, labels),
+        "greedy": accuracy(greedy, labels),
+        "best single": max(singles),
+    }
+    if _score(greedy, labels) > _score(average, labels):
+        return EnsembleChoice("greedy", greedy_weights, *_unpack(greedy, labels), scores)
+    return EnsembleChoice("average", [1 / members] * members, *_unpack(average, labels), scores)
+
+
+def _unpack(probabilities: Tensor, labels: Tensor) -> tuple[float, float]:
+    return accuracy(probabilities, labels), mean_nll(probabilities, labels)

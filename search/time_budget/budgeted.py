@@ -1,0 +1,246 @@
+"""`convtune tune --budget`: the search's hold on the budget, and the reproduction planned after it.
+
+`BudgetedSearch` is the runner's `SearchLimit`: when the study is ready it plans the split (what the
+reproduction will need is reserved, the search gets the rest), after every finished trial it
+re-estimates the reproduction from the trials' measured speed and moves the search's end
+(`search.time_budget.deadlines.SearchClock`, read by every worker), and at the end `reproduction_plan`
+fits the
+reproduction into what is left. The arithmetic is `search.time_budget.split`'s.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import optuna
+import pytorch_lightning as pl
+import torch
+from optuna.trial import FrozenTrial, TrialState
+from rich.console import Console
+
+from search.errors import ConvtuneError
+from search.experiment.spec import ExperimentSpec
+from search.reproduce.ensemble import top_trials
+from search.reproduce.retrain import ReproduceOptions
+from search.time_budget import split as tb
+from search.time_budget.deadlines import SearchClock, SearchEndCallback
+from search.tracking import vocabulary as v
+
+if TYPE_CHECKING:
+    from search.parallel.workers import WorkerSlot
+    from search.study.runner import PreparedStudy
+    from search.tracking.tracker import Tracker
+
+CLOCK_FOLDER = Path(".convtune/budget")
+
+
+@dataclass
+class BudgetedSearch:
+    """The search's share of `budget` seconds counted from `started` (`time.time()`)."""
+
+    budget: float
+    started: float
+    spec: ExperimentSpec  # the search's experiment
+    reproduction: ExperimentSpec  # the experiment as the reproduction trains it (reproduce.set applied)
+    console: Console
+    clock_path: str = ""
+    clock: SearchClock | None = None
+    workload: tb.Workload | None = None
+    speedup: float = 1.0
+    trial_images: int = 0
+    plan: tb.Fit | None = None
+    tracker: Tracker | None = None
+    parent_run_id: str = ""
+    study: optuna.Study | None = None
+    planned: list[str] = field(default_factory=list)  # the plan lines printed
+    planned_reserve: float = 0.0  # the reproduction's reserve in the last plan printed
+    _seen: int = -1
+    _measured: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def begin(self, prepared: PreparedStudy, slots: list[WorkerSlot]) -> None:
+        self.study, self.tracker, self.parent_run_id = (
+            prepared.study,
+            prepared.tracker,
+            prepared.parent_run_id,
+        )
+        self.trial_images = prepared.checked.train_size
+        self.workload = reproduction_workload(self.spec, self.reproduction, self.trial_images)
+        self.speedup = reproduction_speedup(slots)
+        path = CLOCK_FOLDER / f"{prepared.study.study_name}.json"
+        self.clock_path = str(path.resolve())
+        self.clock = SearchClock(self.clock_path)
+        self._replan(prepared.study, announce=True)
+
+    def observe(self, study: optuna.Study, trial: FrozenTrial | None = None) -> None:
+        """Re-plans when a trial has finished since the last look (cheap to call every second)."""
+        finished = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+        if finished != self._seen:
+            self._seen = finished
+            self._replan(study)
+
+    def out_of_time(self) -> bool:
+        return self.clock is not None and self.clock.out_of_time()
+
+    def trial_callback(self, trial: optuna.Trial) -> pl.Callback:
+        assert self.clock is not None, "begin() first"
+        return SearchEndCallback(self.clock, trial)
+
+    def _replan(self, study: optuna.Study, *, announce: bool = False) -> None:
+        assert self.workload is not None and self.clock is not None
+        measured = measure(study, self.workload.members, self.trial_images, self.spec.trainer.max_epochs)
+        self.plan = tb.planned(self.workload, measured.speeds, measured.completed, self.budget, self.speedup)
+        reserve, typical = self.plan.estimate.reserve, measured.typical_seconds
+        self.clock.set(*tb.search_times(self.started, self.budget, reserve, typical))
+        first_measure = self.plan.estimate.img_s is not None and not self._measured
+        self._measured = self._measured or first_measure
+        if announce or first_measure:
+            line = tb.split(self.budget, 0.0, self.plan.estimate.reserve).describe(self.plan.estimate)
+            self.planned.append(line)
+            self.planned_reserve = self.plan.estimate.reserve
+            prefix = "" if announce else f"re-estimated from {measured.completed} complete trials: "
+            self.console.print(f"{prefix}{line}", highlight=False, soft_wrap=True)
+            if self.plan.reduced:
+                self.say(f"{self.plan.reduced}.")
+
+    def say(self, note: str) -> None:
+        self.notes.append(note)
+        self.console.print(f"[yellow]note:[/yellow] {note}", highlight=False, soft_wrap=True)
+
+    def close(self) -> None:
+        """Removes the clock's file (the workers are gone)."""
+        if self.clock is not None:
+            self.clock.path.unlink(missing_ok=True)
+
+    @property
+    def deadline(self) -> float:
+        return self.started + self.budget
+
+
+@dataclass(frozen=True)
+class Measured:
+    speeds: list[tb.Speed]  # the current best distinct COMPLETE trials, best first (at most K)
+    completed: int
+    typical_seconds: float  # the median COMPLETE trial's wall time (0 before any)
+
+
+def measure(study: optuna.Study, members: int, images: int, default_epochs: int) -> Measured:
+    """The speed of the trials a reproduction would retrain now, and how long a whole trial takes."""
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
+    durations = [seconds for t in complete if (seconds := trial_seconds(t)) is not None]
+    if not complete:
+        return Measured([], 0, 0.0)
+    best, _ = top_trials(study, members)
+    speeds = [
+        tb.Speed(seconds, trial_epochs(t, default_epochs), images)
+        for t in best
+        if (seconds := trial_seconds(t)) is not None
+    ]
+    return Measured(speeds, len(complete), statistics.median(durations) if durations else 0.0)
+
+
+def trial_seconds(trial: FrozenTrial) -> float | None:
+    if trial.datetime_start is None or trial.datetime_complete is None:
+        return None
+    return (trial.datetime_complete - trial.datetime_start).total_seconds()
+
+
+def trial_epochs(trial: FrozenTrial, default: int) -> int:
+    """Epochs the trial trained: its reports (or a Pareto trial's curve), else the experiment's."""
+    return len(trial.intermediate_values) or len(trial.user_attrs.get(v.ATTR_CURVE, [])) or default
+
+
+def reproduction_workload(
+    spec: ExperimentSpec, reproduction: ExperimentSpec, trial_images: int
+) -> tb.Workload:
+    """Epochs, training images and members of the reproduction (`reproduce:` section applied)."""
+    section = spec.reproduce
+    epochs = section.epochs or reproduction.trainer.max_epochs
+    images = round(trial_images * reproduction.data.train_fraction / spec.data.train_fraction)
+    return tb.Workload(epochs=epochs, images=max(images, 1), members=section.top_k or 1)
+
+
+def reproduction_speedup(slots: list[WorkerSlot]) -> float:
+    """A CPU worker of a pool trains with its share of the threads; the reproduction with all of them."""
+    threads = slots[0].threads if slots and slots[0].kind == "cpu" else None
+    return 1.0 if threads is None else tb.thread_speedup(torch.get_num_threads(), threads)
+
+
+@dataclass(frozen=True)
+class ReproductionPlan:
+    options: ReproduceOptions
+    top_k: int
+    estimate: tb.Estimate | None
+
+
+def reproduction_plan(limit: BudgetedSearch, study: optuna.Study, storage: str | None) -> ReproductionPlan:
+    """After the search: the reproduction fitted into what is left of the budget (reduced if needed,
+    with a note), its training stopping `TAIL_SECONDS` before the budget's end."""
+    workload = limit.workload
+    if workload is None:
+        raise ConvtuneError("the time budget was never planned: the search did not start.")
+    left = limit.deadline - time.time()
+    measured = measure(study, workload.members, limit.trial_images, limit.spec.trainer.max_epochs)
+    fitted = tb.fit(workload, measured.speeds, left, limit.speedup)
+    if fitted is not None and fitted.reduced:
+        limit.say(f"{fitted.reduced}.")
+    chosen = fitted.estimate.workload if fitted is not None else workload
+    default_epochs = limit.reproduction.trainer.max_epochs
+    epochs = chosen.epochs if limit.spec.reproduce.epochs or chosen.epochs != default_epochs else None
+    options = ReproduceOptions(
+        epochs=epochs,
+        study_name=study.study_name,
+        storage=storage,
+        deadline=limit.deadline - tb.TAIL_SECONDS,
+    )
+    return ReproductionPlan(options, chosen.members, fitted.estimate if fitted else None)
+
+
+def finish(limit: BudgetedSearch, search_done: float, plan: ReproductionPlan) -> str:
+    """The actual split, recorded on the study's run (tags: a rerun of the study may plan anew) and
+    returned as one line."""
+    ended = time.time()
+    search, reproduce, total = search_done - limit.started, ended - search_done, ended - limit.started
+    within = limit.budget - total
+    verdict = (
+        f"{tb.format_duration(within)} left" if within >= 0 else f"over by {tb.format_duration(-within)}"
+    )
+    line = (
+        f"budget {tb.format_duration(limit.budget)} used: search {tb.format_duration(search)}, reproduce "
+        f"{tb.format_duration(reproduce)}, total {tb.format_duration(total)} ({verdict})"
+    )
+    if limit.tracker is not None:
+        stopped_by = limit.tracker.run_tag(limit.parent_run_id, v.TAG_STATUS) or ""
+        tags = budget_tags(limit, plan, stopped_by, (search, reproduce, total))
+        limit.tracker.set_tags(limit.parent_run_id, tags)
+    return line
+
+
+def budget_tags(
+    limit: BudgetedSearch, plan: ReproductionPlan, stopped_by: str, actual: tuple[float, float, float]
+) -> dict[str, str]:
+    reserve = limit.planned_reserve
+    tags = {
+        v.TAG_BUDGET_SECONDS: f"{limit.budget:.0f}",
+        v.TAG_BUDGET_PLAN: " | ".join(limit.planned),
+        v.TAG_BUDGET_SEARCH_PLANNED: f"{max(0.0, limit.budget - reserve):.0f}",
+        v.TAG_BUDGET_REPRODUCE_PLANNED: f"{reserve:.0f}",
+        v.TAG_BUDGET_SEARCH_ACTUAL: f"{actual[0]:.1f}",
+        v.TAG_BUDGET_REPRODUCE_ACTUAL: f"{actual[1]:.1f}",
+        v.TAG_BUDGET_TOTAL_ACTUAL: f"{actual[2]:.1f}",
+        v.TAG_BUDGET_SEARCH_STOPPED: stopped_by,
+        v.TAG_BUDGET_REPRODUCTION: reproduction_described(plan),
+    }
+    if limit.notes:
+        tags[v.TAG_BUDGET_NOTES] = " | ".join(limit.notes)[:5000]
+    return tags
+
+
+def reproduction_described(plan: ReproductionPlan) -> str:
+    if plan.estimate is None:
+        return f"top_k={plan.top_k}, epochs={plan.options.epochs or 'the trial'}'s"
+    return plan.estimate.describe()
