@@ -149,7 +149,7 @@ class WarmStartConfig(StrictModel):
     @field_validator("study")
     @classmethod
     def _safe_study(cls, value: str) -> str:
-        problem = name_problem(value, "search.study.warm_start.study")
+        problem = name_problem(value, "search.warm_start.study")
         if problem is not None:
             raise ValueError(problem)
         return value
