@@ -19,7 +19,7 @@ import torch
 from optuna.trial import TrialState
 
 from search.experiment.spec import validate_experiment
-from search.parallel.workers import available_cores
+from search.parallel.plan import available_cores
 from search.study.runner import TuneOptions, prepare_study, tune
 from search.study.study import open_storage
 from tests.conftest import tiny_experiment, write_experiment

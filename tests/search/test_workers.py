@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 
 from search.cli.main import main
 from search.errors import ConfigError
-from search.parallel.workers import WorkerSlot, plan_workers
+from search.parallel.plan import WorkerSlot, plan_workers
 from search.study.study import open_storage
 from search.tracking import Tracker, load_settings
 from search.tracking.resilience import ResilientClient
