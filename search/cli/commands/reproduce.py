@@ -29,6 +29,7 @@ predict, evaluate, export and explain (per member) accept.
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import TYPE_CHECKING, Any
 
 from search.cli.commands import add_experiment, add_study, checked_study
@@ -108,11 +109,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def quiet_training_logs() -> None:
-    """No per-fit banner lines and no artifact progress bars while reproducing."""
-    import logging
-    import os
-
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    """No per-fit banner lines while reproducing (MLflow's artifact progress bars: search/__init__.py)."""
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
 
 
