@@ -1,4 +1,4 @@
-"""The command line's own contract: usage errors are one line with exit status 2."""
+"""`search.cli.main`: the command line's own contract: usage errors are one line with exit status 2."""
 
 from __future__ import annotations
 
@@ -14,10 +14,3 @@ def test_usage_errors_are_one_line_exit_2(capsys: pytest.CaptureFixture[str], ar
     assert caught.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "error:" in lines[0] and "--help" in lines[0]
-
-
-@pytest.mark.parametrize("timeout", ["nan", "inf", "0", "-5"])
-def test_timeout_must_be_a_positive_finite_number(capsys: pytest.CaptureFixture[str], timeout: str) -> None:
-    assert main(["tune", "missing.yaml", "--timeout", timeout]) == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and "--timeout must be a positive number" in lines[0]

@@ -1,6 +1,6 @@
 """SIGKILL of a worker mid-epoch in a multi-worker study: its retry resumes from the last checkpoint.
 
-Slow (worker processes, a dozen epochs per trial): `pytest -m slow tests/search/test_resume_workers.py`.
+Slow (worker processes, a dozen epochs per trial): `pytest -m slow tests/e2e/test_resume_workers.py`.
 """
 
 from __future__ import annotations
