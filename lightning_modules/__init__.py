@@ -2,4 +2,4 @@
 
 import os
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations: no update check over the network

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import os
 from collections.abc import Mapping, Sequence
 from functools import cache
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pydantic
-
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no update check over the network
 
 if TYPE_CHECKING:
     import albumentations as A

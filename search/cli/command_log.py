@@ -132,6 +132,7 @@ def _load_optuna_logging() -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            # lazy: `convtune --help` never gets here, and Optuna takes ~0.2 s to import
             import optuna.logging
 
         optuna.logging.get_logger("optuna")  # makes sure its default handler is set up, to be routed

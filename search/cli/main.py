@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -13,7 +12,7 @@ from types import ModuleType
 from typing import NoReturn
 
 from search.cli.command_log import CommandLog
-from search.errors import ConvtuneError
+from search.errors import ConvtuneError, first_line
 from search.parallel import open_work
 
 COMMANDS = ("check", "tune", "status", "reproduce", "evaluate", "predict", "export", "explain", "ui")
@@ -75,8 +74,6 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     parser, modules = build_parser()
     args = parser.parse_args(argv)
     if not args.command:
@@ -105,7 +102,7 @@ def _run(module: ModuleType, args: argparse.Namespace, log: CommandLog) -> int:
         open_work.close_all(f"{prefix} exited")
         raise
     except Exception as error:
-        reason = f"{type(error).__name__}: {_first_line(error)}"
+        reason = f"{type(error).__name__}: {first_line(error, 300, blank='(no message)')}"
         where = log.record_crash(prefix, error)
         open_work.close_all(f"{prefix} crashed: {reason}")
         if args.debug:
@@ -113,11 +110,6 @@ def _run(module: ModuleType, args: argparse.Namespace, log: CommandLog) -> int:
         found = f"the full traceback is in {where}" if where else "the traceback could not be logged"
         _say(f"{prefix}: error: {reason} (unexpected; {found}, or rerun with --debug to print it).")
         return 1
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0][:300] if lines else "(no message)"
 
 
 def _say(line: str) -> None:

@@ -13,7 +13,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console, Group
 from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -43,7 +43,7 @@ class StudyProgress:
         self.live = Live(
             Group(self.summary, self.bars), console=self.console, refresh_per_second=4, transient=False
         )
-        self.task: Any = None
+        self.task: TaskID | None = None
 
     def __enter__(self) -> StudyProgress:
         self.live.__enter__()
@@ -122,13 +122,3 @@ def trials_table(study: optuna.Study, *, limit: int | None = 10, title: str | No
             format_params(trial.params) + (f"  [{note[:80]}]" if note else ""),
         )
     return table
-
-
-def __getattr__(name: str) -> Any:
-    """`TrialProgressCallback` moved to `search.study.trial_progress` (it imports Lightning);
-    still found here."""
-    if name == "TrialProgressCallback":
-        from search.study.trial_progress import TrialProgressCallback
-
-        return TrialProgressCallback
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

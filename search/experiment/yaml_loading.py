@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from search.errors import ConfigError
+from search.errors import ConfigError, first_line
 
 MAX_BYTES = 1_000_000  # an experiment file is a few kB
 MAX_VALUES = 100_000  # values after every alias is expanded
@@ -99,14 +99,14 @@ def load_yaml(text: str, source: str) -> Any:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = str(getattr(error, "problem", None) or error).splitlines()[0]
+        problem = first_line(getattr(error, "problem", None) or error, None)
         raise YamlSyntaxError(f"{source}: not valid YAML{where}: {problem}.") from None
     except RecursionError:
         raise YamlRefusedError(
             f"{source}: values are nested too deeply; flatten the lists and mappings."
         ) from None
     except (ValueError, OverflowError) as error:  # e.g. an integer of more than 4300 digits
-        reason = str(error).splitlines()[0][:120]
+        reason = first_line(error, 120)
         raise YamlRefusedError(
             f"{source}: a value cannot be read ({reason}); use a shorter number."
         ) from None

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
-
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 MODULES = (
-    "search.parallel.workers",
+    "search.parallel.worker",
+    "search.parallel.worker_trials",
     "search.study.objective",
     "search.study.study",
     "search.parallel.heartbeat",

@@ -1,12 +1,12 @@
 """How worker processes start: forked from a forkserver that imported their libraries in advance.
 
-`convtune tune --workers N` used to start each worker as a fresh `python -m search.parallel.workers JOB.json`,
-and each paid for importing torch, Lightning, MLflow and Optuna again (17 s before the first trial of
-a 2-worker pool on 2 cores). Now, on platforms with a forkserver, `prestart()` is called before the
-preflight: it starts the forkserver, which imports `search.parallel.worker_preload` while the parent checks
-the experiment; `launch()` then forks each worker from it with everything already imported (a
-restarted worker too). Each worker still gets its own environment (`WorkerSlot.env`), working
-folder, log file and exit status, as with a fresh process.
+`convtune tune --workers N` used to start each worker as a fresh
+`python -m search.parallel.worker JOB.json`, and each paid for importing torch, Lightning, MLflow and
+Optuna again (17 s before the first trial of a 2-worker pool on 2 cores). Now, on platforms with a
+forkserver, `prestart()` is called before the preflight: it starts the forkserver, which imports
+`search.parallel.worker_preload` while the parent checks the experiment; `launch()` then forks each
+worker from it with everything already imported (a restarted worker too). Each worker still gets its
+own environment (`WorkerSlot.env`), working folder, log file and exit status, as with a fresh process.
 
 GPU slots keep the fresh process: CUDA reads `CUDA_VISIBLE_DEVICES` once per process, and a library
 that touched CUDA while being imported in the forkserver would pin every worker to the same GPUs.
@@ -25,12 +25,13 @@ import sys
 import traceback
 import types
 from collections.abc import Iterator, Sequence
+from multiprocessing import forkserver
 from multiprocessing.context import BaseContext
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from search.parallel.workers import WorkerSlot
+from search.parallel.plan import WorkerSlot, plan_workers
+from search.parallel.worker import main
 
 START_VARIABLE = "CONVTUNE_WORKER_START"
 PRELOAD = ["search.parallel.worker_preload"]
@@ -68,16 +69,12 @@ def prestart(slots: Sequence[WorkerSlot]) -> None:
     """
     if len(slots) > 1 and uses_forkserver(slots):
         _context().set_forkserver_preload(PRELOAD)
-        from multiprocessing import forkserver
-
         forkserver.ensure_running()
 
 
 def prestart_for_command_line(devices: str, workers: int | None) -> None:
     """`prestart` as soon as the command line asks for a CPU worker pool (`--workers N`, N > 1, with
     `--devices cpu` or `auto`), before this process spends seconds importing torch and the rest."""
-    from search.parallel.workers import plan_workers
-
     if workers is None or workers < 2 or devices.strip().lower() not in ("auto", "cpu"):
         return
     prestart(plan_workers("cpu", workers, gpus=[]))
@@ -89,7 +86,7 @@ def launch(slot: WorkerSlot, job_path: Path, log_path: Path, slots: Sequence[Wor
     if not uses_forkserver(slots):
         with open(log_path, "ab") as log:
             return subprocess.Popen(
-                [sys.executable, "-m", "search.parallel.workers", str(job_path)],
+                [sys.executable, "-m", "search.parallel.worker", str(job_path)],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -150,13 +147,11 @@ class ForkedProcess:
 
 
 def forked_worker(job_path: str, log_path: str, env: dict[str, str], cwd: str) -> None:
-    """The body of a forked worker: what `python -m search.parallel.workers JOB` does in a fresh process."""
+    """The body of a forked worker: what `python -m search.parallel.worker JOB` does in a fresh process."""
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)
     _redirect_output(log_path)
-    from search.parallel.workers import main
-
     code = 1
     try:
         code = main([job_path])

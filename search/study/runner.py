@@ -17,16 +17,12 @@ from search.cli.progress import StudyProgress, trials_table
 from search.experiment.space import flatten_config
 from search.experiment.spec import ExperimentSpec
 from search.parallel.heartbeat import HEARTBEAT_INTERVAL, TrialGuard
+from search.parallel.job import WorkerJob
 from search.parallel.memory import release_memory
+from search.parallel.plan import WorkerSlot, plan_workers
+from search.parallel.pool import WorkerPool, log_tail
+from search.parallel.stop_flag import StopFlag
 from search.parallel.worker_start import prestart
-from search.parallel.workers import (
-    StopFlag,
-    WorkerJob,
-    WorkerPool,
-    WorkerSlot,
-    log_tail,
-    plan_workers,
-)
 from search.study.pareto import tag_front
 from search.study.preflight import Preflight, preflight
 from search.study.study import (

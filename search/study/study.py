@@ -20,7 +20,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 from optuna.trial import FrozenTrial, TrialState
 
-from search.errors import ConfigError, ConvtuneError
+from search.errors import ConfigError, ConvtuneError, first_line
 from search.experiment.space import grid_of
 from search.experiment.spec import ExperimentSpec
 from search.parallel import open_work
@@ -112,7 +112,7 @@ def _open_rdb(url: str, heartbeat_interval: int | None) -> StorageHandle:
     try:
         storage = _create_rdb(url, engine_kwargs, kwargs)
     except Exception as error:
-        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        reason = first_line(error)
         raise ConvtuneError(
             f"study storage {_redact(url)} is unreachable ({reason}); start the database or fix --storage."
         ) from None

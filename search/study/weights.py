@@ -21,7 +21,7 @@ from torch import Tensor
 from lightning_modules.config import BackboneConfig, ConvNetConfig
 from lightning_modules.models import apply_freeze, model_from_config
 from lightning_modules.models.registry import WeightsResolver
-from search.errors import ConfigError, ConvtuneError
+from search.errors import ConfigError, ConvtuneError, first_line
 from search.experiment.spec import ExperimentSpec
 from search.study.feasibility import infeasibility
 
@@ -116,7 +116,7 @@ def check_weights(
             for freeze in freezes:
                 apply_freeze(model, freeze)
         except (ValueError, ConvtuneError) as error:
-            raise ConfigError(f"model: {_one_line(error)}") from None
+            raise ConfigError(f"model: {first_line(error, None)}") from None
 
 
 def _values(spec: ExperimentSpec, key: str, base: Any) -> list[Any]:
@@ -132,8 +132,3 @@ def _without_download(base: ConvNetConfig | BackboneConfig, source: str | None) 
     if isinstance(base, BackboneConfig) and source is None:
         update["pretrained"] = False
     return base.model_copy(update=update)
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

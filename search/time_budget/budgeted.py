@@ -31,7 +31,7 @@ from search.time_budget.deadlines import SearchClock, SearchEndCallback
 from search.tracking import vocabulary as v
 
 if TYPE_CHECKING:
-    from search.parallel.workers import WorkerSlot
+    from search.parallel.plan import WorkerSlot
     from search.study.runner import PreparedStudy
     from search.tracking.tracker import Tracker
 

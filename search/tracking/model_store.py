@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from lightning_modules.config import ModelConfig
 from lightning_modules.models import model_from_config
 from lightning_modules.tta import TTAWrapper, average_views, check_image_size, check_tta
-from search.errors import ConfigError, ConvtuneError
+from search.errors import ConfigError, ConvtuneError, first_line
 
 if TYPE_CHECKING:
     from search.reproduce.ensemble_model import EnsembleModel
@@ -217,7 +217,7 @@ def _read_model_file(path: Path) -> AnyModel:
     try:
         bundle = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        reason = _reason(error)
+        reason = first_line(error, drop_period=True)
         if reason.startswith("Weights only load failed"):
             reason = "not a torch file, or one holding objects other than tensors and plain values"
         raise ConvtuneError(
@@ -245,13 +245,9 @@ def _read_model_file(path: Path) -> AnyModel:
         return InferenceModel(network, description)
     except (KeyError, TypeError, ValueError, RuntimeError, ValidationError) as error:
         raise ConvtuneError(
-            f"{path} holds a damaged convtune model ({_reason(error)}); rerun `convtune reproduce`."
+            f"{path} holds a damaged convtune model ({first_line(error, drop_period=True)}); "
+            "rerun `convtune reproduce`."
         ) from None
-
-
-def _reason(error: BaseException) -> str:
-    text = str(error).strip()
-    return (text.splitlines()[0][:200] if text else type(error).__name__).rstrip(".")
 
 
 def _model_file_in(folder: Path) -> Path:
@@ -317,7 +313,7 @@ def prepare_images(paths: Sequence[str | Path], in_channels: int, image_size: tu
             raise ConvtuneError(f"image {path} not found; check the path.") from None
         except (UnidentifiedImageError, OSError) as error:
             raise ConvtuneError(
-                f"{path} is not a readable image ({_reason(error)}); use PNG or JPEG."
+                f"{path} is not a readable image ({first_line(error, drop_period=True)}); use PNG or JPEG."
             ) from None
         out[index] = pixels.view(height, width, in_channels).permute(2, 0, 1)
     return out

@@ -18,9 +18,9 @@ import mlflow
 import torch
 from torch import Tensor
 
-from search.errors import ConvtuneError
+from search.errors import ConvtuneError, first_line
 from search.tracking.model_store import MLFLOW_MODEL_NAME, MODEL_FILE, AnyModel
-from search.tracking.resilience import call_with_retry, first_line
+from search.tracking.resilience import call_with_retry
 from search.tracking.settings import load_settings
 from search.tracking.tracker import Tracker
 
@@ -94,7 +94,7 @@ def download_model(uri: str) -> Path:
         return Path(call_with_retry(mlflow.artifacts.download_artifacts, artifact_uri=uri, what="download"))
     except Exception as error:
         raise ConvtuneError(
-            f"cannot load model {uri} ({first_line(error)}); check the name/alias or run id "
-            "(`models:/<study>@champion`, `runs:/<run id>/model`) and the tracking store "
+            f"cannot load model {uri} ({first_line(error, drop_period=True)}); check the name/alias or run "
+            "id (`models:/<study>@champion`, `runs:/<run id>/model`) and the tracking store "
             f"({settings.source})."
         ) from None

@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+from search.errors import first_line
+
 OUTAGE_ENV = "CONVTUNE_TRACKING_OUTAGE_SECONDS"
 DEFAULT_OUTAGE_SECONDS = 600.0
 PROBE_TIMEOUT_SECONDS = 5
@@ -130,11 +132,6 @@ def is_transient(error: BaseException) -> bool:
     return is_locked(error) or is_unreachable(error)
 
 
-def first_line(error: BaseException, limit: int = 200) -> str:
-    text = str(error).strip()
-    return (text.splitlines()[0][:limit] if text else type(error).__name__).rstrip(".")
-
-
 def call_with_retry(
     call: Callable[..., T],
     *args: Any,
@@ -157,7 +154,8 @@ def call_with_retry(
             if not retried or time.monotonic() + wait > deadline:
                 raise
             if is_unreachable(error) and not warned:
-                _logger.warning("%s: tracking store unreachable (%s); retrying", what, first_line(error))
+                reason = first_line(error, drop_period=True)
+                _logger.warning("%s: tracking store unreachable (%s); retrying", what, reason)
                 warned = True
             time.sleep(wait * (0.5 + random.random()))
             wait = min(wait * 2, MAX_WAIT_SECONDS)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.errors import first_line
 from search.study.pareto import is_pareto, maximizes, metric_value, write_front
 from search.tracking import vocabulary as v
 
@@ -105,9 +106,7 @@ def write_study_plots(study: optuna.Study, folder: Path) -> StudyPlots:
                 _matplotlib_png(name, study, target, png)
                 result.written.append(png)
             except Exception as error:  # an empty or one-valued study: say so, draw the rest
-                result.skipped[name] = (
-                    str(error).splitlines()[0][:200] if str(error) else type(error).__name__
-                )
+                result.skipped[name] = first_line(error)
     if sections:
         page = folder / "study_plots.html"
         title = f"study {study.study_name}: {target}"
@@ -119,9 +118,7 @@ def write_study_plots(study: optuna.Study, folder: Path) -> StudyPlots:
     try:
         result.written += write_front(study, folder)
     except Exception as error:  # no finished trial yet: say so, keep the rest
-        result.skipped["pareto_front"] = (
-            str(error).splitlines()[0][:200] if str(error) else type(error).__name__
-        )
+        result.skipped["pareto_front"] = first_line(error)
     summary = folder / "summary.md"
     summary.write_text(summary_markdown(study, result.skipped))
     result.written.append(summary)

@@ -10,31 +10,24 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("DO_NOT_TRACK", "true")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # convtune prints its own links
-
 import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 
-from search.errors import ConvtuneError
+from search.errors import ConvtuneError, first_line
 from search.parallel import open_work
 from search.tracking import vocabulary as v
 from search.tracking.buffer import MetricsBuffer
 from search.tracking.datasets import DataSplit, dataset_entity_fields
 from search.tracking.resilience import (
     ResilientClient,
-    first_line,
     outage_seconds,
     quick_http,
     use_study_http_defaults,
@@ -95,7 +88,7 @@ class Tracker:
         except Exception as error:  # any transport or database error means the same to the user
             raise ConvtuneError(
                 f"MLflow tracking store {redact(self.settings.tracking_uri)} is unreachable "
-                f"({first_line(error)}); start it, or fix {self.settings.source} "
+                f"({first_line(error, drop_period=True)}); start it, or fix {self.settings.source} "
                 "(MLFLOW_TRACKING_URI or tracking_uri in mlflow.yml)."
             ) from None
 

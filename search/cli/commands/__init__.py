@@ -1,6 +1,8 @@
 """One module per `convtune` command: `configure(parser)` adds its flags, `run(args)` does the work.
 
-Heavy imports (torch, mlflow) happen inside `run`, so `convtune --help` stays fast.
+`convtune --help` imports every command module to list them, so a command imports what it uses
+inside `run` (and the functions it calls): torch, Lightning, MLflow, even rich or pydantic would
+slow every `--help` and every other command (issue 21; tests/e2e/test_startup.py).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def add_study(parser: argparse.ArgumentParser) -> None:
 
 def checked_study(args: argparse.Namespace) -> str | None:
     """`--study` and `--storage`, checked before anything is read or written (a `ConfigError` if not)."""
+    # lazy: these two add ~25 ms to the ~60 ms of `convtune --help`, which imports this module
     from search.experiment.names import check_name
     from search.study.storage_url import check_storage
 

@@ -19,6 +19,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy: `convtune --help` imports every command module (search/cli/commands/__init__.py)
     from rich.console import Console
     from rich.table import Table
 
@@ -81,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
 def auto_precision_summary() -> str:
     """What `precision: auto` trains with on this machine's CPU and, if present, its GPU."""
+    # lazy: `convtune --help` imports every command module (search/cli/commands/__init__.py)
     import torch
 
     from lightning_modules.precision import resolve_precision

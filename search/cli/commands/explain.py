@@ -49,6 +49,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy: `convtune --help` imports every command module (search/cli/commands/__init__.py)
     from search.experiment.names import check_output_folder
     from search.tracking.model_store import InferenceModel, load_inference_model
 
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _console() -> Console:
+    # lazy: `convtune --help` imports every command module (search/cli/commands/__init__.py)
     from rich.console import Console
 
     console = Console()
@@ -75,6 +77,7 @@ def _console() -> Console:
 
 def explain_one(model: InferenceModel, image: str, out: Path, console: Console, title: str) -> None:
     """Pictures of what `model` sees in `image` into `out`, its architecture table and prediction."""
+    # lazy: `convtune --help` imports every command module (search/cli/commands/__init__.py)
     from lightning_modules.tracing import traced_table
     from search.inspect.describe import architecture_markdown, architecture_rich_table
     from search.inspect.gradcam import explain_image
@@ -95,6 +98,7 @@ def explain_one(model: InferenceModel, image: str, out: Path, console: Console, 
 
 def explain_ensemble(args: argparse.Namespace, model: EnsembleModel, out: Path) -> int:
     """Every member explained into out/member-<i>/, then the ensemble's prediction."""
+    # lazy: `convtune --help` imports every command module (search/cli/commands/__init__.py)
     from search.tracking.model_store import prepare_images
 
     if args.compare:
@@ -121,6 +125,7 @@ def compare(
     args: argparse.Namespace, model: InferenceModel, other: InferenceModel, out: Path, console: Console
 ) -> None:
     """Explains --compare's model into out/compare/ and prints the two side by side."""
+    # lazy: `convtune --help` imports every command module (search/cli/commands/__init__.py)
     from rich.table import Table
 
     from search.inspect.compare import comparison_markdown, comparison_rows, gave_up, side_by_side, summarize

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 
+from search.errors import ConfigError
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL", help="models:/NAME@ALIAS, runs:/ID/model, or a path")
@@ -21,7 +23,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from search.errors import ConfigError
+    # lazy: `convtune --help` imports every command module (search/cli/commands/__init__.py)
     from search.tracking.model_store import load_inference_model, prepare_images
 
     if args.top < 1:

@@ -29,12 +29,18 @@ predict, evaluate, export and explain (per member) accept.
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+import logging
+from typing import TYPE_CHECKING
 
 from search.cli.commands import add_experiment, add_study, checked_study
+from search.errors import ConfigError
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from search.experiment.spec import ExperimentSpec
+    from search.reproduce.ensemble import EnsembleReproduction
+    from search.reproduce.retrain import ReproduceOptions, Reproduction
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -75,9 +81,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy: `convtune --help` imports every command module (search/cli/commands/__init__.py)
     from rich.console import Console
 
-    from search.errors import ConfigError
     from search.experiment.spec import load_experiment, reproduction_spec
     from search.reproduce.ensemble import MAX_TOP_K
     from search.reproduce.retrain import ReproduceOptions
@@ -108,15 +114,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def quiet_training_logs() -> None:
-    """No per-fit banner lines and no artifact progress bars while reproducing."""
-    import logging
-    import os
-
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    """No per-fit banner lines while reproducing (MLflow's artifact progress bars: search/__init__.py)."""
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
 
 
-def run_single(spec: Any, options: Any, console: Console, *, overridden: bool, strict: bool = False) -> int:
+def run_single(
+    spec: ExperimentSpec,
+    options: ReproduceOptions,
+    console: Console,
+    *,
+    overridden: bool,
+    strict: bool = False,
+) -> int:
+    # lazy: `convtune --help` imports every command module (search/cli/commands/__init__.py)
     from search.reproduce.retrain import reproduce
 
     with console.status("reproducing ...", spinner="dots"):
@@ -127,7 +137,7 @@ def run_single(spec: Any, options: Any, console: Console, *, overridden: bool, s
     return 0
 
 
-def print_reproduction(console: Console, result: Any) -> None:
+def print_reproduction(console: Console, result: Reproduction) -> None:
     for note in result.config_notes:
         console.print(f"[yellow]note:[/yellow] {note}")
     original = "n/a" if result.original_value is None else repr(result.original_value)
@@ -159,7 +169,10 @@ def print_reproduction(console: Console, result: Any) -> None:
         )
 
 
-def run_ensemble(spec: Any, options: Any, top_k: int, console: Console, *, overridden: bool) -> int:
+def run_ensemble(
+    spec: ExperimentSpec, options: ReproduceOptions, top_k: int, console: Console, *, overridden: bool
+) -> int:
+    # lazy: `convtune --help` imports every command module (search/cli/commands/__init__.py)
     from search.reproduce.ensemble import reproduce_ensemble
 
     with console.status(f"reproducing the {top_k} best trials ...", spinner="dots"):
@@ -168,7 +181,7 @@ def run_ensemble(spec: Any, options: Any, top_k: int, console: Console, *, overr
     return 0
 
 
-def print_ensemble(console: Console, result: Any) -> None:
+def print_ensemble(console: Console, result: EnsembleReproduction) -> None:
     for note in result.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
     choice = result.choice
@@ -202,6 +215,7 @@ def print_ensemble(console: Console, result: Any) -> None:
 
 def cost_line(costs: dict[str, float]) -> str:
     """`params 12,345, multiply-adds 1,234,567, 0.21 ms per image (batch 1), ...` on one line."""
+    # lazy: `convtune --help` imports every command module (search/cli/commands/__init__.py)
     from search.experiment.budgets import format_cost
     from search.study.model_cost import LATENCY_BATCH
     from search.tracking import vocabulary as v

@@ -22,6 +22,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy: `convtune --help` imports every command module (search/cli/commands/__init__.py)
     from rich.console import Console
     from rich.table import Table
 

@@ -33,6 +33,7 @@ import time
 from typing import TYPE_CHECKING
 
 from search.cli.commands import add_experiment, add_study, checked_study
+from search.errors import ConfigError, ConvtuneError
 
 if TYPE_CHECKING:
     from search.experiment.spec import ExperimentSpec
@@ -78,7 +79,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     started = time.time()  # a budget counts from here: start-up and checks are part of it
-    from search.errors import ConfigError
+    # lazy: `convtune --help` imports every command module (search/cli/commands/__init__.py)
     from search.experiment.spec import load_experiment
     from search.parallel.worker_start import prestart_for_command_line
 
@@ -90,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     study = checked_study(args)
     spec = with_warm_start(load_experiment(args.experiment, args.overrides), args)
     prestart_for_command_line(args.devices, args.workers)  # the workers' imports overlap what follows
+    # lazy: after prestart, so that the forkserver imports while this process does (search.study.runner)
     from search.study.runner import TuneOptions, tune
 
     options = TuneOptions(
@@ -111,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
 
 def with_warm_start(spec: ExperimentSpec, args: argparse.Namespace) -> ExperimentSpec:
     """`--warm-start` and `--warm-storage` over the experiment's `search.warm_start`."""
-    from search.errors import ConfigError
+    # lazy: `convtune --help` imports every command module (search/cli/commands/__init__.py)
     from search.experiment.names import check_name
     from search.experiment.spec import WarmStartConfig
 
@@ -131,7 +133,7 @@ def with_warm_start(spec: ExperimentSpec, args: argparse.Namespace) -> Experimen
 
 def checked_budget(args: argparse.Namespace) -> float | None:
     """`--budget` in seconds; a `ConfigError` when malformed, not positive, or given with --timeout."""
-    from search.errors import ConfigError
+    # lazy: `convtune --help` imports every command module (search/cli/commands/__init__.py)
     from search.time_budget.split import parse_duration
 
     if args.budget is None:
@@ -148,10 +150,10 @@ def tune_within_budget(
     args: argparse.Namespace, spec: ExperimentSpec, options: TuneOptions, budget: float, started: float
 ) -> int:
     """The search within its share of the budget, then the reproduction within what is left."""
+    # lazy: `convtune --help` imports every command module (search/cli/commands/__init__.py)
     from rich.console import Console
 
     from search.cli.commands.reproduce import quiet_training_logs, run_ensemble, run_single
-    from search.errors import ConvtuneError
     from search.experiment.spec import reproduction_spec
     from search.study.runner import tune
     from search.study.study import best_trial

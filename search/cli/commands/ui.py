@@ -23,6 +23,8 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from search.errors import ConfigError, ConvtuneError
+
 if TYPE_CHECKING:
     from search.tracking.tracker import Tracker
 
@@ -86,8 +88,6 @@ def server_command(
 
 
 def check_port_free(host: str, port: int) -> None:
-    from search.errors import ConfigError
-
     if not 1 <= port <= 65535:
         raise ConfigError(f"--port must be in 1..65535, but got {port}.")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -122,6 +122,7 @@ def experiment_links(tracker: Tracker, url: str, limit: int = 10) -> list[str]:
     A study that `convtune tune` tagged opens on its saved view: sorted by the metric, with the metric
     and the searched params as columns (search.tracking.ui_links).
     """
+    # lazy: `convtune --help` imports every command module (search/cli/commands/__init__.py)
     from search.tracking.ui_links import study_link
 
     return [f"  {name}: {study_link(url, eid, tags)}" for name, eid, tags in tracker.last_experiments(limit)]
@@ -142,7 +143,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from search.errors import ConvtuneError
+    # lazy: `convtune --help` imports every command module (search/cli/commands/__init__.py)
     from search.tracking import load_settings
     from search.tracking.settings import DEFAULT_ARTIFACTS
     from search.tracking.tracker import Tracker

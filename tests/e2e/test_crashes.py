@@ -154,6 +154,6 @@ def test_sigkill_of_one_worker_mid_trial_fails_and_retries_it_while_the_other_go
     assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 3
     runs = trial_runs(mlflow_client(), "tiny")
     assert "RUNNING" not in {r.info.status for r in runs}
-    # the retry resumed the killed trial's checkpoint in its run (tests/search/test_resume_workers.py)
+    # the retry resumed the killed trial's checkpoint in its run (tests/e2e/test_resume_workers.py)
     assert retries[0].user_attrs["mlflow_run_id"] == victim.user_attrs["mlflow_run_id"]
     assert mlflow_client().get_run(victim.user_attrs["mlflow_run_id"]).info.status == "FINISHED"

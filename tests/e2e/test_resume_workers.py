@@ -1,6 +1,6 @@
 """SIGKILL of a worker mid-epoch in a multi-worker study: its retry resumes from the last checkpoint.
 
-Slow (worker processes, a dozen epochs per trial): `pytest -m slow tests/search/test_resume_workers.py`.
+Slow (worker processes, a dozen epochs per trial): `pytest -m slow tests/e2e/test_resume_workers.py`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 from optuna.trial import TrialState
 
 from search.experiment.spec import validate_experiment
-from search.parallel.workers import available_cores
+from search.parallel.plan import available_cores
 from search.study.runner import TuneOptions, prepare_study, tune
 from search.study.study import open_storage
 from tests.conftest import tiny_experiment, write_experiment

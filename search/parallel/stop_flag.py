@@ -1,0 +1,44 @@
+"""Stopping on request: SIGTERM or Ctrl-C closes the current trial instead of killing it.
+
+The parent of a worker pool forwards the request to its workers; each worker (and a study run in
+the parent itself) checks the flag between trials and, through `search.study.objective.StopCallback`,
+between batches.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT: the first asks the current trial to close; a second Ctrl-C interrupts now."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.signal_name = ""
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.signal_name = signal.Signals(signum).name
+
+    @contextmanager
+    def installed(self) -> Iterator[StopFlag]:
+        """Handles SIGTERM and SIGINT while the body runs (main thread only), then restores the old ones."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)

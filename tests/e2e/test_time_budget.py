@@ -1,0 +1,56 @@
+"""`tune --budget` end to end on tiny digits: the search stops on its share, the reproduction runs, and
+the whole command ends within the budget plus a tolerance for a loaded machine."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from search.study.study import find_study, open_storage
+from search.tracking import load_settings
+from search.tracking import vocabulary as v
+from tests.conftest import tiny_experiment, write_experiment
+from tests.helpers.cli_helpers import run_cli
+
+BUDGET = 50.0
+
+
+TOLERANCE = 25.0  # a loaded 2-core machine: MLflow, registration and Python's own start-up vary
+
+
+def test_tune_with_a_budget_stops_the_search_and_reproduces_within_it(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = tiny_experiment(name="tiny-budget", reproduce={"epochs": 2})
+    raw["search"]["n_trials"] = 500  # far more than fit: the budget must stop the search
+    experiment = write_experiment(workdir, raw)
+    started = time.monotonic()
+    result = run_cli(["tune", str(experiment), "--budget", f"{BUDGET:.0f}s", "--quiet"], capsys)
+    elapsed = time.monotonic() - started
+    assert result.code == 0, result.err
+    assert elapsed < BUDGET + TOLERANCE, (elapsed, result.err)
+
+    assert "budget 50s: search ~" in result.err  # the plan, at the start
+    assert "budget 50s used: search " in result.err  # the actual split, at the end
+    assert "registered models:/tiny-budget@champion (version 1)" in result.out
+
+    study = find_study(open_storage(None), "tiny-budget")
+    finished = [t for t in study.trials if t.state.is_finished()]
+    assert 1 <= len(finished) < 500
+
+    client = MlflowClient(load_settings().tracking_uri)
+    parent = client.get_run(study.user_attrs[v.STUDY_ATTR_PARENT_RUN]).data.tags
+    assert parent[v.TAG_BUDGET_SECONDS] == "50"
+    assert parent[v.TAG_BUDGET_SEARCH_STOPPED] == "budget"
+    assert parent[v.TAG_BUDGET_PLAN].startswith("budget 50s: search ~")
+    search, reproduce, total = (
+        float(parent[name])
+        for name in (v.TAG_BUDGET_SEARCH_ACTUAL, v.TAG_BUDGET_REPRODUCE_ACTUAL, v.TAG_BUDGET_TOTAL_ACTUAL)
+    )
+    assert search + reproduce == pytest.approx(total, abs=0.2)
+    assert search < BUDGET - float(parent[v.TAG_BUDGET_REPRODUCE_PLANNED]) + TOLERANCE
+    assert total < BUDGET + TOLERANCE
+    assert not list((workdir / ".convtune" / "budget").glob("*.json"))  # the clock's file is gone

@@ -1,0 +1,27 @@
+"""`convtune check`: the experiment, its space and its layers, with nothing trained or written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from search.cli.commands.check import auto_precision_summary
+from search.cli.main import main
+from tests.conftest import tiny_experiment, write_experiment
+
+
+def test_a_valid_experiment_is_described_and_nothing_is_written(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_experiment(workdir, tiny_experiment())
+    before = sorted(workdir.iterdir())
+    assert main(["check", str(path)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert out.startswith("tiny: digits (") and "search space" in out and "optim.lr" in out
+    assert "where results go:" in out and out.endswith("ok: the experiment is valid.")
+    assert sorted(workdir.iterdir()) == before
+
+
+def test_precision_auto_is_spelled_out_for_this_cpu() -> None:
+    assert " on this CPU" in auto_precision_summary()

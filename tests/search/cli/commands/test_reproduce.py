@@ -1,0 +1,33 @@
+"""`convtune reproduce`'s own checks and what it prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from search.cli.commands.reproduce import cost_line
+from search.tracking import vocabulary as v
+from tests.conftest import tiny_experiment, write_experiment
+from tests.helpers.cli_helpers import run_cli
+
+
+def test_reproduce_refuses_a_top_k_out_of_range(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    experiment = write_experiment(workdir, tiny_experiment())
+    result = run_cli(["reproduce", str(experiment), "--top-k", "0"], capsys)
+    assert result.code == 2
+    assert "--top-k must be in [1, 20], but got 0." in result.one_line_error()
+
+
+def test_the_reproduced_networks_cost_on_one_line() -> None:
+    costs = {
+        v.COST_PARAMS: 12345.0,
+        v.COST_MACS: 1234567.0,
+        v.COST_SIZE_BYTES: 49380.0,
+        v.COST_LATENCY_MS: 0.2134,
+        v.COST_LATENCY_MS_BATCH: 0.0412,
+    }
+    assert cost_line(costs) == (
+        "params 12,345, multiply-adds 1,234,567, 49,380 bytes, 0.213 ms per image at batch 1, "
+        "0.0412 at batch 64 (float32, CPU)"
+    )
