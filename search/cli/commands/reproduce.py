@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from search.errors import ConfigError
     from search.experiment.spec import load_experiment, reproduction_spec
     from search.reproduce.ensemble import MAX_TOP_K
-    from search.reproduce.retrain import ReproduceOptions
+    from search.reproduce.options import ReproduceOptions
 
     if args.top_k is not None and not 1 <= args.top_k <= MAX_TOP_K:
         raise ConfigError(f"--top-k must be in [1, {MAX_TOP_K}], but got {args.top_k}.")
@@ -117,7 +117,7 @@ def quiet_training_logs() -> None:
 
 
 def run_single(spec: Any, options: Any, console: Console, *, overridden: bool, strict: bool = False) -> int:
-    from search.reproduce.retrain import reproduce
+    from search.reproduce.reproduce import reproduce
 
     with console.status("reproducing ...", spinner="dots"):
         result = reproduce(spec, options, overridden=overridden)
