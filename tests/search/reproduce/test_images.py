@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from search.errors import ConvtuneError
-from search.reproduce.images import prepare_images
+from search.errors import ConfigError, ConvtuneError
+from search.reproduce.images import fit_images, prepare_images
 from tests.helpers.tiny_runs import write_digit_pngs
 
 
@@ -44,3 +44,15 @@ def test_predict_resizes_and_converts_rgb_images(tmp_path: Path) -> None:
     assert prepared.dtype == torch.uint8 and prepared.shape == (2, 1, 8, 8)
     assert torch.equal(prepared[0], images[0])
     assert (prepared[1].int() - images[0].int()).abs().float().mean() < 40
+
+
+def test_dataset_images_are_fitted_to_the_models_channels_and_size() -> None:
+    gray = torch.full((2, 1, 4, 4), 100, dtype=torch.uint8)
+    as_rgb = fit_images(gray, 3, (4, 4))
+    assert as_rgb.shape == (2, 3, 4, 4) and as_rgb.is_contiguous() and as_rgb.unique().tolist() == [100]
+    red = torch.zeros(1, 3, 4, 4, dtype=torch.uint8)
+    red[:, 0] = 255
+    assert fit_images(red, 1, (4, 4)).unique().tolist() == [76]  # 0.299 * 255, as PIL converts
+    assert fit_images(gray, 1, (8, 6)).shape == (2, 1, 8, 6)
+    with pytest.raises(ConfigError, match="the data has 2 channels but the model takes 3"):
+        fit_images(torch.zeros(1, 2, 4, 4, dtype=torch.uint8), 3, (4, 4))
