@@ -30,6 +30,9 @@ from search.study.pareto import is_pareto, maximizes, metric_value, write_front
 from search.tracking import vocabulary as v
 
 if TYPE_CHECKING:
+    from plotly.graph_objects import Figure
+
+    from search.study.objective import Objective
     from search.tracking.tracker import Tracker
 
 logger = logging.getLogger(__name__)
@@ -60,7 +63,7 @@ def _target(study: optuna.Study) -> dict[str, Any]:
     return {"target": metric_value} if is_pareto(study) else {}
 
 
-def _plotly_figure(name: str, study: optuna.Study, target_name: str) -> Any:
+def _plotly_figure(name: str, study: optuna.Study, target_name: str) -> Figure:
     import optuna.visualization as plots  # lazy: plotly and matplotlib (~0.4 s) only once plots are drawn
 
     target = _target(study)
@@ -212,7 +215,7 @@ class StudyPlotsRefresher:
         *,
         every: int = 5,
         max_share: float = 0.05,
-        write: Callable[[optuna.Study, Tracker, str], Any] = log_study_plots,
+        write: Callable[[optuna.Study, Tracker, str], object] = log_study_plots,
         enabled: bool = True,
     ) -> None:
         if every < 1:
@@ -249,7 +252,7 @@ class StudyPlotsRefresher:
         self.refreshed_at = finished
 
 
-def refresher_for(objective: Any) -> StudyPlotsRefresher:
+def refresher_for(objective: Objective) -> StudyPlotsRefresher:
     """The refresher of an `Objective`'s study run, off when its trials make no artifacts."""
     return StudyPlotsRefresher(
         objective.tracker, objective.parent_run_id, enabled=objective.settings.artifacts
