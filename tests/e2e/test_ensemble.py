@@ -38,8 +38,6 @@ from tests.helpers.parallel_helpers import mlflow_client
 from tests.helpers.study_folder import inside_study_folder
 
 NAME = "tiny-ensemble"
-
-
 URI = f"models:/{NAME}@ensemble"
 
 
