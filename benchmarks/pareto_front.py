@@ -86,7 +86,7 @@ def headline(label: str, channels: list[int], test_acc: float) -> Measured:
 
 
 def registered(uri: str) -> Measured:
-    from search.reproduce.retrain import evaluate_on_dataset
+    from search.reproduce.evaluate import evaluate_on_dataset
     from search.tracking.model_store import load_inference_model
 
     evaluation, _ = evaluate_on_dataset(uri)

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from matplotlib.figure import Figure
+from matplotlib.image import imread
 from torch import Tensor
 
 from lightning_modules.latency import measure_latency
@@ -132,9 +134,6 @@ def comparison_markdown(a: ModelSummary, b: ModelSummary) -> str:
 
 def side_by_side(left: Path, right: Path, titles: tuple[str, str], path: Path) -> Path:
     """Two pictures (the models' filters.png) in one figure, titled."""
-    from matplotlib.figure import Figure
-    from matplotlib.image import imread
-
     figure = Figure(figsize=(12, 6), layout="constrained")
     for axes, picture, title in zip(figure.subplots(1, 2), (left, right), titles, strict=True):
         axes.imshow(imread(picture))

@@ -16,17 +16,10 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from lightning_modules.shapes import LayerInfo
-from search.inspect.pictures import (
-    _as_picture,
-    _hide_axes,
-    _save,
-    _short,
-    draw_feature_maps,
-    first_conv,
-    plot_architecture,
-    plot_filters,
-    receptive_fields,
-)
+from search.inspect.architecture_plot import plot_architecture
+from search.inspect.drawing import as_picture, hide_axes, save, short
+from search.inspect.feature_maps import draw_feature_maps, receptive_fields
+from search.inspect.filters import first_conv, plot_filters
 
 
 def cam_layer(network: nn.Module) -> tuple[str, nn.Module]:
@@ -92,24 +85,24 @@ def plot_grad_cam(
     """The image, the Grad-CAM overlay for the predicted class, and the top class probabilities."""
     figure = Figure(figsize=(11, 3.8), layout="constrained")
     left, middle, right = figure.subplots(1, 3)
-    picture, cmap = _as_picture(display)
+    picture, cmap = as_picture(display)
     predicted = int(probabilities.argmax())
     left.imshow(picture, cmap=cmap, interpolation="nearest")
     left.set_title("input", fontsize=10)
     middle.imshow(picture, cmap=cmap, interpolation="nearest")
     overlay = middle.imshow(cam.numpy(), cmap="jet", alpha=0.45, vmin=0, vmax=1, interpolation="bilinear")
     figure.colorbar(overlay, ax=middle, shrink=0.8, label="importance for the prediction")
-    middle.set_title(f"Grad-CAM at {layer}\nfor '{_short(class_names[predicted], 24)}'", fontsize=10)
+    middle.set_title(f"Grad-CAM at {layer}\nfor '{short(class_names[predicted], 24)}'", fontsize=10)
     for axes in (left, middle):
-        _hide_axes(axes)
+        hide_axes(axes)
     values, indices = probabilities.topk(min(top, len(probabilities)))
-    names = [_short(class_names[int(i)], 18) for i in indices]
+    names = [short(class_names[int(i)], 18) for i in indices]
     right.barh(range(len(names))[::-1], values.numpy(), color="tab:blue")
     right.set_yticks(range(len(names))[::-1], names, fontsize=9)
     right.set_xlim(0, 1)
     right.set_xlabel("probability")
     right.set_title(f"top {len(names)} classes", fontsize=10)
-    return _save(figure, path)
+    return save(figure, path)
 
 
 @dataclass(frozen=True)

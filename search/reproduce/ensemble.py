@@ -12,24 +12,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
+from lightning_modules.data.datamodule import ImageDataModule
 from search.errors import ConfigError, ConvtuneError
 from search.experiment.spec import ExperimentSpec
+from search.inspect.evaluation import Evaluation, evaluate_model
 from search.reproduce.ensemble_model import EnsembleModel
-from search.reproduce.retrain import (
-    Evaluation,
-    Plan,
-    ReproduceOptions,
-    evaluate_model,
-    final_test,
-    plan_reproduction,
-    retrain,
-)
+from search.reproduce.evaluate import final_test
+from search.reproduce.options import ReproduceOptions
+from search.reproduce.plan import Plan, plan_reproduction
+from search.reproduce.retrain import retrain
 from search.reproduce.selection import EnsembleChoice, accuracy, choose_ensemble
 from search.study.pareto import metric_value
 from search.study.study import find_study, open_storage
@@ -129,7 +125,7 @@ def _in_run(
     overridden: bool,
 ) -> EnsembleReproduction:
     members: list[Member] = []
-    datamodule: Any = None
+    datamodule: ImageDataModule | None = None
     notes: list[str] = []
     for index, trial in enumerate(trials):
         link = {v.TAG_PARENT_RUN: run_id, v.TAG_ENSEMBLE_RUN: run_id}
@@ -141,6 +137,7 @@ def _in_run(
         datamodule = datamodule or data
         _check_same_validation_split(datamodule, data, trial.number)
         members.append(member)
+    assert datamodule is not None  # top_trials returns at least one trial
     tracker.link_ensemble_members(run_id, [member.run_id for member in members])
     images, labels = datamodule.val_images, datamodule.val_labels
     choice = choose_ensemble([member.model.predict(images) for member in members], labels)
@@ -176,7 +173,7 @@ def member_deadline(deadline: float | None, members_left: int) -> float | None:
 
 def _member(
     spec: ExperimentSpec, options: ReproduceOptions, plan: Plan, tracker: Tracker
-) -> tuple[Member, Any, str | None]:
+) -> tuple[Member, ImageDataModule, str | None]:
     """One trial retrained in its own run (closed here); no test split is read. Also returns the note
     of a training stopped at the options' deadline."""
     try:
@@ -212,7 +209,7 @@ def _member(
     return member, data, retrained.deadline_note
 
 
-def _check_same_validation_split(first: Any, other: Any, trial: int) -> None:
+def _check_same_validation_split(first: ImageDataModule, other: ImageDataModule, trial: int) -> None:
     if first is other:
         return
     same = torch.equal(first.val_labels, other.val_labels) and torch.equal(first.val_images, other.val_images)
@@ -223,7 +220,9 @@ def _check_same_validation_split(first: Any, other: Any, trial: int) -> None:
         )
 
 
-def final_ensemble_test(ensemble: EnsembleModel, members: list[Member], datamodule: Any) -> Evaluation:
+def final_ensemble_test(
+    ensemble: EnsembleModel, members: list[Member], datamodule: ImageDataModule
+) -> Evaluation:
     """The one place `reproduce --top-k` reads the test split, after the ensemble is chosen: the
     ensemble's evaluation, and each member's test accuracy (reported, never used to choose)."""
     test, _ = final_test(ensemble, datamodule)

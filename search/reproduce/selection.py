@@ -1,6 +1,6 @@
 """Decisions taken after training, on the validation split only: test-time augmentation, ensembles.
 
-Nothing here reads the test split; `search.reproduce.retrain.final_test` does, once the decisions are taken.
+Nothing here reads the test split; `search.reproduce.evaluate.final_test` does, once the decisions are taken.
 """
 
 from __future__ import annotations

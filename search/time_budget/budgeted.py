@@ -25,7 +25,7 @@ from rich.console import Console
 from search.errors import ConvtuneError
 from search.experiment.spec import ExperimentSpec
 from search.reproduce.ensemble import top_trials
-from search.reproduce.retrain import ReproduceOptions
+from search.reproduce.options import ReproduceOptions
 from search.time_budget import split as tb
 from search.time_budget.deadlines import SearchClock, SearchEndCallback
 from search.tracking import vocabulary as v

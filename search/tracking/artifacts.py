@@ -11,19 +11,19 @@ from lightning_modules.config import RunConfig
 from lightning_modules.module import ClassifierModule
 from lightning_modules.shapes import LayerInfo
 from lightning_modules.training import RunParts
+from search.inspect.architecture_plot import plot_architecture
 from search.inspect.describe import architecture_markdown, layer_infos
-from search.inspect.pictures import (
+from search.inspect.evaluation import (
     MAX_EVAL_IMAGES,
     Predictions,
-    draw_feature_maps,
-    first_conv,
-    plot_architecture,
-    plot_confusion_matrix,
-    plot_filters,
-    plot_misclassified,
+    evaluate_predictions,
+    plot_confusion,
     predict,
-    receptive_fields,
+    title_on_validation,
 )
+from search.inspect.feature_maps import draw_feature_maps, receptive_fields
+from search.inspect.filters import first_conv, plot_filters
+from search.inspect.mistakes import plot_misclassified
 from search.study.objective import ArtifactWriter
 
 FEATURE_MAP_IMAGES = 4
@@ -95,7 +95,9 @@ def draw_pictures(
     written += draw_feature_maps(network, inputs[few], images[few], folder, titles=titles, fields=fields)
     known = _known_predictions(predictions, labels)
     predictions = known if known is not None else predict(network, inputs, labels)
-    written.append(plot_confusion_matrix(predictions, class_names, folder / "confusion_matrix.png"))
+    evaluation = evaluate_predictions(predictions.predicted, predictions.labels, class_names)
+    confusion = folder / "confusion_matrix.png"
+    written.append(plot_confusion(evaluation, confusion, title=title_on_validation(evaluation)))
     written.append(plot_misclassified(images, predictions, class_names, folder / "misclassified.png"))
     return written
 

@@ -1,4 +1,4 @@
-"""Trained models as self-contained inference modules: save, log, register, load, export.
+"""Trained models as self-contained inference modules: what one holds, saving it and loading it back.
 
 An `InferenceModel` holds the classifier (`.network`), the training normalization, the class names and
 the input shape; it takes uint8 images (N, C, H, W) in 0..255 or float images in [0, 1] and returns
@@ -10,7 +10,8 @@ Storage and security: a model is saved as one torch file holding only tensors an
 model registry. In MLflow the same file rides along as an extra file of an `mlflow.pytorch` model
 saved with `serialization_format="pt2"` (a `torch.export` graph that MLflow checks to be free of
 pickle before loading), so MLflow users can serve it without convtune, and nothing here unpickles
-arbitrary objects.
+arbitrary objects. Logging and registering happen in `search.tracking.registry`, exporting in
+`search.reproduce.export`, feeding image files in `search.reproduce.images`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from torch import Tensor, nn
 
 from lightning_modules.config import ModelConfig
 from lightning_modules.models import model_from_config
-from lightning_modules.tta import TTAWrapper, average_views, check_image_size, check_tta
+from lightning_modules.tta import average_views, check_image_size, check_tta
 from search.errors import ConfigError, ConvtuneError, first_line
 
 if TYPE_CHECKING:
@@ -236,7 +237,9 @@ def _read_model_file(path: Path) -> AnyModel:
         )
     try:
         if bundle["format"] == ENSEMBLE_FORMAT:
-            from search.reproduce.ensemble_model import ensemble_from_bundle
+            from search.reproduce.ensemble_model import (
+                ensemble_from_bundle,  # here: that module imports this one
+            )
 
             return ensemble_from_bundle(bundle)
         description = ModelDescription.from_json(bundle["description"])
@@ -274,7 +277,7 @@ def load_inference_model(uri_or_path: str) -> AnyModel:
     if not text:
         raise ConfigError("MODEL is empty; give models:/<name>@champion, runs:/<run id>/model or a path.")
     if is_uri(text) and not text.startswith("file:"):
-        from search.tracking.registry import download_model  # MLflow only for a URI
+        from search.tracking.registry import download_model  # lazy: MLflow (~1 s) only for a URI
 
         return _read_model_file(_model_file_in(download_model(text)))
     path = Path(text.removeprefix("file://")).expanduser()
@@ -286,123 +289,3 @@ def load_inference_model(uri_or_path: str) -> AnyModel:
         f"model {text} not found: no such file or folder; give models:/<name>@champion, "
         "runs:/<run id>/model, an MLflow model folder or a saved model file."
     )
-
-
-# ---------------------------------------------------------------------------------------------------
-# images
-
-
-def prepare_images(paths: Sequence[str | Path], in_channels: int, image_size: tuple[int, int]) -> Tensor:
-    """uint8 (N, C, H, W) from image files: converted to the model's channels (grayscale or RGB) and
-    resized with bilinear filtering, the way image folders are decoded for training."""
-    from PIL import Image, UnidentifiedImageError
-
-    if in_channels not in (1, 3):
-        raise ConvtuneError(f"image files can feed 1- or 3-channel models, but this one takes {in_channels}.")
-    height, width = image_size
-    mode = "L" if in_channels == 1 else "RGB"
-    out = torch.empty((len(paths), in_channels, height, width), dtype=torch.uint8)
-    for index, path in enumerate(paths):
-        try:
-            with Image.open(path) as image:
-                converted = image.convert(mode)
-                if converted.size != (width, height):
-                    converted = converted.resize((width, height), Image.Resampling.BILINEAR)
-                pixels = torch.frombuffer(bytearray(converted.tobytes()), dtype=torch.uint8)
-        except FileNotFoundError:
-            raise ConvtuneError(f"image {path} not found; check the path.") from None
-        except (UnidentifiedImageError, OSError) as error:
-            raise ConvtuneError(
-                f"{path} is not a readable image ({first_line(error, drop_period=True)}); use PNG or JPEG."
-            ) from None
-        out[index] = pixels.view(height, width, in_channels).permute(2, 0, 1)
-    return out
-
-
-# ---------------------------------------------------------------------------------------------------
-# export
-
-
-def export_torchscript(model: AnyModel, path: str | Path) -> Path:
-    """A TorchScript file (`torch.jit.load`) taking uint8 or float images, returning probabilities;
-    the description (class names, input size) rides along as the extra file `convtune.json`."""
-    import warnings
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    model = model.eval()
-    example = torch.zeros((2, model.in_channels, *model.image_size), dtype=torch.float32)
-    if not isinstance(model, InferenceModel):
-        return _export_ensemble_torchscript(model, example, path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        network = TTAWrapper(model.network, model.tta) if model.tta else model.network
-        traced = torch.jit.trace(network, example)  # type: ignore[no-untyped-call]
-        wrapper = torch.jit.script(_ScriptableModel(traced, model.mean, model.inv_std))  # type: ignore[no-untyped-call]
-        wrapper.save(str(path), _extra_files={"convtune.json": model.description.to_json()})
-    return path
-
-
-def _export_ensemble_torchscript(model: EnsembleModel, example: Tensor, path: Path) -> Path:
-    """Traced on float images in [0, 1] (each member's normalization and TTA inside); uint8 images
-    are divided by 255 first."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        traced = torch.jit.trace(model, example)  # type: ignore[no-untyped-call]
-        wrapper = torch.jit.script(_ScriptableEnsemble(traced))  # type: ignore[no-untyped-call]
-        wrapper.save(str(path), _extra_files={"convtune.json": model.description.to_json()})
-    return path
-
-
-class _ScriptableEnsemble(nn.Module):
-    def __init__(self, ensemble: nn.Module) -> None:
-        super().__init__()
-        self.ensemble = ensemble
-
-    def forward(self, images: Tensor) -> Tensor:
-        pixels = images.to(torch.float32) / 255 if images.dtype == torch.uint8 else images.to(torch.float32)
-        return self.ensemble(pixels)
-
-
-class _ScriptableModel(nn.Module):
-    def __init__(self, network: nn.Module, mean: Tensor, inv_std: Tensor) -> None:
-        super().__init__()
-        self.network = network
-        self.register_buffer("mean", mean.clone())
-        self.register_buffer("inv_std", inv_std.clone())
-
-    def forward(self, images: Tensor) -> Tensor:
-        pixels = images.to(torch.float32) if images.dtype == torch.uint8 else images.to(torch.float32) * 255
-        return self.network((pixels - self.mean) * self.inv_std).float().softmax(dim=1)
-
-
-def export_onnx(model: AnyModel, path: str | Path) -> Path:
-    """An ONNX file with input `images` (uint8, N x C x H x W, any N) and output `probabilities`;
-    class names and input size are in its metadata (`convtune`, JSON)."""
-    import warnings
-
-    import onnx
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    model = model.eval()
-    example = torch.zeros((2, model.in_channels, *model.image_size), dtype=torch.uint8)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            (example,),
-            str(path),
-            input_names=["images"],
-            output_names=["probabilities"],
-            dynamic_shapes=[{0: torch.export.Dim("batch", min=1)}],
-            external_data=False,
-            verbose=False,
-        )
-    proto = onnx.load(str(path))
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = "convtune", model.description.to_json()
-    onnx.save(proto, str(path))
-    return path

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from search.errors import first_line
+from search.errors import ConfigError, first_line
 
 OUTAGE_ENV = "CONVTUNE_TRACKING_OUTAGE_SECONDS"
 DEFAULT_OUTAGE_SECONDS = 600.0
@@ -64,8 +64,6 @@ def outage_seconds() -> float:
     except ValueError:
         value = -1.0
     if not value >= 0:
-        from search.errors import ConfigError
-
         raise ConfigError(f"{OUTAGE_ENV} must be a number of seconds >= 0, but got {text!r}.")
     return value
 

@@ -25,7 +25,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # lazy: `convtune --help` imports every command module (search/cli/commands/__init__.py)
-    from search.reproduce.retrain import evaluate_on_dataset
+    from search.reproduce.evaluate import evaluate_on_dataset
 
     evaluation, dataset = evaluate_on_dataset(args.model, args.dataset, args.root)
     print(f"{dataset} test split: accuracy {evaluation.accuracy:.4f} ({evaluation.total} images)")

@@ -81,7 +81,7 @@ def explain_one(model: InferenceModel, image: str, out: Path, console: Console, 
     from lightning_modules.tracing import traced_table
     from search.inspect.describe import architecture_markdown, architecture_rich_table
     from search.inspect.gradcam import explain_image
-    from search.tracking.model_store import prepare_images
+    from search.reproduce.images import prepare_images
 
     images = prepare_images([image], model.in_channels, model.image_size)
     rows = traced_table(model.network, model.in_channels, model.image_size)
@@ -99,7 +99,7 @@ def explain_one(model: InferenceModel, image: str, out: Path, console: Console, 
 def explain_ensemble(args: argparse.Namespace, model: EnsembleModel, out: Path) -> int:
     """Every member explained into out/member-<i>/, then the ensemble's prediction."""
     # lazy: `convtune --help` imports every command module (search/cli/commands/__init__.py)
-    from search.tracking.model_store import prepare_images
+    from search.reproduce.images import prepare_images
 
     if args.compare:
         raise ConfigError("--compare takes single models; explain an ensemble's members without it.")
@@ -130,7 +130,7 @@ def compare(
 
     from search.inspect.compare import comparison_markdown, comparison_rows, gave_up, side_by_side, summarize
     from search.inspect.gradcam import explain_image
-    from search.tracking.model_store import prepare_images
+    from search.reproduce.images import prepare_images
 
     folder = out / "compare"
     other_images = prepare_images([args.image], other.in_channels, other.image_size)

@@ -24,7 +24,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     # lazy: `convtune --help` imports every command module (search/cli/commands/__init__.py)
     from search.experiment.names import check_output_file
-    from search.tracking.model_store import export_onnx, export_torchscript, load_inference_model
+    from search.reproduce.export import export_onnx, export_torchscript
+    from search.tracking.model_store import load_inference_model
 
     out = check_output_file(args.out, "--out")
     model = load_inference_model(args.model)

@@ -24,7 +24,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # lazy: `convtune --help` imports every command module (search/cli/commands/__init__.py)
-    from search.tracking.model_store import load_inference_model, prepare_images
+    from search.reproduce.images import prepare_images
+    from search.tracking.model_store import load_inference_model
 
     if args.top < 1:
         raise ConfigError(f"--top must be at least 1, but got {args.top}.")

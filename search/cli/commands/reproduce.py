@@ -40,7 +40,8 @@ if TYPE_CHECKING:
 
     from search.experiment.spec import ExperimentSpec
     from search.reproduce.ensemble import EnsembleReproduction
-    from search.reproduce.retrain import ReproduceOptions, Reproduction
+    from search.reproduce.options import ReproduceOptions
+    from search.reproduce.reproduce import Reproduction
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
     from search.experiment.spec import load_experiment, reproduction_spec
     from search.reproduce.ensemble import MAX_TOP_K
-    from search.reproduce.retrain import ReproduceOptions
+    from search.reproduce.options import ReproduceOptions
 
     if args.top_k is not None and not 1 <= args.top_k <= MAX_TOP_K:
         raise ConfigError(f"--top-k must be in [1, {MAX_TOP_K}], but got {args.top_k}.")
@@ -127,7 +128,7 @@ def run_single(
     strict: bool = False,
 ) -> int:
     # lazy: `convtune --help` imports every command module (search/cli/commands/__init__.py)
-    from search.reproduce.retrain import reproduce
+    from search.reproduce.reproduce import reproduce
 
     with console.status("reproducing ...", spinner="dots"):
         result = reproduce(spec, options, overridden=overridden)

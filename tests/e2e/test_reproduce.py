@@ -13,24 +13,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from search.cli.main import main
 from search.experiment.spec import validate_experiment
-from search.reproduce.retrain import (
-    TAG_REPRODUCTION_OF,
-    ReproduceOptions,
-    Reproduction,
-    precision_notes,
-    reproduce,
-)
+from search.reproduce.options import ReproduceOptions
+from search.reproduce.plan import precision_notes
+from search.reproduce.reproduce import Reproduction, reproduce
 from search.study.runner import TuneOptions, tune
 from search.study.study import best_trial
 from search.tracking import Tracker, load_settings
 from search.tracking.model_store import InferenceModel, load_inference_model
+from search.tracking.vocabulary import TAG_REPRODUCTION_OF
 from tests.conftest import tiny_experiment, write_experiment
 from tests.helpers.parallel_helpers import mlflow_client
 from tests.helpers.study_folder import inside_study_folder
+from tests.helpers.tiny_runs import write_digit_pngs
 
 
 @dataclass
@@ -129,23 +126,10 @@ def test_mlflow_pyfunc_serves_the_pt2_model_without_convtune(in_study: Reproduce
     np.testing.assert_allclose(output, in_study.second.model.predict(images).numpy(), atol=1e-6)
 
 
-def _write_test_pngs(folder: Path, count: int) -> tuple[list[Path], torch.Tensor, torch.Tensor]:
-    from lightning_modules.data import load_dataset
-
-    arrays = load_dataset("digits")
-    images, labels = arrays.test_images[:count], arrays.test_labels[:count]
-    paths = []
-    for index in range(count):
-        path = folder / f"digit_{index}.png"
-        Image.fromarray(images[index, 0].numpy(), mode="L").save(path)
-        paths.append(path)
-    return paths, images, labels
-
-
 def test_predict_on_png_files_agrees_with_the_models_own_evaluation(
     in_study: Reproduced, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    paths, images, _ = _write_test_pngs(tmp_path, 12)
+    paths, images, _ = write_digit_pngs(tmp_path, 12)
     model = in_study.second.model
     probabilities = model.predict(images)
     assert main(["predict", "models:/tiny@champion", *map(str, paths)]) == 0
@@ -156,18 +140,6 @@ def test_predict_on_png_files_agrees_with_the_models_own_evaluation(
         assert name == str(path)
         assert label == model.class_names[int(row.argmax())]
         assert float(probability) == pytest.approx(float(row.max()), abs=5e-5)
-
-
-def test_predict_resizes_and_converts_rgb_images(in_study: Reproduced, tmp_path: Path) -> None:
-    from search.tracking.model_store import prepare_images
-
-    paths, images, _ = _write_test_pngs(tmp_path, 3)
-    big = tmp_path / "big.jpg"
-    Image.open(paths[0]).convert("RGB").resize((64, 48)).save(big, quality=95)
-    prepared = prepare_images([paths[0], big], 1, (8, 8))
-    assert prepared.dtype == torch.uint8 and prepared.shape == (2, 1, 8, 8)
-    assert torch.equal(prepared[0], images[0])
-    assert (prepared[1].int() - images[0].int()).abs().float().mean() < 40
 
 
 def test_evaluate_prints_the_test_accuracy_of_reproduce(
@@ -213,27 +185,6 @@ def test_saved_model_file_round_trips_with_weights_only(in_study: Reproduced, tm
     assert torch.equal(load_inference_model(str(path)).predict(images), model.predict(images))
 
 
-@pytest.mark.parametrize(
-    ("write", "expected"),
-    [
-        (lambda p: p.write_bytes(b"\x00not a torch file\xff" * 10), "is not a readable model file"),
-        (lambda p: torch.save({"weights": torch.zeros(3)}, p), "not a convtune model"),
-        (lambda p: p.write_bytes(b""), "is not a readable model file"),
-        (lambda p: None, "not found"),
-    ],
-)
-def test_corrupt_or_missing_model_is_one_line_and_exit_status_1(
-    workdir: Path, capsys: pytest.CaptureFixture[str], write, expected: str
-) -> None:
-    path = workdir / "model.pt"
-    write(path)
-    image = workdir / "x.png"
-    Image.new("L", (8, 8)).save(image)
-    assert main(["predict", str(path), str(image)]) == 1
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and expected in err, err
-
-
 def test_truncated_model_file_is_a_clear_error(in_study: Reproduced, tmp_path: Path) -> None:
     from search.errors import ConvtuneError
 
@@ -249,14 +200,6 @@ def test_unknown_registered_model_is_one_line(
     assert main(["evaluate", "models:/no-such-model@champion"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "cannot load model models:/no-such-model@champion" in err
-
-
-def test_reproduce_without_a_study_is_a_config_error(
-    workdir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    path = write_experiment(workdir, tiny_experiment())
-    assert main(["reproduce", str(path)]) == 2
-    assert "no study named 'tiny'" in capsys.readouterr().err
 
 
 def test_reproduce_cli_reports_the_match(in_study: Reproduced, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,4 +1,5 @@
-"""`search.tracking.model_store` without training: save/load, inputs, images, rebuilding without downloads."""
+"""`search.tracking.model_store` without training: save/load, inputs, rebuilding without downloads,
+and every unreadable model as one line."""
 
 from __future__ import annotations
 
@@ -8,15 +9,16 @@ import pytest
 import torch
 from PIL import Image
 
-from lightning_modules.config import BackboneConfig, ConvNetConfig
+from lightning_modules.config import BackboneConfig, ConvNetConfig, OptimConfig
 from lightning_modules.models import model_from_config
+from lightning_modules.module import ClassifierModule
+from search.cli.main import main
 from search.errors import ConvtuneError
 from search.tracking.model_store import (
     InferenceModel,
     ModelDescription,
     inference_model_from_run,
     load_inference_model,
-    prepare_images,
     weights_from_uri,
 )
 
@@ -46,9 +48,6 @@ def test_uint8_and_float_images_give_the_same_probabilities() -> None:
 
 
 def test_normalization_matches_the_training_module() -> None:
-    from lightning_modules.config import OptimConfig
-    from lightning_modules.module import ClassifierModule
-
     model = _model(ConvNetConfig(channels=[4]))
     module = ClassifierModule(
         model.network, OptimConfig(), num_classes=4, mean=[0.3], std=[0.2], channels_last=False
@@ -112,24 +111,22 @@ def test_an_mlflow_folder_without_convtune_file_is_named(tmp_path: Path) -> None
         load_inference_model(str(tmp_path))
 
 
-def test_prepare_images_converts_channels_and_size(tmp_path: Path) -> None:
-    gray = tmp_path / "gray.png"
-    Image.new("L", (20, 10), color=200).save(gray)
-    rgb = tmp_path / "rgb.jpg"
-    Image.new("RGB", (8, 8), color=(255, 0, 0)).save(rgb)
-    as_rgb = prepare_images([gray, rgb], 3, (8, 8))
-    assert as_rgb.shape == (2, 3, 8, 8) and as_rgb.dtype == torch.uint8
-    assert as_rgb[0].unique().tolist() == [200]
-    assert as_rgb[1, 0].float().mean() > 240 and as_rgb[1, 1].float().mean() < 15
-    as_gray = prepare_images([rgb], 1, (4, 4))
-    assert as_gray.shape == (1, 1, 4, 4)
-    assert abs(as_gray.float().mean() - 76) < 3  # PIL's luma of pure red: 0.299 * 255
-
-
-def test_unreadable_image_is_one_clear_error(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.png"
-    bad.write_bytes(b"not an image")
-    with pytest.raises(ConvtuneError, match=r"bad\.png is not a readable image"):
-        prepare_images([bad], 1, (8, 8))
-    with pytest.raises(ConvtuneError, match=r"missing\.png not found"):
-        prepare_images([tmp_path / "missing.png"], 1, (8, 8))
+@pytest.mark.parametrize(
+    ("write", "expected"),
+    [
+        (lambda p: p.write_bytes(b"\x00not a torch file\xff" * 10), "is not a readable model file"),
+        (lambda p: torch.save({"weights": torch.zeros(3)}, p), "not a convtune model"),
+        (lambda p: p.write_bytes(b""), "is not a readable model file"),
+        (lambda p: None, "not found"),
+    ],
+)
+def test_corrupt_or_missing_model_is_one_line_and_exit_status_1(
+    workdir: Path, capsys: pytest.CaptureFixture[str], write, expected: str
+) -> None:
+    path = workdir / "model.pt"
+    write(path)
+    image = workdir / "x.png"
+    Image.new("L", (8, 8)).save(image)
+    assert main(["predict", str(path), str(image)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and expected in err, err

@@ -21,16 +21,18 @@ import torch
 from PIL import Image
 
 import search.reproduce.ensemble as ensemble_module
+from lightning_modules.config import RunConfig
 from lightning_modules.data.datamodule import ImageDataModule
+from lightning_modules.training import build_datamodule
 from search.cli.main import main
 from search.experiment.spec import validate_experiment
-from search.reproduce.ensemble import EnsembleReproduction, reproduce_ensemble, top_trials
+from search.reproduce.ensemble import EnsembleReproduction, reproduce_ensemble
 from search.reproduce.ensemble_model import EnsembleModel
-from search.reproduce.retrain import ReproduceOptions
-from search.reproduce.selection import choose_ensemble, greedy_counts
+from search.reproduce.options import ReproduceOptions
 from search.study.runner import TuneOptions, tune
+from search.study.study import find_study, open_storage
 from search.tracking import vocabulary as v
-from search.tracking.model_store import InferenceModel, load_inference_model
+from search.tracking.model_store import load_inference_model
 from tests.conftest import tiny_experiment, write_experiment
 from tests.helpers.parallel_helpers import mlflow_client
 from tests.helpers.study_folder import inside_study_folder
@@ -109,8 +111,6 @@ def test_nothing_before_the_final_evaluation_reads_the_test_split(in_study: Ense
 
 
 def test_members_are_the_two_best_distinct_trials_with_averaged_weights(in_study: Ensembled) -> None:
-    from search.study.study import find_study, open_storage
-
     study = find_study(open_storage(None), NAME)
     ranked = sorted(
         (t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE),
@@ -211,66 +211,7 @@ def test_the_ensemble_run_links_every_member_run(in_study: Ensembled) -> None:
     assert description["member_runs"] == [member_runs[i] for i in result.choice.used]
 
 
-# --- selection, on made-up validation probabilities ------------------------------------------------
-
-
-def _one_hot(classes: list[int], confidence: float = 0.9) -> torch.Tensor:
-    out = torch.full((len(classes), 3), (1 - confidence) / 2)
-    out[torch.arange(len(classes)), torch.tensor(classes)] = confidence
-    return out
-
-
-def test_greedy_selection_with_replacement_picks_complementary_members() -> None:
-    labels = torch.tensor([0, 1, 2, 0])
-    good = _one_hot([0, 1, 2, 1])  # 3 of 4
-    poor = _one_hot([1, 1, 1, 0], confidence=0.5)  # right on the last image only
-    same = good.clone()
-    counts = greedy_counts([good, poor, same], labels, rounds=10)
-    assert counts[0] >= 1 and sum(counts) <= 10
-    choice = choose_ensemble([good, poor, same], labels)
-    assert choice.method in ("greedy", "average") and abs(sum(choice.weights) - 1) < 1e-9
-    assert choice.accuracy >= choice.scores["best single"] - 1e-9
-
-
-def test_plain_average_wins_ties() -> None:
-    labels = torch.tensor([0, 1, 2])
-    probabilities = [_one_hot([0, 1, 2]), _one_hot([0, 1, 2])]
-    choice = choose_ensemble(probabilities, labels)
-    assert choice.method == "average" and choice.weights == [0.5, 0.5]
-
-
-def test_top_trials_counts_repeated_params_once() -> None:
-    study = optuna.create_study(direction="maximize")
-    for value, lr in ((0.9, 0.1), (0.95, 0.2), (0.95, 0.2), (0.8, 0.3)):
-        study.enqueue_trial({"lr": lr})
-        study.optimize(lambda t, value=value: (t.suggest_float("lr", 0.01, 1), value)[1], n_trials=1)
-    trials, notes = top_trials(study, 3)
-    assert [t.number for t in trials] == [1, 0, 3] and notes == []
-    trials, notes = top_trials(study, 5)
-    assert len(trials) == 3 and "3 distinct COMPLETE trials, not 5" in notes[0]
-
-
-def test_top_k_refuses_trial_and_pick() -> None:
-    from search.errors import ConfigError
-
-    spec = validate_experiment(tiny_experiment())
-    with pytest.raises(ConfigError, match="--top-k chooses its trials"):
-        reproduce_ensemble(spec, ReproduceOptions(trial=1), 2)
-
-
-def test_ensemble_refuses_members_of_another_shape() -> None:
-    from tests.search.test_averaging_and_tta import _untrained_model
-
-    member = _untrained_model([])
-    with pytest.raises(ValueError, match="one non-negative weight per member"):
-        EnsembleModel([member], [1, 2])
-    assert isinstance(member, InferenceModel)
-
-
 def test_the_guard_makes_the_test_split_unreadable() -> None:
-    from lightning_modules.config import RunConfig
-    from lightning_modules.training import build_datamodule
-
     datamodule = build_datamodule(RunConfig.model_validate({"data": {"dataset": "digits"}}))
     with unreadable_test_split():
         assert len(datamodule.val_labels) > 0

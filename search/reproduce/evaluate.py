@@ -1,0 +1,57 @@
+"""The test split, read once: a reproduction's final test, and `convtune evaluate` of a stored model."""
+
+from __future__ import annotations
+
+from lightning_modules.config import DataConfig
+from lightning_modules.data import DATASET_NAMES, DatasetNotFoundError
+from lightning_modules.data.datamodule import ImageDataModule
+from search.errors import ConfigError
+from search.inspect.evaluation import Evaluation, evaluate_model
+from search.reproduce.images import fit_images
+from search.reproduce.selection import TTAChoice
+from search.tracking.model_store import AnyModel, InferenceModel, load_inference_model
+
+
+def final_test(
+    model: AnyModel, datamodule: ImageDataModule, tta: TTAChoice | None = None
+) -> tuple[Evaluation, dict[str, float]]:
+    """The one place a reproduction reads the test split, after every decision is taken on the
+    validation split: `model`'s evaluation, and (reported, never used to decide) the test accuracy
+    with and without test-time augmentation when it was considered."""
+    images, labels = datamodule.test_images, datamodule.test_labels
+    test = evaluate_model(model, images, labels)
+    variants: dict[str, float] = {}
+    if tta is not None and tta.tta_accuracy is not None and isinstance(model, InferenceModel):
+        other = model.with_tta([] if tta.kept else tta.transforms)
+        other_accuracy = evaluate_model(other, images, labels).accuracy
+        variants = {
+            "test/acc_tta": test.accuracy if tta.kept else other_accuracy,
+            "test/acc_plain": other_accuracy if tta.kept else test.accuracy,
+        }
+    return test, variants
+
+
+def evaluate_on_dataset(
+    model_ref: str, dataset: str | None = None, root: str | None = None
+) -> tuple[Evaluation, str]:
+    """Loads a model and evaluates it on a dataset's test split (default: the data it was trained on)."""
+    model = load_inference_model(model_ref)
+    values = dict(model.description.data)
+    if dataset is not None and dataset != values.get("dataset"):
+        if dataset not in DATASET_NAMES:
+            raise ConfigError(f"--dataset must be one of {', '.join(DATASET_NAMES)}, but got {dataset!r}.")
+        values |= {"dataset": dataset, "root": None}
+    if root is not None:
+        values["root"] = root
+    datamodule = ImageDataModule(DataConfig.model_validate(values), seed=model.description.seed)
+    try:
+        datamodule.setup()
+    except DatasetNotFoundError as error:
+        raise ConfigError(str(error)) from None
+    if datamodule.num_classes != len(model.class_names):
+        raise ConfigError(
+            f"{values['dataset']} has {datamodule.num_classes} classes but the model predicts "
+            f"{len(model.class_names)}; evaluate it on a dataset with the same classes."
+        )
+    images = fit_images(datamodule.test_images, model.in_channels, model.image_size)
+    return evaluate_model(model, images, datamodule.test_labels), str(values["dataset"])

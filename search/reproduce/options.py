@@ -1,0 +1,38 @@
+"""What `convtune reproduce` is asked to do: which trial (or budget), how long, where, registered or not."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from search.errors import ConfigError
+from search.experiment.budgets import Budget, parse_budget
+from search.study.pareto import alias_for
+from search.tracking.registry import CHAMPION_ALIAS
+
+
+@dataclass
+class ReproduceOptions:
+    trial: int | None = None
+    epochs: int | None = None
+    study_name: str | None = None
+    storage: str | None = None
+    accelerator: str | None = None
+    register: bool = True
+    pick: str | None = None  # a budget, like "cost/latency_ms <= 2": the best trial within it
+    deadline: float | None = None  # wall clock (`time.time()`): training stops there (`tune --budget`)
+
+    def budget(self) -> Budget | None:
+        """`pick` parsed (a `ConfigError` when malformed, or given with `trial`)."""
+        if self.pick is None:
+            return None
+        if self.trial is not None:
+            raise ConfigError("give --trial N or --pick BUDGET, not both.")
+        try:
+            return parse_budget(self.pick)
+        except ValueError as error:
+            raise ConfigError(f"--pick: {error}.") from None
+
+    def alias(self) -> str:
+        """`champion`, or for --pick an alias that says the budget (`latency-2ms`)."""
+        budget = self.budget()
+        return CHAMPION_ALIAS if budget is None else alias_for(budget)

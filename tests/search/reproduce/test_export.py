@@ -1,0 +1,31 @@
+"""`search.reproduce.export`: test-time augmentation is inside predict, the saved file, ONNX, TorchScript."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import torch
+
+from search.reproduce.export import export_onnx, export_torchscript
+from search.tracking.model_store import load_inference_model
+from tests.helpers.tiny_runs import untrained_model
+
+
+def test_tta_is_inside_predict_the_saved_file_onnx_and_torchscript(tmp_path: Path) -> None:
+    model = untrained_model(["HorizontalFlip"])
+    images = torch.randint(0, 256, (5, 1, 8, 8), dtype=torch.uint8)
+    with torch.no_grad():
+        x = model.normalize(images)
+        expected = ((model.network(x) + model.network(x.flip(3))) / 2).softmax(dim=1)
+    assert torch.allclose(model.predict(images), expected, atol=1e-6)
+    assert not torch.allclose(model.with_tta([]).predict(images), expected, atol=1e-4)
+    loaded = load_inference_model(str(model.save(tmp_path / "model.pt")))
+    assert loaded.tta == ["HorizontalFlip"]
+    assert torch.allclose(loaded.predict(images), expected, atol=1e-6)
+    session = onnxruntime.InferenceSession(str(export_onnx(model, tmp_path / "m.onnx")))
+    (output,) = session.run(None, {"images": images.numpy()})
+    np.testing.assert_allclose(output, expected.numpy(), atol=1e-5)
+    scripted = torch.jit.load(str(export_torchscript(model, tmp_path / "m.ts")))
+    assert torch.allclose(scripted(images), expected, atol=1e-5)

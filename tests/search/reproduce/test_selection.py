@@ -1,0 +1,49 @@
+"""`search.reproduce.selection`: decisions on the validation split: test-time augmentation, ensembles."""
+
+from __future__ import annotations
+
+import torch
+
+from lightning_modules.config import EvaluateConfig
+from search.reproduce.selection import choose_ensemble, choose_tta, greedy_counts
+from tests.helpers.tiny_runs import untrained_model
+
+
+def _one_hot(classes: list[int], confidence: float = 0.9) -> torch.Tensor:
+    out = torch.full((len(classes), 3), (1 - confidence) / 2)
+    out[torch.arange(len(classes)), torch.tensor(classes)] = confidence
+    return out
+
+
+def test_greedy_selection_with_replacement_picks_complementary_members() -> None:
+    labels = torch.tensor([0, 1, 2, 0])
+    good = _one_hot([0, 1, 2, 1])  # 3 of 4
+    poor = _one_hot([1, 1, 1, 0], confidence=0.5)  # right on the last image only
+    same = good.clone()
+    counts = greedy_counts([good, poor, same], labels, rounds=10)
+    assert counts[0] >= 1 and sum(counts) <= 10
+    choice = choose_ensemble([good, poor, same], labels)
+    assert choice.method in ("greedy", "average") and abs(sum(choice.weights) - 1) < 1e-9
+    assert choice.accuracy >= choice.scores["best single"] - 1e-9
+
+
+def test_plain_average_wins_ties() -> None:
+    labels = torch.tensor([0, 1, 2])
+    probabilities = [_one_hot([0, 1, 2]), _one_hot([0, 1, 2])]
+    choice = choose_ensemble(probabilities, labels)
+    assert choice.method == "average" and choice.weights == [0.5, 0.5]
+
+
+def test_tta_is_kept_only_when_it_raises_the_validation_accuracy() -> None:
+    model = untrained_model([])
+    images = torch.randint(0, 256, (40, 1, 8, 8), dtype=torch.uint8)
+    labels = model.predict(images).argmax(dim=1)  # the plain model is right on every image
+    auto = choose_tta(model, EvaluateConfig(tta=["HorizontalFlip"]), images, labels)
+    assert auto.plain_accuracy == 1.0 and auto.tta_accuracy is not None
+    assert auto.kept == (auto.tta_accuracy > 1.0) and not auto.kept and auto.model.tta == []
+    always = choose_tta(model, EvaluateConfig(tta=["HorizontalFlip"], tta_keep="always"), images, labels)
+    assert always.kept and always.model.tta == ["HorizontalFlip"]
+    flipped_labels = model.with_tta(["HorizontalFlip"]).predict(images).argmax(dim=1)
+    favoured = choose_tta(model, EvaluateConfig(tta=["HorizontalFlip"]), images, flipped_labels)
+    assert favoured.kept == (favoured.tta_accuracy > favoured.plain_accuracy)  # type: ignore[operator]
+    assert choose_tta(model, EvaluateConfig(), images, labels).metrics() == {}

@@ -1,0 +1,39 @@
+"""`search.tracking.registry`: a model logged to its run, registered under an alias, downloaded back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from search.errors import ConvtuneError
+from search.tracking.model_store import MODEL_FILE, load_inference_model
+from search.tracking.registry import CHAMPION_ALIAS, download_model, log_and_register
+from search.tracking.settings import load_settings
+from search.tracking.tracker import Tracker
+from tests.helpers.parallel_helpers import mlflow_client
+from tests.helpers.tiny_runs import untrained_model
+
+
+def test_a_logged_model_is_registered_under_its_alias_and_loads_back(workdir: Path) -> None:
+    tracker = Tracker(load_settings())
+    run_id = tracker.start_reproduction(study_name="reg", trial_number=0, original_run_id=None, tags={})
+    model = untrained_model([])
+    images = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8)
+    registered = log_and_register(model, tracker, run_id, "reg", example=images[:2], tags={"test_acc": "0.5"})
+    tracker.end_run(run_id)
+    assert (registered.name, registered.version, registered.alias) == ("reg", "1", CHAMPION_ALIAS)
+    assert registered.alias_uri == "models:/reg@champion"
+    version = mlflow_client().get_model_version_by_alias("reg", CHAMPION_ALIAS)
+    assert str(version.version) == "1" and version.tags["test_acc"] == "0.5"
+    folder = download_model(f"runs:/{run_id}")  # the run's model folder, `model` appended
+    assert (folder / "MLmodel").is_file() and (folder / "extra_files" / MODEL_FILE).is_file()
+    loaded = load_inference_model(registered.alias_uri)
+    assert torch.equal(loaded.predict(images), model.predict(images))
+
+
+def test_an_unknown_model_is_one_clear_error(workdir: Path) -> None:
+    with pytest.raises(ConvtuneError, match=r"cannot load model models:/nothing@champion \(") as error:
+        download_model("models:/nothing@champion")
+    assert "\n" not in str(error.value) and "mlflow.yml" in str(error.value)
