@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import torch
 
-from lightning_modules.memory import available_memory
+from lightning_modules.machine import available_memory
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage

@@ -23,6 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Literal
 
+from lightning_modules.machine import available_cpus
 from search.errors import ConfigError
 from search.parallel import open_work
 from search.parallel.worker_start import WorkerProcess, launch
@@ -73,10 +74,6 @@ def visible_gpus() -> list[str]:
     return [name.strip() for name in listed.split(",") if name.strip()][:count]
 
 
-def available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def plan_workers(
     devices: str = "auto",
     workers: int | None = None,
@@ -88,7 +85,7 @@ def plan_workers(
 ) -> list[WorkerSlot]:
     """The worker slots for `--devices/--workers/--trials-per-device`; a `ConfigError` when impossible."""
     gpus = visible_gpus() if gpus is None else gpus
-    cores = cores or available_cores()
+    cores = cores or available_cpus()
     text = devices.strip().lower()
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be at least 1, but got --workers {workers}.")

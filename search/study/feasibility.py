@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lightning_modules.config import ConvNetConfig, RunConfig
-from lightning_modules.memory import available_memory
+from lightning_modules.machine import available_memory
 from lightning_modules.shapes import InfeasibleArchitecture, architecture_table
 from search.errors import ConfigError
 from search.experiment.spec import ExperimentSpec, set_dotted
