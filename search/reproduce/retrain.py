@@ -632,7 +632,7 @@ def evaluate_on_dataset(
 
 def fit_images(images: Tensor, channels: int, size: tuple[int, int]) -> Tensor:
     """uint8 (N, C, H, W) converted to `channels` (gray <-> RGB as PIL does) and resized to `size`."""
-    from lightning_modules.data.datamodule import resize_images
+    from lightning_modules.data.pixels import resize_images
 
     if images.shape[1] != channels:
         if images.shape[1] == 1 and channels == 3:
