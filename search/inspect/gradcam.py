@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from lightning_modules.shapes import LayerInfo
+from lightning_modules.models.layer_table import LayerInfo
 from search.inspect.pictures import (
     _as_picture,
     _hide_axes,

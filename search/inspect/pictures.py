@@ -24,7 +24,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from lightning_modules.shapes import LayerInfo
+from lightning_modules.models.layer_table import LayerInfo
 
 DPI = 90
 MAX_FILTERS = 64

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
-from lightning_modules.config import (
-    BackboneConfig,
-    DataConfig,
-    OptimConfig,
-    RunConfig,
-    TrainerConfig,
-    WeightAveragingConfig,
+from lightning_modules.config import DataConfig, OptimConfig, RunConfig, TrainerConfig, WeightAveragingConfig
+from lightning_modules.models.config import BackboneConfig
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"kind": "ema", "decay": 1.2}, "decay must be in (0, 1), but got decay=1.2."),
+        ({"kind": "swa", "start": 1.0}, "start must be in [0, 1), but got start=1.0."),
+        ({"kind": "ema", "lr": 0.1}, "lr applies to kind=swa only, but got kind='ema'."),
+        ({"kind": "polyak"}, "Input should be 'none', 'ema' or 'swa'"),
+    ],
 )
+def test_weight_averaging_config_is_validated(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        WeightAveragingConfig.model_validate(values)
 
 
 def test_bad_images_setting_is_validated() -> None:

@@ -13,9 +13,10 @@ from PIL import Image
 from torch import nn
 
 from lightning_modules.callbacks import BestWeights
-from lightning_modules.config import ConvNetConfig, RunConfig
+from lightning_modules.config import RunConfig
+from lightning_modules.models.config import ConvNetConfig
 from lightning_modules.models.convnet import ConvNet
-from lightning_modules.shapes import architecture_table
+from lightning_modules.models.shapes import architecture_table
 from lightning_modules.training import build_run, create_trainer
 from search.cli.main import main
 from search.experiment.spec import validate_experiment

@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from lightning_modules.config import BackboneConfig, ConvNetConfig
-from lightning_modules.models import model_from_config
+from lightning_modules.models.config import BackboneConfig, ConvNetConfig
+from lightning_modules.models.registry import model_from_config
 from search.errors import ConvtuneError
 from search.tracking.model_store import (
     InferenceModel,
