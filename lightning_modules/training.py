@@ -17,7 +17,7 @@ from lightning_modules.models.registry import model_from_config
 from lightning_modules.models.weights import WeightsResolver
 from lightning_modules.module import ClassifierModule
 from lightning_modules.precision import resolve_precision
-from lightning_modules.tta import check_image_size
+from lightning_modules.tta_config import check_image_size
 
 
 @dataclass

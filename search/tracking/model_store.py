@@ -27,7 +27,8 @@ from torch import Tensor, nn
 
 from lightning_modules.models.registry import ModelConfig, model_from_config
 from lightning_modules.models.weights import is_uri
-from lightning_modules.tta import TTAWrapper, average_views, check_image_size, check_tta
+from lightning_modules.tta import TTAWrapper, average_views
+from lightning_modules.tta_config import check_image_size, check_tta
 from search.errors import ConfigError, ConvtuneError
 
 if TYPE_CHECKING:
