@@ -10,11 +10,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from lightning_modules.models.config import ConvNetConfig
 from lightning_modules.models.registry import ModelConfig
-from lightning_modules.strict_model import MAX_IMAGE_SIZE, MAX_SEED, StrictModel, check_unit_interval
+from lightning_modules.strict_model import (
+    MAX_IMAGE_SIZE,
+    MAX_SEED,
+    StrictModel,
+    check_open_unit_interval,
+    check_unit_interval,
+)
 from lightning_modules.tta_config import check_tta
 
 DatasetName = Literal["digits", "fashion-mnist", "mnist", "cifar10", "cifar100", "imagefolder"]
@@ -49,9 +55,7 @@ class DataConfig(StrictModel):
     @field_validator("val_fraction")
     @classmethod
     def _val_fraction_range(cls, value: float) -> float:
-        if not 0 < value < 1:
-            raise ValueError(f"val_fraction must be in (0, 1), but got val_fraction={value}.")
-        return value
+        return check_open_unit_interval("val_fraction", value)
 
     @field_validator("train_fraction")
     @classmethod
@@ -76,8 +80,8 @@ class OptimConfig(StrictModel):
 
     @field_validator("momentum", "label_smoothing")
     @classmethod
-    def _unit_range(cls, value: float, info: Any) -> float:
-        return check_unit_interval(info.field_name, value)
+    def _unit_range(cls, value: float, info: ValidationInfo) -> float:
+        return check_unit_interval(str(info.field_name), value)
 
     @model_validator(mode="after")
     def _nesterov_needs_momentum(self) -> OptimConfig:
@@ -107,9 +111,7 @@ class WeightAveragingConfig(StrictModel):
     @field_validator("decay")
     @classmethod
     def _decay_range(cls, value: float) -> float:
-        if not 0 < value < 1:
-            raise ValueError(f"decay must be in (0, 1), but got decay={value}.")
-        return value
+        return check_open_unit_interval("decay", value)
 
     @field_validator("start")
     @classmethod

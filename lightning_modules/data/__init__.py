@@ -38,7 +38,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "ImageDataModule":
-        from lightning_modules.data.datamodule import ImageDataModule
+        from lightning_modules.data.datamodule import ImageDataModule  # lazy: Lightning costs seconds
 
         return ImageDataModule
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -216,7 +216,7 @@ def seed_worker(worker_id: int) -> None:
     np.random.seed(seed)
     random.seed(seed)
     try:
-        import cv2
+        import cv2  # lazy: OpenCV only in the workers of an augmenting loader
 
         cv2.setNumThreads(1)  # one thread per worker: the workers already share the cores
     except ImportError:  # pragma: no cover - albumentations always brings OpenCV

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from lightning_modules.strict_model import MAX_IMAGE_SIZE, StrictModel, check_unit_interval
 
@@ -25,7 +25,21 @@ def check_freeze(value: object) -> str:
     raise ValueError(f"freeze must be 'none', 'backbone' or 'until:<layer>', but got freeze={value!r}.")
 
 
-class ConvNetConfig(StrictModel):
+class _FineTunable(StrictModel):
+    """What both families check alike: dropouts in [0, 1) and the `freeze` mode (the fields are theirs)."""
+
+    @field_validator("dropout", "head_dropout", check_fields=False)
+    @classmethod
+    def _dropout_range(cls, value: float, info: ValidationInfo) -> float:
+        return check_unit_interval(str(info.field_name), value)
+
+    @field_validator("freeze", check_fields=False)
+    @classmethod
+    def _freeze_form(cls, value: str) -> str:
+        return check_freeze(value)
+
+
+class ConvNetConfig(_FineTunable):
     """A plain stack of conv blocks: conv(s) -> [batch norm] -> activation -> [pool] -> [dropout].
 
     `kernel_size`, `stride`, `padding` and `pool` take one value for every block or a list with one
@@ -56,16 +70,6 @@ class ConvNetConfig(StrictModel):
     freeze: str = "none"
     unfreeze_after: Annotated[int, Field(ge=0)] | None = None
 
-    @field_validator("dropout", "head_dropout")
-    @classmethod
-    def _dropout_range(cls, value: float, info: Any) -> float:
-        return check_unit_interval(info.field_name, value)
-
-    @field_validator("freeze")
-    @classmethod
-    def _freeze_form(cls, value: str) -> str:
-        return check_freeze(value)
-
     @model_validator(mode="after")
     def _per_layer_lengths(self) -> ConvNetConfig:
         depth = len(self.channels)
@@ -84,7 +88,7 @@ class ConvNetConfig(StrictModel):
         return list(value) if isinstance(value, list) else [value] * len(self.channels)
 
 
-class BackboneConfig(StrictModel):
+class BackboneConfig(_FineTunable):
     """A torchvision backbone adapted to the data's channels, image size and class count."""
 
     name: str
@@ -95,13 +99,3 @@ class BackboneConfig(StrictModel):
     freeze: str = "none"
     unfreeze_after: Annotated[int, Field(ge=0)] | None = None
     head_dropout: float = 0.0
-
-    @field_validator("head_dropout")
-    @classmethod
-    def _dropout_range(cls, value: float, info: Any) -> float:
-        return check_unit_interval(info.field_name, value)
-
-    @field_validator("freeze")
-    @classmethod
-    def _freeze_form(cls, value: str) -> str:
-        return check_freeze(value)

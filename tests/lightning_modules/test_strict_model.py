@@ -7,7 +7,12 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from lightning_modules.strict_model import MAX_SEED, StrictModel, check_unit_interval
+from lightning_modules.strict_model import (
+    MAX_SEED,
+    StrictModel,
+    check_open_unit_interval,
+    check_unit_interval,
+)
 
 
 class _Section(StrictModel):
@@ -29,3 +34,7 @@ def test_unit_interval_names_the_field() -> None:
         with pytest.raises(ValueError, match=rf"^dropout must be in \[0, 1\), but got dropout={value}\.$"):
             check_unit_interval("dropout", value)
     assert MAX_SEED == 2**32 - 1
+    assert check_open_unit_interval("decay", 0.5) == 0.5
+    for value in (0.0, 1.0):
+        with pytest.raises(ValueError, match=rf"^decay must be in \(0, 1\), but got decay={value}\.$"):
+            check_open_unit_interval("decay", value)

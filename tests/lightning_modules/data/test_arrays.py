@@ -8,15 +8,7 @@ import pytest
 import torch
 
 from lightning_modules.data import arrays
-from lightning_modules.data.arrays import (
-    DatasetError,
-    DatasetNotFoundError,
-    ImageArrays,
-    check_memory,
-    not_found,
-    stratified_split,
-    with_holdout,
-)
+from lightning_modules.data.arrays import ImageArrays, stratified_split, with_holdout
 
 
 def test_stratified_split_exact_count_and_proportions() -> None:
@@ -49,9 +41,9 @@ def test_with_holdout_carves_a_seeded_stratified_test_split() -> None:
 
 def test_memory_and_not_found_errors_are_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(arrays, "available_memory", lambda: 2**30)
-    check_memory(2**29, "half of it")  # fits in 80% of the free memory
-    with pytest.raises(DatasetError, match=r"9 images need 1\.0 GiB of memory, but 1\.0 GiB are free"):
-        check_memory(2**30, "9 images")
-    error = not_found("cifar10", [Path("/a"), Path("/b"), Path("/a")], "set data.root.")
-    assert isinstance(error, DatasetNotFoundError)
+    arrays.check_memory(2**29, "half of it")  # fits in 80% of the free memory
+    with pytest.raises(arrays.DatasetError, match=r"9 images need 1\.0 GiB of memory, but 1\.0 GiB are free"):
+        arrays.check_memory(2**30, "9 images")
+    error = arrays.not_found("cifar10", [Path("/a"), Path("/b"), Path("/a")], "set data.root.")
+    assert isinstance(error, arrays.DatasetNotFoundError) and isinstance(error, FileNotFoundError)
     assert str(error) == "cifar10 not found in /a, /b; set data.root."

@@ -1,11 +1,10 @@
 """The `convnet`'s architecture table by arithmetic: shapes, parameters and receptive fields match
-torch (and the traced table), infeasible layers are named with a fix, and no torch is imported."""
+torch (and the traced table), and infeasible layers are named with a fix. That it needs no torch is
+tested with the registry (tests/lightning_modules/models/test_registry.py)."""
 
 from __future__ import annotations
 
 import itertools
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -229,14 +228,3 @@ def test_padding_amounts_and_the_torch_argument() -> None:
     assert padding_amounts("valid", 5, 1) == (0, 0) and padding_amounts(2, 5, 3) == (2, 2)
     with pytest.raises(ValueError, match="padding must be 'same', 'valid' or an int >= 0"):
         padding_amounts(-1, 3, 1)
-
-
-def test_the_arithmetic_imports_no_torch() -> None:
-    code = (
-        "import sys; from lightning_modules.models.shapes import architecture_table;"
-        "from lightning_modules.models.config import ConvNetConfig;"
-        "architecture_table(ConvNetConfig(), 1, (28, 28), 10);"
-        "print(sorted({'torch', 'torchvision'} & set(sys.modules)))"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "[]"
