@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader
 import search.tracking.artifacts
 from lightning_modules.data import ImageDataModule
 from lightning_modules.data.loaders import AugmentedDataset, resolve_num_workers, seed_worker
-from lightning_modules.models import model_from_config
+from lightning_modules.models.registry import model_from_config
 from search.experiment.spec import ExperimentSpec, validate_experiment
 from search.study.objective import Objective, TrialSettings
 from search.tracking import Tracker, TrackingSettings

@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from torch import nn
 
 from lightning_modules.latency import measure_latency
-from lightning_modules.models import model_from_config
-from lightning_modules.tracing import traced_table
+from lightning_modules.models.registry import model_from_config
+from lightning_modules.models.tracing import traced_table
 from search.experiment.spec import load_experiment
 
 REPO = Path(__file__).resolve().parents[1]

@@ -31,6 +31,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from lightning_modules.machine import available_cpus  # noqa: E402
+
 DIGITS = {
     "name": "scaling",
     "seed": 0,
@@ -132,7 +134,7 @@ def main() -> None:
 
     experiment = yaml.safe_load(Path(args.experiment).read_text()) if args.experiment else dict(DIGITS)
     experiment["name"] = "scaling"
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = available_cpus()
     cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
     print(f"{cores} CPU cores, {cuda} GPUs; load average before: {_load(os.getloadavg())}")
     print(f"{args.trials} trials per arm of {args.experiment or 'digits convnet'} {' '.join(args.overrides)}")

@@ -18,7 +18,6 @@ trial of the same length uses on this machine's cores.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -31,6 +30,7 @@ import optuna
 from overhead import experiment, load, open_tracking
 
 from lightning_modules.data import ImageDataModule
+from lightning_modules.machine import available_cpus
 from search.experiment.spec import ExperimentSpec
 from search.study.objective import Objective, TrialSettings
 from search.tracking.datasets import digest_of
@@ -63,7 +63,7 @@ def monitor_cpu(seconds: float) -> dict[str, float]:
             stopping = time.perf_counter()
         cpu, wall = time.process_time() - cpu_before, time.perf_counter() - wall_before
         overhead_wall = wall - (stopping - started)
-    cores = os.cpu_count() or 1
+    cores = available_cpus()
     share = cpu / (wall * cores)
     print(f"monitor for {wall:.1f} s: {cpu:.3f} CPU s ({cpu / wall * 1000:.2f} ms of CPU per second)")
     print(f"start + finish + last publish: {overhead_wall:.3f} s of wall time")

@@ -61,7 +61,7 @@ def albumentations() -> ModuleType:
 def available_transforms() -> dict[str, type]:
     """Every albumentations transform or container usable in `augment:`, by name."""
     A = albumentations()
-    from albumentations.core.transforms_interface import BasicTransform
+    from albumentations.core.transforms_interface import BasicTransform  # lazy, as albumentations()
 
     found: dict[str, type] = {}
     for name in dir(A):

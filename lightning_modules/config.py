@@ -1,138 +1,30 @@
 """Validated configuration of one training run: data, augmentation, model, optimizer, trainer.
 
 These models are the contract between an experiment file and the code that trains. Unknown keys
-are refused, numbers are bounded, and every error names the field and the value it got.
+are refused, numbers are bounded, and every error names the field and the value it got (see
+`lightning_modules.strict_model`). The `model:` section's configs live with the models, in
+`lightning_modules.models.config`.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-Activation = Literal["relu", "sigmoid", "tanh", "elu", "gelu", "silu", "leaky_relu"]
-Pool = Literal["max", "avg", "none"]
-Padding = Literal["same", "valid"] | Annotated[int, Field(ge=0)]
+from lightning_modules.models.config import ConvNetConfig
+from lightning_modules.models.registry import ModelConfig
+from lightning_modules.strict_model import (
+    MAX_IMAGE_SIZE,
+    MAX_SEED,
+    StrictModel,
+    check_open_unit_interval,
+    check_unit_interval,
+)
+from lightning_modules.tta_config import check_tta
+
 DatasetName = Literal["digits", "fashion-mnist", "mnist", "cifar10", "cifar100", "imagefolder"]
-
-
-MAX_SEED = 2**32 - 1  # what NumPy and Lightning's seed_everything accept
-MAX_IMAGE_SIZE = 4096
-MAX_CONVS_PER_BLOCK = 64  # a loop bound when a table or a network is built
 BadImages = Literal["skip", "stop"]
-
-
-class StrictModel(BaseModel):
-    """Unknown keys refused; `.inf` and `.nan` are no number any setting means."""
-
-    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
-
-
-def _check_unit_interval(name: str, value: float, *, closed_right: bool = False) -> float:
-    upper_ok = value <= 1 if closed_right else value < 1
-    if not (value >= 0 and upper_ok):
-        bracket = "]" if closed_right else ")"
-        raise ValueError(f"{name} must be in [0, 1{bracket}, but got {name}={value}.")
-    return value
-
-
-def _check_freeze(value: str) -> str:
-    if value in ("none", "backbone") or (value.startswith("until:") and len(value) > len("until:")):
-        return value
-    raise ValueError(f"freeze must be 'none', 'backbone' or 'until:<layer>', but got freeze={value!r}.")
-
-
-class ConvNetConfig(StrictModel):
-    """A plain stack of conv blocks: conv(s) -> [batch norm] -> activation -> [pool] -> [dropout].
-
-    `kernel_size`, `stride`, `padding` and `pool` take one value for every block or a list with one
-    value per block (the list length must equal `len(channels)`). `weights` (a state dict file, a
-    Lightning checkpoint or a `models:/` / `runs:/` URI), `freeze` and `unfreeze_after` fine-tune a
-    pre-trained convnet as they do a backbone (`freeze: until:1` freezes block 0). `separable`
-    makes every conv but the network's first depthwise separable (MobileNet's): a depthwise
-    `kernel_size` conv with the block's stride (one filter per input channel), then a pointwise 1x1
-    conv to the block's channels, about `kernel_size`² times fewer weights and multiply-adds.
-    """
-
-    name: Literal["convnet"] = "convnet"
-    channels: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [32, 64], min_length=1)
-    kernel_size: Annotated[int, Field(ge=1)] | list[Annotated[int, Field(ge=1)]] = 3
-    stride: Annotated[int, Field(ge=1)] | list[Annotated[int, Field(ge=1)]] = 1
-    padding: Padding | list[Padding] = "same"
-    pool: Pool | list[Pool] = "max"
-    pool_size: Annotated[int, Field(ge=1)] = 2
-    convs_per_block: Annotated[int, Field(ge=1, le=MAX_CONVS_PER_BLOCK)] = 1
-    separable: bool = False
-    activation: Activation = "relu"
-    batch_norm: bool = True
-    dropout: float = 0.0
-    head_dropout: float = 0.0
-    hidden: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
-    global_pool: bool = False
-    weights: str | None = None
-    freeze: str = "none"
-    unfreeze_after: Annotated[int, Field(ge=0)] | None = None
-
-    @field_validator("dropout", "head_dropout")
-    @classmethod
-    def _dropout_range(cls, value: float, info: Any) -> float:
-        return _check_unit_interval(info.field_name, value)
-
-    @field_validator("freeze")
-    @classmethod
-    def _freeze_form(cls, value: str) -> str:
-        return _check_freeze(value)
-
-    @model_validator(mode="after")
-    def _per_layer_lengths(self) -> ConvNetConfig:
-        depth = len(self.channels)
-        for field in ("kernel_size", "stride", "padding", "pool"):
-            value = getattr(self, field)
-            if isinstance(value, list) and len(value) != depth:
-                raise ValueError(
-                    f"{field} has {len(value)} entries but channels has {depth} blocks; "
-                    f"give one {field} per block or a single value."
-                )
-        return self
-
-    def per_layer(self, field: str) -> list[Any]:
-        """The value of a per-block field expanded to one entry per block."""
-        value = getattr(self, field)
-        return list(value) if isinstance(value, list) else [value] * len(self.channels)
-
-
-class BackboneConfig(StrictModel):
-    """A torchvision backbone adapted to the data's channels, image size and class count."""
-
-    name: str
-    pretrained: bool = False
-    weights: str | None = None
-    input_size: Annotated[int, Field(ge=8, le=MAX_IMAGE_SIZE)] | None = None
-    channel_adapt: Literal["repeat", "conv"] = "repeat"
-    freeze: str = "none"
-    unfreeze_after: Annotated[int, Field(ge=0)] | None = None
-    head_dropout: float = 0.0
-
-    @field_validator("head_dropout")
-    @classmethod
-    def _dropout_range(cls, value: float, info: Any) -> float:
-        return _check_unit_interval(info.field_name, value)
-
-    @field_validator("freeze")
-    @classmethod
-    def _freeze_form(cls, value: str) -> str:
-        return _check_freeze(value)
-
-
-def _model_kind(value: Any) -> str:
-    name = value.get("name", "convnet") if isinstance(value, dict) else getattr(value, "name", "convnet")
-    return "convnet" if name == "convnet" else "backbone"
-
-
-ModelConfig = Annotated[
-    Annotated[ConvNetConfig, Tag("convnet")] | Annotated[BackboneConfig, Tag("backbone")],
-    Discriminator(_model_kind),
-]
 
 
 class DataConfig(StrictModel):
@@ -163,9 +55,7 @@ class DataConfig(StrictModel):
     @field_validator("val_fraction")
     @classmethod
     def _val_fraction_range(cls, value: float) -> float:
-        if not 0 < value < 1:
-            raise ValueError(f"val_fraction must be in (0, 1), but got val_fraction={value}.")
-        return value
+        return check_open_unit_interval("val_fraction", value)
 
     @field_validator("train_fraction")
     @classmethod
@@ -190,8 +80,8 @@ class OptimConfig(StrictModel):
 
     @field_validator("momentum", "label_smoothing")
     @classmethod
-    def _unit_range(cls, value: float, info: Any) -> float:
-        return _check_unit_interval(info.field_name, value)
+    def _unit_range(cls, value: float, info: ValidationInfo) -> float:
+        return check_unit_interval(str(info.field_name), value)
 
     @model_validator(mode="after")
     def _nesterov_needs_momentum(self) -> OptimConfig:
@@ -221,14 +111,12 @@ class WeightAveragingConfig(StrictModel):
     @field_validator("decay")
     @classmethod
     def _decay_range(cls, value: float) -> float:
-        if not 0 < value < 1:
-            raise ValueError(f"decay must be in (0, 1), but got decay={value}.")
-        return value
+        return check_open_unit_interval("decay", value)
 
     @field_validator("start")
     @classmethod
     def _start_range(cls, value: float | None) -> float | None:
-        return None if value is None else _check_unit_interval("start", value)
+        return None if value is None else check_unit_interval("start", value)
 
     @model_validator(mode="after")
     def _lr_needs_swa(self) -> WeightAveragingConfig:
@@ -280,8 +168,6 @@ class EvaluateConfig(StrictModel):
     @field_validator("tta", mode="before")
     @classmethod
     def _deterministic_transforms(cls, value: Any) -> Any:
-        from lightning_modules.tta_config import check_tta
-
         if not isinstance(value, list):
             return value
         return check_tta(value)

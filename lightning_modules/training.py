@@ -13,11 +13,11 @@ from lightning_modules.accelerators import wants_cuda
 from lightning_modules.averaging import averaging_callbacks
 from lightning_modules.config import RunConfig, TrainerConfig
 from lightning_modules.data import ImageDataModule
-from lightning_modules.models import model_from_config
-from lightning_modules.models.registry import WeightsResolver
+from lightning_modules.models.registry import model_from_config
+from lightning_modules.models.weights import WeightsResolver
 from lightning_modules.module import ClassifierModule
 from lightning_modules.precision import resolve_precision
-from lightning_modules.tta import check_image_size
+from lightning_modules.tta_config import check_image_size
 
 
 @dataclass

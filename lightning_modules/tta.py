@@ -13,9 +13,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from lightning_modules.tta_config import check_image_size, check_tta
-
-__all__ = ["VIEWS", "TTAWrapper", "average_views", "check_image_size", "check_tta"]
+from lightning_modules.tta_config import check_tta
 
 VIEWS: dict[str, Callable[[Tensor], Tensor]] = {
     "HorizontalFlip": lambda x: x.flip(-1),

@@ -39,7 +39,7 @@ def tta_name(entry: Any) -> str:
 def is_random(name: str) -> bool:
     """Whether albumentations' transform `name`, at its defaults and p=1, gives one image two
     different results under two seeds."""
-    import albumentations
+    import albumentations  # lazy: ~2 s, only to say why a refused transform is refused
     import numpy as np
 
     transform = getattr(albumentations, name, None)

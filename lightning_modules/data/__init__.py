@@ -7,22 +7,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from lightning_modules.data.arrays import DatasetError, DatasetNotFoundError, ImageArrays, stratified_split
 from lightning_modules.data.loaders import (
     AugmentedDataset,
     InMemoryLoader,
     build_augmented_loader,
     resolve_num_workers,
 )
-from lightning_modules.data.sources import (
-    DATASET_NAMES,
-    DatasetError,
-    DatasetNotFoundError,
-    ImageArrays,
-    clear_cache,
-    default_data_dir,
-    load_dataset,
-    stratified_split,
-)
+from lightning_modules.data.sources import DATASET_NAMES, clear_cache, default_data_dir, load_dataset
 
 if TYPE_CHECKING:
     from lightning_modules.data.datamodule import ImageDataModule
@@ -46,7 +38,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "ImageDataModule":
-        from lightning_modules.data.datamodule import ImageDataModule
+        from lightning_modules.data.datamodule import ImageDataModule  # lazy: Lightning costs seconds
 
         return ImageDataModule
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

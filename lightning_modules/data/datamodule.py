@@ -10,15 +10,7 @@ from __future__ import annotations
 
 import pytorch_lightning as pl
 
-from lightning_modules.data.splits import (
-    ImageSplits,
-    _last_setup,  # noqa: F401 - the splits cache, shared with ImageSplits
-    channel_stats,
-    clear_setup_cache,
-    resize_images,
-)
-
-__all__ = ["ImageDataModule", "channel_stats", "clear_setup_cache", "resize_images"]
+from lightning_modules.data.splits import ImageSplits
 
 
 class ImageDataModule(ImageSplits, pl.LightningDataModule):

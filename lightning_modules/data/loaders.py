@@ -8,7 +8,6 @@ sample in DataLoader workers, seeded so that a seeded run is reproducible.
 from __future__ import annotations
 
 import math
-import os
 import random
 from collections.abc import Iterator
 from typing import Any, Literal
@@ -17,12 +16,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from lightning_modules.machine import available_cpus
+
 __all__ = [
     "AugmentedDataset",
     "EpochIndexSampler",
     "EpochSampler",
     "InMemoryLoader",
-    "available_cpus",
     "build_augmented_loader",
     "resolve_num_workers",
 ]
@@ -216,26 +216,18 @@ def seed_worker(worker_id: int) -> None:
     np.random.seed(seed)
     random.seed(seed)
     try:
-        import cv2
+        import cv2  # lazy: OpenCV only in the workers of an augmenting loader
 
         cv2.setNumThreads(1)  # one thread per worker: the workers already share the cores
     except ImportError:  # pragma: no cover - albumentations always brings OpenCV
         pass
 
 
-def available_cpus() -> int:
-    """CPUs this process may use: its affinity mask, capped by torch's thread count."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, torch.get_num_threads()))
-
-
 def resolve_num_workers(num_workers: int | Literal["auto"]) -> int:
-    """`auto` -> max(0, min(4, available CPUs - 1)); an int is checked and returned."""
+    """`auto` -> max(0, min(4, CPUs - 1)), counting the CPUs this process may use, at most as many as
+    torch's threads; an int is checked and returned."""
     if num_workers == "auto":
-        return max(0, min(4, available_cpus() - 1))
+        return max(0, min(4, min(available_cpus(), torch.get_num_threads()) - 1))
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
         raise ValueError(
             f"num_workers must be 'auto' or an integer >= 0, but got num_workers={num_workers!r}."

@@ -13,23 +13,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from lightning_modules.augment import build_augmentation
 from lightning_modules.config import DataConfig
+from lightning_modules.data.arrays import DatasetError, ImageArrays, check_memory, stratified_split
 from lightning_modules.data.loaders import InMemoryLoader, build_augmented_loader
-from lightning_modules.data.sources import (
-    DatasetError,
-    ImageArrays,
-    check_memory,
-    load_dataset,
-    stratified_split,
-)
+from lightning_modules.data.pixels import channel_stats, resize_images
+from lightning_modules.data.sources import load_dataset
 
-__all__ = ["ImageSplits", "channel_stats", "clear_setup_cache", "load_splits", "resize_images"]
-
-_CHUNK = 4096  # images per chunk for resizing and statistics (bounds the float working memory) ...
-_CHUNK_BYTES = 2**28  # ... and at most this many bytes of float32 per chunk, for large images
 _LOADER_FIELDS = {"batch_size", "eval_batch_size", "num_workers"}  # do not change the splits
 # the last setup's splits and statistics: the trials of a study share them instead of re-splitting and
 # re-measuring the same data every trial (Fashion-MNIST: 4.6 s per trial at load 9.6 on 2 cores)
@@ -163,29 +154,17 @@ class ImageSplits:
     def train_dataloader(self) -> InMemoryLoader | torch.utils.data.DataLoader:
         images, labels = self._split("train")
         batch_size = self.data.batch_size
-        drop_last = (
-            len(labels) > 1 and len(labels) % batch_size == 1
-        )  # a lone last sample breaks BatchNorm in training
+        # a lone last sample breaks BatchNorm in training
+        drop_last = len(labels) > 1 and len(labels) % batch_size == 1
         if self.transform is None:
             return InMemoryLoader(
-                images,
-                labels,
-                batch_size,
-                shuffle=True,
-                drop_last=drop_last,
-                seed=self.seed,
+                images, labels, batch_size, shuffle=True, drop_last=drop_last, seed=self.seed,
                 device=self.loader_device,
-            )
+            )  # fmt: skip
         return build_augmented_loader(
-            images,
-            labels,
-            self.transform,
-            batch_size,
-            shuffle=True,
-            drop_last=drop_last,
-            seed=self.seed,
+            images, labels, self.transform, batch_size, shuffle=True, drop_last=drop_last, seed=self.seed,
             num_workers=self.data.num_workers,
-        )
+        )  # fmt: skip
 
     def val_dataloader(self) -> InMemoryLoader:
         return self._eval_loader("val")
@@ -300,38 +279,6 @@ def _keep_classes(
 def _check_not_empty(index: torch.Tensor, field: str, value: float, total: int) -> None:
     if index.numel() == 0:
         raise DatasetError(f"data.{field}={value} of {total} images selects none; raise data.{field}.")
-
-
-def resize_images(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """uint8 (N, C, H, W) resized to `size` (H, W) with antialiased bilinear interpolation, in chunks."""
-    out = torch.empty((images.shape[0], images.shape[1], *size), dtype=torch.uint8, device=images.device)
-    step = _chunk(images.shape[1] * max(size[0] * size[1], images.shape[2] * images.shape[3]))
-    for start in range(0, images.shape[0], step):
-        chunk = images[start : start + step].float()
-        resized = F.interpolate(chunk, size=size, mode="bilinear", antialias=True, align_corners=False)
-        out[start : start + step] = resized.round_().clamp_(0, 255).to(torch.uint8)
-    return out
-
-
-def _chunk(values_per_image: int) -> int:
-    """Images per chunk: `_CHUNK`, fewer when their float32 copies would pass `_CHUNK_BYTES`."""
-    return max(1, min(_CHUNK, _CHUNK_BYTES // (4 * max(1, values_per_image))))
-
-
-def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
-    """Per-channel mean and standard deviation of uint8 (N, C, H, W) images in the [0, 1] scale."""
-    channels = images.shape[1]
-    total = torch.zeros(channels, dtype=torch.float64)
-    squares = torch.zeros(channels, dtype=torch.float64)
-    step = _chunk(images[0].numel()) if images.shape[0] else _CHUNK
-    for start in range(0, images.shape[0], step):
-        chunk = images[start : start + step].float()
-        total += chunk.sum(dim=(0, 2, 3), dtype=torch.float64)
-        squares += chunk.square_().sum(dim=(0, 2, 3), dtype=torch.float64)
-    count = images.numel() / channels
-    mean = total / count
-    std = (squares / count - mean.square()).clamp_min(0).sqrt()
-    return (mean / 255).tolist(), (std / 255).clamp_min(1e-6).tolist()
 
 
 def load_splits(

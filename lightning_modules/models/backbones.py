@@ -12,25 +12,23 @@ A `BackboneClassifier` is `adapter -> backbone -> head`:
 * `head` (`ClassifierHead`) is a fresh `dropout -> linear` to `num_classes`.
 
 `pretrained: true` loads torchvision's `DEFAULT` ImageNet weights (downloaded into the torch hub
-cache when online); `weights: PATH` loads a local state dict or Lightning checkpoint with
-`load_weights`, which also accepts an already-loaded state dict.
+cache when online); `weights: PATH` loads a local state dict, Lightning checkpoint or plain
+torchvision state dict with `lightning_modules.models.weights.load_weights`.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lightning_modules.config import BackboneConfig
+from lightning_modules.models.config import BackboneConfig
 from lightning_modules.models.freezing import apply_freeze
-from lightning_modules.models.registry import WeightsResolver, register_model
+from lightning_modules.models.registry import register_model
+from lightning_modules.models.weights import WeightsResolver, adapt_input_conv, first_conv_name, load_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -120,6 +118,22 @@ class BackboneClassifier(nn.Module):
     def features(self, x: Tensor) -> Tensor:
         return self.backbone(self.adapter(x))
 
+    def from_torchvision(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Keys of a plain torchvision state dict of this backbone renamed to this model's (the
+        classifier's to `head.fc.*`, the rest under `backbone.`); this model's own keys unchanged."""
+        if any(key.split(".")[0] in ("backbone", "head") for key in state):
+            return state
+        spec = SPECS[self.name]
+        renamed = {}
+        for key, value in state.items():
+            if key.startswith(spec.ignored_keys):
+                continue
+            if key.startswith(spec.classifier + "."):
+                renamed["head.fc." + key.removeprefix(spec.classifier + ".")] = value
+            else:
+                renamed["backbone." + key] = value
+        return renamed
+
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))
 
@@ -164,29 +178,6 @@ def _torchvision_model(spec: BackboneSpec, pretrained: bool) -> nn.Module:
 def _set(module: nn.Module, path: str, child: nn.Module) -> None:
     parent, _, name = path.rpartition(".")
     setattr(module.get_submodule(parent) if parent else module, name, child)
-
-
-def first_conv_name(model: nn.Module) -> str:
-    """Name of the first `nn.Conv2d` of `model` (in registration order)."""
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Conv2d):
-            return name
-    raise ValueError(f"{type(model).__name__} has no nn.Conv2d layer.")
-
-
-def adapt_input_conv(weight: Tensor, in_channels: int) -> Tensor:
-    """First-conv weights for `in_channels` from weights for another count (timm's rule).
-
-    One channel: the sum over the source channels. More: the source channels tiled and scaled by
-    `source / in_channels` (the response to a constant image is kept when `source` divides it).
-    """
-    source = weight.shape[1]
-    if in_channels == source:
-        return weight
-    if in_channels == 1:
-        return weight.sum(dim=1, keepdim=True)
-    repeats = math.ceil(in_channels / source)
-    return weight.repeat(1, repeats, 1, 1)[:, :in_channels] * (source / in_channels)
 
 
 def _replace_first_conv(model: nn.Module, in_channels: int, pretrained: bool) -> None:
@@ -308,146 +299,3 @@ def _register(name: str) -> None:
 
 for _name in SPECS:
     _register(_name)
-
-
-# ----------------------------------------------------------------------------- loading weights
-
-
-def _is_uri(source: str) -> bool:
-    scheme, sep, _ = source.partition(":/")
-    return bool(sep) and len(scheme) > 1 and scheme.replace("-", "").replace("+", "").isalnum()
-
-
-def _read(source: str | Path, resolver: WeightsResolver | None) -> Mapping[str, Any]:
-    text = str(source)
-    if _is_uri(text):
-        if resolver is None:
-            raise ValueError(
-                f"weights={text!r} is a URI; resolve it to a state dict first (convtune's search "
-                "package does) and call load_weights(model, state_dict), or give a local path."
-            )
-        return resolver(text)
-    path = Path(text).expanduser()
-    if not path.is_file():
-        raise ValueError(
-            f"weights file {path} does not exist; give the path of a saved state dict or Lightning "
-            "checkpoint (.pt, .pth, .ckpt), or remove weights."
-        )
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(
-            f"weights file {path} could not be loaded ({type(error).__name__}); it is corrupt, truncated "
-            "or holds more than tensors: re-save it with torch.save(model.state_dict(), path)."
-        ) from error
-
-
-def _state_dict(loaded: Any, origin: str) -> dict[str, Tensor]:
-    """Tensors of a state dict or checkpoint, with Lightning's `model.` prefixes removed."""
-    if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):
-        loaded = loaded["state_dict"]
-    if not isinstance(loaded, Mapping):
-        raise ValueError(f"weights from {origin} are a {type(loaded).__name__}, not a state dict.")
-    state = {str(k): v for k, v in loaded.items() if isinstance(v, Tensor)}
-    if not state:
-        raise ValueError(f"weights from {origin} hold no tensors; expected a state dict or checkpoint.")
-    if any(key.startswith("model.") for key in state):
-        state = {key.removeprefix("model."): v for key, v in state.items() if key.startswith("model.")}
-    return state
-
-
-def _from_torchvision(model: nn.Module, state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Keys of a plain torchvision state dict renamed to a `BackboneClassifier`'s (else unchanged)."""
-    if not isinstance(model, BackboneClassifier) or any(
-        k.split(".")[0] in ("backbone", "head") for k in state
-    ):
-        return state
-    spec = SPECS[model.name]
-    renamed = {}
-    for key, value in state.items():
-        if key.startswith(spec.ignored_keys):
-            continue
-        if key.startswith(spec.classifier + "."):
-            renamed["head.fc." + key.removeprefix(spec.classifier + ".")] = value
-        else:
-            renamed["backbone." + key] = value
-    return renamed
-
-
-def _list(label: str, keys: list[str], limit: int = 6) -> str:
-    more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
-    return f"{label} {', '.join(keys[:limit])}{more}"
-
-
-def _match(
-    state: dict[str, Tensor], target: dict[str, Tensor], first_conv: str
-) -> tuple[dict[str, Tensor], list[str]]:
-    """Tensors that fit `target` (without head modules that did not fit) and the body mismatches."""
-    fit: dict[str, Tensor] = {}
-    head_kept: set[str] = set()
-    mismatched: list[str] = []
-    for key, value in state.items():
-        if key not in target:
-            continue
-        expected = target[key].shape
-        if (
-            key == first_conv
-            and value.dim() == 4
-            and value.shape[:1] + value.shape[2:] == expected[:1] + expected[2:]
-        ):
-            value = adapt_input_conv(value, expected[1])
-        if value.shape == expected:
-            fit[key] = value
-        elif key.startswith("head."):
-            head_kept.add(key.rpartition(".")[0])
-        else:
-            mismatched.append(f"{key} (file {tuple(value.shape)}, model {tuple(expected)})")
-    return {k: v for k, v in fit.items() if k.rpartition(".")[0] not in head_kept}, mismatched
-
-
-def _check_fit(
-    model: nn.Module, origin: str, state: dict[str, Tensor], target: dict[str, Tensor], mismatched: list[str]
-) -> None:
-    missing = [
-        k for k in target if k not in state and not k.startswith("head.") and "num_batches_tracked" not in k
-    ]
-    unexpected = [k for k in state if k not in target]
-    problems = [
-        _list(label, keys)
-        for label, keys in (
-            ("shape mismatch at", mismatched),
-            ("missing in file:", missing),
-            ("not in model:", unexpected),
-        )
-        if keys
-    ]
-    if problems:
-        raise ValueError(
-            f"weights from {origin} do not fit this {type(model).__name__}: {'; '.join(problems)}. Only the "
-            "head may differ; build the model with the config the weights were trained with."
-        )
-
-
-def load_weights(
-    model: nn.Module,
-    source: str | Path | Mapping[str, Tensor],
-    *,
-    resolver: WeightsResolver | None = None,
-) -> list[str]:
-    """Load weights into `model` in place from a file path or a state dict; return the names of
-    the head tensors that were left at their fresh values.
-
-    Accepts `model.state_dict()` files, Lightning checkpoints (`state_dict`, `model.` prefix) and,
-    for backbones, plain torchvision state dicts. The first conv is adapted when only its input
-    channel count differs. Head modules (`head.*`) whose shapes differ (another class count) are
-    kept new; any other mismatch raises `ValueError` naming the layers. `resolver` turns a URI
-    (`models:/...`, `runs:/...`) into a state dict.
-    """
-    origin = "the given state dict" if isinstance(source, Mapping) else str(source)
-    loaded = source if isinstance(source, Mapping) else _read(source, resolver)
-    state = _from_torchvision(model, _state_dict(loaded, origin))
-    target = model.state_dict()
-    fit, mismatched = _match(state, target, first_conv_name(model) + ".weight")
-    _check_fit(model, origin, state, target, mismatched)
-    model.load_state_dict(fit, strict=False)
-    return sorted(k for k in target if k.startswith("head.") and k not in fit)

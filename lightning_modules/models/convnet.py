@@ -3,7 +3,7 @@
 Block `i` is `convs_per_block` times `conv -> [batch norm] -> activation`, then `[pool]` and
 `[Dropout2d]`; only its first conv has the block's stride. With `separable`, each conv but the
 network's first is `dw<j>` (depthwise, the kernel and stride) then `conv<j>` (pointwise 1x1).
-Padding follows the rule documented in `lightning_modules.shapes` (`same` with stride > 1 pads
+Padding follows the rule documented in `lightning_modules.models.shapes` (`same` with stride > 1 pads
 `(k - 1) // 2`, giving `ceil(size / stride)` for odd kernels). The head is `[global average pool]
 -> flatten -> (linear -> activation -> [dropout]) per hidden size -> linear`. Module names match
 the rows of `architecture_table`.
@@ -17,11 +17,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from lightning_modules.config import ConvNetConfig
-from lightning_modules.models.backbones import load_weights
+from lightning_modules.models.config import ConvNetConfig
 from lightning_modules.models.freezing import apply_freeze
-from lightning_modules.models.registry import WeightsResolver, register_model
-from lightning_modules.shapes import architecture_table, torch_padding
+from lightning_modules.models.registry import register_model
+from lightning_modules.models.shapes import architecture_table, torch_padding
+from lightning_modules.models.weights import WeightsResolver, load_weights
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from lightning_modules.models.config import check_freeze
+
 _BN = nn.modules.batchnorm._BatchNorm
 
 
@@ -24,8 +26,8 @@ def backbone_of(model: nn.Module) -> nn.Module:
     return backbone
 
 
-def parameter_groups(model: nn.Module) -> dict[str, list[nn.Parameter]]:
-    """Parameters split into `backbone` and `head` (everything else), e.g. for `backbone_lr_scale`."""
+def backbone_and_head(model: nn.Module) -> dict[str, list[nn.Parameter]]:
+    """Parameters split into `backbone` and `head` (everything else)."""
     in_backbone = {id(p) for p in backbone_of(model).parameters()}
     params = list(model.parameters())
     return {
@@ -68,10 +70,7 @@ def apply_freeze(model: nn.Module, freeze: str) -> list[str]:
     (names relative to the backbone, e.g. `layer3`, `features.4`, or `2` / `blocks.2` for a convnet).
     Applying a mode replaces the previous one.
     """
-    if not isinstance(freeze, str) or not (
-        freeze in ("none", "backbone") or (freeze.startswith("until:") and len(freeze) > len("until:"))
-    ):
-        raise ValueError(f"freeze must be 'none', 'backbone' or 'until:<layer>', but got freeze={freeze!r}.")
+    check_freeze(freeze)
     unfreeze_all(model)
     if freeze == "none":
         return []

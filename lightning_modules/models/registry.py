@@ -1,23 +1,89 @@
-"""Model registry: `@register_model(name)` factories and `create_model(name, ...)`, timm style.
+"""Model families and the model registry: the one place that knows which kind of model a config is.
 
-A factory takes keyword arguments only: `in_channels`, `num_classes`, `image_size` and the fields of
-the model's config (validated by the factory, unknown ones refused).
+Two families: the `convnet` (`ConvNetConfig`: layers listed in the config, its architecture table
+computed by arithmetic before anything is built) and the torchvision backbones (`BackboneConfig`:
+networks that must be built to be measured). `ModelConfig` picks the config class from `name`,
+`has_arithmetic_table`/`layer_table` the way to tabulate a network, `model_from_config` the factory.
+
+Factories are registered timm style, `@register_model(name)`, and take keyword arguments only:
+`in_channels`, `num_classes`, `image_size` and the fields of the model's config (validated by the
+factory, unknown ones refused). No torch at import: `convtune status` reads the families and the
+convnet's tables without it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeGuard, TypeVar
 
-from torch import Tensor, nn
+from pydantic import Discriminator, Tag
 
-from lightning_modules.config import BackboneConfig, ConvNetConfig
+from lightning_modules.models.config import BackboneConfig, ConvNetConfig
+from lightning_modules.models.layer_table import LayerInfo, check_dims
+from lightning_modules.models.shapes import architecture_table
 
-ModelFactory = Callable[..., nn.Module]
-WeightsResolver = Callable[[str], Mapping[str, Tensor]]
+if TYPE_CHECKING:
+    from torch import nn
+
+    from lightning_modules.models.weights import WeightsResolver
+
+Family = Literal["convnet", "backbone"]
+FAMILIES: dict[Family, type[ConvNetConfig] | type[BackboneConfig]] = {
+    "convnet": ConvNetConfig,
+    "backbone": BackboneConfig,
+}
+ModelFactory = Callable[..., "nn.Module"]
 F = TypeVar("F", bound=ModelFactory)
 
 _MODELS: dict[str, ModelFactory] = {}
+
+
+def family(name: str) -> Family:
+    """The family of the model called `name`: `convnet`, or `backbone` for every other name."""
+    return "convnet" if name == "convnet" else "backbone"
+
+
+def _family_of(value: Any) -> Family:
+    name = value.get("name", "convnet") if isinstance(value, dict) else getattr(value, "name", "convnet")
+    return family(name)
+
+
+ModelConfig = Annotated[
+    Annotated[ConvNetConfig, Tag("convnet")] | Annotated[BackboneConfig, Tag("backbone")],
+    Discriminator(_family_of),
+]
+
+
+# ----------------------------------------------------------------------------- architecture tables
+
+
+def has_arithmetic_table(config: ConvNetConfig | BackboneConfig) -> TypeGuard[ConvNetConfig]:
+    """Whether the config's architecture table follows from the config alone, with no network built
+    and no torch (`lightning_modules.models.shapes`: the `convnet`); other families are traced."""
+    return isinstance(config, ConvNetConfig)
+
+
+def layer_table(
+    config: ConvNetConfig | BackboneConfig,
+    in_channels: int,
+    image_size: tuple[int, int],
+    num_classes: int,
+    network: nn.Module | None = None,
+) -> list[LayerInfo]:
+    """The architecture table of the config's network: by arithmetic where the family allows it,
+    else traced through `network` (built from `config` when not given)."""
+    if has_arithmetic_table(config):
+        return architecture_table(config, in_channels, image_size, num_classes)
+    from lightning_modules.models.tracing import traced_table  # lazy: keeps this module free of torch
+
+    if network is None:
+        network = model_from_config(
+            config, in_channels=in_channels, num_classes=num_classes, image_size=image_size
+        )
+    return traced_table(network, in_channels, image_size)
+
+
+# ----------------------------------------------------------------------------- the registry
 
 
 def register_model(name: str) -> Callable[[F], F]:
@@ -34,22 +100,16 @@ def register_model(name: str) -> Callable[[F], F]:
     return decorate
 
 
+def _register_builtin_models() -> None:
+    """Import the modules whose factories register the built-in models (once; later calls are free)."""
+    # lazy: they import torch, which `convtune status` does without (it reads the families above)
+    from lightning_modules.models import backbones, convnet  # noqa: F401
+
+
 def list_models() -> list[str]:
     """Names of the registered models, sorted."""
+    _register_builtin_models()
     return sorted(_MODELS)
-
-
-def check_dims(in_channels: int, num_classes: int, image_size: int | Sequence[int]) -> tuple[int, int]:
-    """Validate the data-dependent sizes every model needs; returns `image_size` as `(H, W)`."""
-    for label, value in (("in_channels", in_channels), ("num_classes", num_classes)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{label} must be an int >= 1, but got {label}={value!r}.")
-    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    if len(size) != 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in size):
-        raise ValueError(
-            f"image_size must be two ints >= 1 (height, width), but got image_size={image_size!r}."
-        )
-    return size[0], size[1]
 
 
 def create_model(
@@ -67,9 +127,10 @@ def create_model(
     for torchvision backbones). `weights_resolver` turns a `weights` URI (`models:/...`,
     `runs:/...`) into a state dict; without one only local paths are accepted.
     """
+    _register_builtin_models()
     if name not in _MODELS:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}.")
-    size = check_dims(in_channels, num_classes, image_size)
+    size = check_dims(in_channels, image_size, num_classes)
     extra = {"weights_resolver": weights_resolver} if weights_resolver is not None else {}
     return _MODELS[name](
         in_channels=in_channels, num_classes=num_classes, image_size=size, **extra, **overrides
@@ -89,7 +150,7 @@ def model_from_config(
     Models come back with `weights` loaded and `freeze` applied (`unfreeze_after` is left to the
     training loop).
     """
-    if not isinstance(config, (ConvNetConfig, BackboneConfig)):
+    if not isinstance(config, tuple(FAMILIES.values())):
         raise TypeError(f"config must be a ConvNetConfig or BackboneConfig, but got {type(config).__name__}.")
     fields = config.model_dump(exclude={"name"})
     return create_model(

@@ -10,13 +10,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from lightning_modules.config import (
-    MAX_SEED,
-    BackboneConfig,
-    ConvNetConfig,
-    RunConfig,
-    StrictModel,
-)
+from lightning_modules.config import RunConfig
+from lightning_modules.models.registry import FAMILIES, has_arithmetic_table
+from lightning_modules.strict_model import MAX_SEED, StrictModel
 from search.errors import ConfigError
 from search.experiment.budgets import Budget, parse_limit
 from search.experiment.names import name_problem, shown
@@ -409,7 +405,7 @@ def _validate_cost_aware(spec: ExperimentSpec, source: str) -> None:
         return
     if "model.name" in spec.search.space:
         problem = "model.name is searched"
-    elif spec.model.name != "convnet":
+    elif not has_arithmetic_table(spec.model):
         problem = f"model.name is {spec.model.name!r}"
     else:
         return
@@ -455,14 +451,12 @@ def _deepcopy_tree(tree: Any) -> Any:
 
 # --- error messages ------------------------------------------------------------------------------
 
-_MODEL_TAGS: dict[str, type[BaseModel]] = {"convnet": ConvNetConfig, "backbone": BackboneConfig}
-
 
 def describe_validation_error(error: ValidationError) -> str:
     """The first problem as one line: where, what, and what is allowed."""
     problems = error.errors()
     first = problems[0]
-    location = [part for part in first["loc"] if part not in _MODEL_TAGS]
+    location = [part for part in first["loc"] if part not in FAMILIES]
     dotted = ".".join(str(part) for part in location)
     more = f" (and {len(problems) - 1} more problem{'s' * (len(problems) > 2)})" if len(problems) > 1 else ""
     if first["type"] == "extra_forbidden":
@@ -484,8 +478,8 @@ def allowed_keys(location: Iterable[Any]) -> list[str]:
     """The field names of the config section at a pydantic error location."""
     model: type[BaseModel] | None = ExperimentSpec
     for part in location:
-        if part in _MODEL_TAGS:
-            model = _MODEL_TAGS[part]
+        if part in FAMILIES:
+            model = FAMILIES[part]
             continue
         if model is None or not isinstance(part, str) or part not in model.model_fields:
             return []

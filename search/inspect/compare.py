@@ -17,8 +17,8 @@ from matplotlib.image import imread
 from torch import Tensor
 
 from lightning_modules.latency import measure_latency
-from lightning_modules.shapes import LayerInfo
-from lightning_modules.tracing import traced_table
+from lightning_modules.models.layer_table import LayerInfo
+from lightning_modules.models.tracing import traced_table
 from search.experiment.budgets import format_cost
 from search.tracking.model_store import InferenceModel
 

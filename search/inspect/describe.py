@@ -4,20 +4,15 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from lightning_modules.config import ConvNetConfig, RunConfig
-from lightning_modules.models import model_from_config
-from lightning_modules.shapes import NUMBER_COLUMNS, LayerInfo, architecture_table, format_table
-from lightning_modules.tracing import traced_table
+from lightning_modules.config import RunConfig
+from lightning_modules.models.layer_table import NUMBER_COLUMNS, LayerInfo, format_table
+from lightning_modules.models.registry import layer_table
 
 
 def layer_infos(
     config: RunConfig, in_channels: int, image_size: tuple[int, int], num_classes: int
 ) -> list[LayerInfo]:
-    size = config.data.input_size(image_size)
-    if isinstance(config.model, ConvNetConfig):
-        return architecture_table(config.model, in_channels, size, num_classes)
-    model = model_from_config(config.model, in_channels=in_channels, num_classes=num_classes, image_size=size)
-    return traced_table(model, in_channels, size)
+    return layer_table(config.model, in_channels, config.data.input_size(image_size), num_classes)
 
 
 def architecture_rows(

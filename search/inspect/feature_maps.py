@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lightning_modules.shapes import LayerInfo
+from lightning_modules.models.layer_table import LayerInfo
 from search.inspect.drawing import input_rgb, mosaic, rgb, save, short
 
 MAX_CHANNELS = 8

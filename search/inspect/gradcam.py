@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from lightning_modules.shapes import LayerInfo
+from lightning_modules.models.layer_table import LayerInfo
 from search.inspect.architecture_plot import plot_architecture
 from search.inspect.drawing import as_picture, hide_axes, save, short
 from search.inspect.feature_maps import draw_feature_maps, receptive_fields

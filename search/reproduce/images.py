@@ -10,7 +10,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from lightning_modules.data.splits import resize_images
+from lightning_modules.data.pixels import resize_images
 from search.errors import ConfigError, ConvtuneError, first_line
 
 

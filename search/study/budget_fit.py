@@ -18,7 +18,7 @@ import optuna
 from pydantic import ValidationError
 
 from lightning_modules.config import RunConfig
-from lightning_modules.models import model_from_config
+from lightning_modules.models.registry import model_from_config
 from search.errors import ConfigError
 from search.experiment.budgets import Budget, format_cost
 from search.experiment.space import suggest

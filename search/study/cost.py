@@ -24,8 +24,8 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from lightning_modules.config import ConvNetConfig
-from lightning_modules.shapes import multiply_adds
+from lightning_modules.models.registry import has_arithmetic_table
+from lightning_modules.models.shapes import multiply_adds
 from search.experiment.space import config_from_params
 from search.experiment.spec import ExperimentSpec
 
@@ -75,7 +75,7 @@ def macs_estimator(spec: ExperimentSpec, data_shape: tuple[int, tuple[int, int]]
     def estimate(params: dict[str, Any]) -> int | None:
         try:
             config = config_from_params(spec, params)
-            if not isinstance(config.model, ConvNetConfig):
+            if not has_arithmetic_table(config.model):
                 return None
             size = config.data.input_size(image_size)
             return multiply_adds(config.model, in_channels, size, num_classes=1)

@@ -8,9 +8,10 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from lightning_modules.config import ConvNetConfig, RunConfig
-from lightning_modules.memory import available_memory
-from lightning_modules.shapes import InfeasibleArchitecture, architecture_table
+from lightning_modules.config import RunConfig
+from lightning_modules.machine import available_memory
+from lightning_modules.models.registry import has_arithmetic_table
+from lightning_modules.models.shapes import InfeasibleArchitecture, architecture_table
 from search.errors import ConfigError
 from search.experiment.spec import ExperimentSpec, set_dotted
 
@@ -21,7 +22,7 @@ TRAINING_BYTES_PER_PARAM = 16
 
 def infeasibility(config: RunConfig, in_channels: int, image_size: tuple[int, int]) -> str | None:
     """Why this config's network cannot run on these inputs, or None when it can."""
-    if not isinstance(config.model, ConvNetConfig):
+    if not has_arithmetic_table(config.model):
         return None
     size = config.data.input_size(image_size)
     try:

@@ -17,11 +17,12 @@ import time
 import torch
 from torch import nn
 
-from lightning_modules.config import ConvNetConfig, RunConfig
+from lightning_modules.config import RunConfig
 from lightning_modules.latency import measure_latency, model_size_bytes
-from lightning_modules.models import model_from_config
-from lightning_modules.shapes import LayerInfo, architecture_table, count_parameters
-from lightning_modules.tracing import traced_table
+from lightning_modules.models.layer_table import LayerInfo
+from lightning_modules.models.registry import has_arithmetic_table, layer_table, model_from_config
+from lightning_modules.models.shapes import architecture_table
+from lightning_modules.models.tracing import count_parameters, traced_table
 from search.tracking import vocabulary as v
 
 LATENCY_BATCH = 64
@@ -42,7 +43,7 @@ def static_cost(config: RunConfig, data_shape: DataShape) -> dict[str, float]:
     """
     in_channels, image_size, num_classes = data_shape
     size = config.data.input_size(image_size)
-    if isinstance(config.model, ConvNetConfig):
+    if has_arithmetic_table(config.model):
         rows = architecture_table(config.model, in_channels, size, num_classes)
         params = sum(row.params for row in rows)
         norm = sum(row.params for row in rows if row.kind == "bn")  # weight and bias: 2 per channel
@@ -70,10 +71,7 @@ def measure_cost(
     started = time.perf_counter()
     in_channels, image_size, num_classes = data_shape
     size = config.data.input_size(image_size)
-    if isinstance(config.model, ConvNetConfig):
-        rows = architecture_table(config.model, in_channels, size, num_classes)
-    else:
-        rows = traced_table(model, in_channels, size)
+    rows = layer_table(config.model, in_channels, size, num_classes, network=model)
     costs: dict[str, float] = {
         v.COST_PARAMS: count_parameters(model),
         v.COST_MACS: _macs(rows),

@@ -6,7 +6,6 @@ import contextlib
 import fcntl
 import hashlib
 import logging
-import os
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -423,9 +422,3 @@ def tell(
         _logger.warning("trial %s was already %s: %s", trial.number, frozen.state.name, error)
         return frozen.state
     return state
-
-
-def worker_env_threads(workers: int) -> int:
-    """Torch threads per worker so that workers together use the cores once."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // max(1, workers))

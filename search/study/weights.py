@@ -18,21 +18,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lightning_modules.config import BackboneConfig, ConvNetConfig
-from lightning_modules.models import apply_freeze, model_from_config
-from lightning_modules.models.registry import WeightsResolver
+from lightning_modules.models.config import BackboneConfig, ConvNetConfig
+from lightning_modules.models.freezing import apply_freeze
+from lightning_modules.models.registry import model_from_config
+from lightning_modules.models.weights import WeightsResolver
 from search.errors import ConfigError, ConvtuneError, first_line
 from search.experiment.spec import ExperimentSpec
 from search.study.feasibility import infeasibility
 
-URI_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
 _CACHE_SIZE = 4
 _cache: OrderedDict[tuple[str, str], dict[str, Tensor]] = OrderedDict()
-
-
-def is_weights_uri(source: str) -> bool:
-    """Whether `source` names weights in MLflow rather than a local file."""
-    return source.startswith(URI_SCHEMES)
 
 
 def resolve_weights(uri: str) -> dict[str, Tensor]:
@@ -41,17 +36,13 @@ def resolve_weights(uri: str) -> dict[str, Tensor]:
     A folder (an MLflow model logged by convtune) gives its network's state dict; a single file
     (a logged state dict, Lightning checkpoint or convtune model file) is read with
     `weights_only=True`. The last few results are cached per process, so the trials of a worker
-    download a model once. Raises `ValueError` for an unsupported URI and `ConvtuneError` when the
-    model cannot be found or read.
+    download a model once. Raises `ConvtuneError` when the model cannot be found or read.
+    `load_weights` hands it only URIs of `lightning_modules.models.weights.URI_SCHEMES` (it refuses
+    other ones itself, in one line).
     """
     from search.tracking import load_settings
     from search.tracking.registry import download_model
 
-    if not is_weights_uri(uri):
-        raise ValueError(
-            f"weights={uri!r} is not a URI convtune can read; use models:/<name>@<alias>, "
-            "runs:/<run id>/model, runs:/<run id>/<file> or a local file path."
-        )
     key = (load_settings().tracking_uri, uri)
     if key in _cache:
         _cache.move_to_end(key)

@@ -8,8 +8,8 @@ import torch
 
 from lightning_modules.callbacks import BestWeights
 from lightning_modules.config import RunConfig
+from lightning_modules.models.layer_table import LayerInfo
 from lightning_modules.module import ClassifierModule
-from lightning_modules.shapes import LayerInfo
 from lightning_modules.training import RunParts
 from search.inspect.architecture_plot import plot_architecture
 from search.inspect.describe import architecture_markdown, layer_infos

@@ -26,9 +26,10 @@ import torch
 from pydantic import TypeAdapter, ValidationError
 from torch import Tensor, nn
 
-from lightning_modules.config import ModelConfig
-from lightning_modules.models import model_from_config
-from lightning_modules.tta import average_views, check_image_size, check_tta
+from lightning_modules.models.registry import ModelConfig, model_from_config
+from lightning_modules.models.weights import is_uri
+from lightning_modules.tta import average_views
+from lightning_modules.tta_config import check_image_size, check_tta
 from search.errors import ConfigError, ConvtuneError, first_line
 
 if TYPE_CHECKING:
@@ -39,7 +40,6 @@ ENSEMBLE_FORMAT = "convtune-ensemble"  # search.reproduce.ensemble_model
 FORMAT_VERSION = 1
 MODEL_FILE = "convtune_model.pt"
 MLFLOW_MODEL_NAME = "model"
-URI_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/", "file:/", "s3://", "gs://", "http://", "https://")
 _INIT_ONLY_FIELDS = {"weights": None, "pretrained": False, "freeze": "none", "unfreeze_after": None}
 
 
@@ -263,10 +263,6 @@ def _model_file_in(folder: Path) -> Path:
             "load it with mlflow.pytorch.load_model, or use a model logged by `convtune reproduce`."
         )
     raise ConvtuneError(f"{folder} holds no model (no MLmodel or {MODEL_FILE}); check the path.")
-
-
-def is_uri(text: str) -> bool:
-    return text.startswith(URI_SCHEMES)
 
 
 def load_inference_model(uri_or_path: str) -> AnyModel:

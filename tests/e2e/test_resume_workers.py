@@ -18,8 +18,8 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
+from lightning_modules.machine import available_cpus
 from search.experiment.spec import validate_experiment
-from search.parallel.plan import available_cores
 from search.study.runner import TuneOptions, prepare_study, tune
 from search.study.study import open_storage
 from tests.conftest import tiny_experiment, write_experiment
@@ -104,7 +104,7 @@ def _reference_value(workdir: Path, params: dict[str, Any]) -> optuna.trial.Froz
     """The same params trained once without interruption, with the threads a worker has."""
     spec = validate_experiment(_raw() | {"name": "reference"})
     threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, available_cores() // WORKERS))
+    torch.set_num_threads(max(1, available_cpus() // WORKERS))
     try:
         prepared = prepare_study(spec, TuneOptions(progress=False))
         prepared.study.enqueue_trial(params)

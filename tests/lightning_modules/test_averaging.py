@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import copy
-import re
 from typing import Any
 
 import pytest
 import pytorch_lightning as pl
 import torch
-from pydantic import ValidationError
 
 from lightning_modules.averaging import AveragedWeights, ema_decay, recompute_batch_norm
 from lightning_modules.callbacks import BestWeights
-from lightning_modules.config import RunConfig, WeightAveragingConfig
+from lightning_modules.config import RunConfig
 from lightning_modules.training import build_run, create_trainer
 
 
@@ -108,20 +106,6 @@ def test_ema_decay_warms_up() -> None:
     assert ema_decay(0.999, 1, warmup=True) == pytest.approx(2 / 11)
     assert ema_decay(0.999, 10**6, warmup=True) == 0.999
     assert ema_decay(0.9, 1, warmup=False) == 0.9
-
-
-@pytest.mark.parametrize(
-    ("values", "message"),
-    [
-        ({"kind": "ema", "decay": 1.2}, "decay must be in (0, 1), but got decay=1.2."),
-        ({"kind": "swa", "start": 1.0}, "start must be in [0, 1), but got start=1.0."),
-        ({"kind": "ema", "lr": 0.1}, "lr applies to kind=swa only, but got kind='ema'."),
-        ({"kind": "polyak"}, "Input should be 'none', 'ema' or 'swa'"),
-    ],
-)
-def test_weight_averaging_config_is_validated(values: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValidationError, match=re.escape(message)):
-        WeightAveragingConfig.model_validate(values)
 
 
 def test_no_averaging_adds_no_callback() -> None:

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from lightning_modules.latency import measure_latency, model_size_bytes
-from lightning_modules.models import create_model
-from lightning_modules.shapes import count_parameters
+from lightning_modules.models.registry import create_model
+from lightning_modules.models.tracing import count_parameters
 
 SHAPE = (1, 28, 28)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lightning_modules.callbacks import BestWeights
 from lightning_modules.config import OptimConfig, RunConfig
 from lightning_modules.module import ClassifierModule, NonFiniteLossError
 from lightning_modules.training import build_run, create_trainer
@@ -93,19 +92,6 @@ def test_diverging_loss_stops_the_run_with_a_clear_error() -> None:
     parts = build_run(config)
     with pytest.raises(NonFiniteLossError, match=r"lower optim\.lr"):
         create_trainer(config.trainer).fit(parts.module, datamodule=parts.datamodule)
-
-
-def test_best_weights_keeps_the_best_epoch() -> None:
-    config = _config()
-    config.trainer.max_epochs = 3
-    parts = build_run(config)
-    best = BestWeights("val/acc", "max")
-    create_trainer(config.trainer, callbacks=[best]).fit(parts.module, datamodule=parts.datamodule)
-    assert best.best_value is not None and best.best_epoch in (0, 1, 2)
-    assert best.best_metrics["val/acc"] == pytest.approx(best.best_value)
-    parts.module.model.blocks[0].conv0.weight.data.zero_()
-    best.restore(parts.module)
-    assert float(parts.module.model.blocks[0].conv0.weight.abs().sum()) > 0
 
 
 def test_mismatched_normalization_is_refused() -> None:

@@ -1,17 +1,17 @@
-"""Test-time augmentation: averaged logits over deterministic transforms; random ones refused."""
+"""Test-time augmentation: logits averaged over deterministic transforms, in a wrapped network and in
+validation."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
 import torch
-from pydantic import ValidationError
 
-from lightning_modules.config import EvaluateConfig, RunConfig
+from lightning_modules.config import RunConfig
 from lightning_modules.training import build_run
-from lightning_modules.tta import VIEWS, TTAWrapper, average_views, check_image_size
+from lightning_modules.tta import VIEWS, TTAWrapper, average_views
+from lightning_modules.tta_config import TRANSFORMS
 
 
 def _parts(**evaluate: Any) -> Any:
@@ -47,30 +47,5 @@ def test_validation_averages_the_logits_when_asked() -> None:
     assert _parts(tta=["HorizontalFlip"]).module.val_tta == []  # only when asked
 
 
-@pytest.mark.parametrize(
-    ("tta", "message"),
-    [
-        (["GaussNoise"], "but got 'GaussNoise' (it is not deterministic: albumentations draws"),
-        (["Affine"], "tta takes deterministic transforms that run inside the exported model"),
-        ([{"HorizontalFlip": {"p": 0.5}}], "takes no options but p: 1, but got {'p': 0.5}."),
-        (["HorizontalFlip", "HorizontalFlip"], "tta lists HorizontalFlip more than once"),
-    ],
-)
-def test_tta_refuses_random_unknown_and_repeated_transforms(tta: list[Any], message: str) -> None:
-    with pytest.raises(ValidationError, match=re.escape(message)):
-        EvaluateConfig.model_validate({"tta": tta})
-
-
-def test_tta_config_forms() -> None:
-    config = EvaluateConfig.model_validate({"tta": ["HorizontalFlip", {"VerticalFlip": {"p": 1}}]})
-    assert config.tta == ["HorizontalFlip", "VerticalFlip"]
-    with pytest.raises(ValidationError, match="tta_in_validation needs transforms"):
-        EvaluateConfig.model_validate({"tta_in_validation": True})
-    with pytest.raises(ValueError, match="Transpose needs square images, but they are 8x6"):
-        check_image_size(["Transpose"], (8, 6))
-
-
 def test_every_transform_a_config_may_name_has_its_tensor_op() -> None:
-    from lightning_modules.tta_config import TRANSFORMS
-
     assert tuple(VIEWS) == TRANSFORMS

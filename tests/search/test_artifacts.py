@@ -1,5 +1,5 @@
 """Tests of other rooms left here by the issue-20 split of tracking/inspect/reproduce, for the lead to
-move: architecture tables (lightning_modules.shapes), `convtune explain` on a saved model and
+move: architecture tables (lightning_modules.models.shapes), `convtune explain` on a saved model and
 `convtune ui` (search.cli.commands)."""
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from lightning_modules.config import ConvNetConfig, RunConfig
+from lightning_modules.config import RunConfig
+from lightning_modules.models.config import ConvNetConfig
 from lightning_modules.models.convnet import ConvNet
-from lightning_modules.shapes import architecture_table
+from lightning_modules.models.shapes import architecture_table
 from lightning_modules.training import RunParts
 from search.cli.main import main
 from search.tracking.model_store import inference_model_from_run

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from lightning_modules.config import RunConfig
-from lightning_modules.models import model_from_config
+from lightning_modules.models.registry import model_from_config
 from search.errors import ConfigError
 from search.experiment.budgets import Budget, over_budget, parse_budget, parse_limit, violations
 from search.experiment.spec import validate_experiment

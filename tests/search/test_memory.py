@@ -11,8 +11,8 @@ import pytest
 
 from lightning_modules.config import DataConfig
 from lightning_modules.data import ImageDataModule, load_dataset
-from lightning_modules.data.datamodule import _last_setup
 from lightning_modules.data.sources import _load_cached
+from lightning_modules.data.splits import _last_setup
 from search.study.runner import release_preflight_data
 
 

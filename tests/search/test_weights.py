@@ -10,7 +10,7 @@ import torch
 from optuna.trial import TrialState
 from torch import nn
 
-from lightning_modules.models import create_model
+from lightning_modules.models.registry import create_model
 from lightning_modules.training import build_run
 from search.cli.main import main
 from search.errors import ConfigError, ConvtuneError

@@ -23,8 +23,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from lightning_modules.models.shapes import InfeasibleArchitecture
     from lightning_modules.precision import AUTO
-    from lightning_modules.shapes import InfeasibleArchitecture
     from search.experiment.spec import load_experiment
     from search.inspect.describe import architecture_rows
     from search.study.preflight import preflight

@@ -78,7 +78,7 @@ def _console() -> Console:
 def explain_one(model: InferenceModel, image: str, out: Path, console: Console, title: str) -> None:
     """Pictures of what `model` sees in `image` into `out`, its architecture table and prediction."""
     # lazy: `convtune --help` imports every command module (search/cli/commands/__init__.py)
-    from lightning_modules.tracing import traced_table
+    from lightning_modules.models.tracing import traced_table
     from search.inspect.describe import architecture_markdown, architecture_rich_table
     from search.inspect.gradcam import explain_image
     from search.reproduce.images import prepare_images

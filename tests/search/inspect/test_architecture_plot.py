@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from lightning_modules.config import ConvNetConfig
-from lightning_modules.shapes import LayerInfo, architecture_table
+from lightning_modules.models.layer_table import LayerInfo
+from lightning_modules.models.shapes import architecture_table
 from search.inspect.architecture_plot import plot_architecture
 from tests.helpers.pictures import assert_png
 

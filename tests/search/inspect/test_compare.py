@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from lightning_modules.shapes import LayerInfo
+from lightning_modules.models.layer_table import LayerInfo
 from search.inspect.compare import (
     ModelSummary,
     comparison_markdown,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lightning_modules.config import RunConfig
-from lightning_modules.shapes import format_table
+from lightning_modules.models.layer_table import format_table
 from search.inspect.describe import architecture_markdown, architecture_rows, layer_infos
 
 

@@ -9,7 +9,7 @@ from torch import nn
 
 from lightning_modules.config import ConvNetConfig
 from lightning_modules.models.convnet import ConvNet
-from lightning_modules.shapes import LayerInfo
+from lightning_modules.models.layer_table import LayerInfo
 from search.inspect.feature_maps import (
     block_file_name,
     capture_outputs,

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from lightning_modules.config import RunConfig
-from lightning_modules.shapes import architecture_table
+from lightning_modules.models.shapes import architecture_table
 from lightning_modules.training import RunParts
 from search.inspect.gradcam import cam_layer, explain_image, grad_cam
 from tests.helpers.pictures import assert_png

@@ -9,8 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from lightning_modules.config import BackboneConfig, ConvNetConfig, OptimConfig
-from lightning_modules.models import model_from_config
+from lightning_modules.config import OptimConfig
+from lightning_modules.models.config import BackboneConfig, ConvNetConfig
+from lightning_modules.models.registry import model_from_config
 from lightning_modules.module import ClassifierModule
 from search.cli.main import main
 from search.errors import ConvtuneError

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from lightning_modules.config import DataConfig, RunConfig
-from lightning_modules.models import model_from_config
+from lightning_modules.models.registry import model_from_config
 from search.tracking.model_store import inference_model_from_run
 
 CLASSES = [str(digit) for digit in range(10)]

@@ -1,4 +1,5 @@
-"""Image folders as users have them: broken, odd-mode, rotated, mixed-size files; one class only."""
+"""Image folders as users have them: class or split subfolders, RGB or gray, broken, odd-mode,
+rotated and mixed-size files, one class only."""
 
 from __future__ import annotations
 
@@ -12,60 +13,35 @@ from PIL import Image
 from lightning_modules.config import DataConfig
 from lightning_modules.data import DatasetError, load_dataset
 from lightning_modules.data.datamodule import ImageDataModule
-from tests.conftest import write_experiment
-from tests.helpers.cli_helpers import run_cli
+from tests.lightning_modules.data.image_files import broken_files, gray_pngs, two_classes, write_pngs
 
 
-@pytest.fixture(autouse=True)
-def _isolated_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CONVTUNE_DATA", str(tmp_path / "data-cache"))
+def test_imagefolder_class_subfolders(tmp_path: Path) -> None:
+    write_pngs(tmp_path / "flat", {"cat": 5, "dog": 5, "emu": 5}, (6, 5))
+    arrays = load_dataset("imagefolder", root=tmp_path / "flat")
+    assert arrays.class_names == ["cat", "dog", "emu"] and arrays.in_channels == 1
+    assert arrays.train_images.shape == (12, 1, 5, 6) and arrays.test_images.shape[0] == 3  # seeded holdout
+    assert sorted(arrays.test_labels.tolist()) == [0, 1, 2]
 
 
-def _gray(folder: Path, count: int, size: tuple[int, int] = (6, 6), value: int = 0, start: int = 0) -> None:
-    """`count` gray PNGs of `size` (width, height) in `folder`, pixel values `value + index`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for index in range(start, start + count):
-        pixels = np.full((size[1], size[0]), value + index, dtype=np.uint8)
-        Image.fromarray(pixels, mode="L").save(folder / f"{index:03d}.png")
-
-
-def _two_classes(root: Path, count: int = 5) -> None:
-    _gray(root / "a", count, value=10)
-    _gray(root / "b", count, value=100)
-
-
-def _broken_files(folder: Path) -> list[Path]:
-    """A zero-byte file, one that is no image, and a PNG cut in half; sorted as the loader sees them."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "900-empty.png").write_bytes(b"")
-    (folder / "901-garbage.png").write_bytes(b"\x89PNG but not really" * 10)
-    whole = folder / "902-whole.png"
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)).save(whole)
-    data = whole.read_bytes()
-    truncated = folder / "902-truncated.png"
-    truncated.write_bytes(data[: len(data) // 2])
-    whole.unlink()
-    return [folder / "900-empty.png", folder / "901-garbage.png", truncated]
-
-
-def _imagefolder_config(root: Path) -> dict:
-    return {
-        "name": "folder",
-        "data": {
-            "dataset": "imagefolder",
-            "root": str(root),
-            "val_fraction": 0.25,
-            "batch_size": 4,
-        },
-        "model": {"name": "convnet", "channels": [4], "kernel_size": 3},
-        "trainer": {"max_epochs": 1},
-        "search": {"n_trials": 1, "space": {}},
-    }
+def test_imagefolder_split_folders_rgb_and_resize(tmp_path: Path) -> None:
+    root = tmp_path / "split"
+    write_pngs(root / "train", {"a": 6, "b": 6}, (10, 10), mode="RGB")
+    write_pngs(root / "val", {"a": 2, "b": 2}, (10, 10), mode="RGB")
+    write_pngs(root / "test", {"a": 1, "b": 3}, (12, 12), mode="RGB")
+    mixed = load_dataset("imagefolder", root=root)  # the most common size, said in a note
+    assert mixed.test_images.shape == (4, 3, 10, 10) and "resized all to 10x10" in mixed.notes[0]
+    arrays = load_dataset("imagefolder", root=root, image_size=8)
+    assert arrays.train_images.shape == (12, 3, 8, 8) and arrays.test_labels.tolist() == [0, 1, 1, 1]
+    assert arrays.val_images is not None and arrays.val_images.shape == (4, 3, 8, 8)
+    module = ImageDataModule(DataConfig(dataset="imagefolder", root=str(root), image_size=8))
+    module.setup()
+    assert module.sizes == {"train": 12, "val": 4, "test": 4} and module.in_channels == 3  # given val/ used
 
 
 def test_broken_files_are_skipped_with_a_count_and_the_first_named(tmp_path: Path) -> None:
-    _two_classes(tmp_path)
-    broken = _broken_files(tmp_path / "b")
+    two_classes(tmp_path)
+    broken = broken_files(tmp_path / "b")
     arrays = load_dataset("imagefolder", root=tmp_path)
     assert arrays.train_images.shape[0] + arrays.test_images.shape[0] == 10
     (note,) = arrays.notes
@@ -74,8 +50,8 @@ def test_broken_files_are_skipped_with_a_count_and_the_first_named(tmp_path: Pat
 
 
 def test_broken_files_stop_the_run_when_asked(tmp_path: Path) -> None:
-    _two_classes(tmp_path)
-    broken = _broken_files(tmp_path / "a")
+    two_classes(tmp_path)
+    broken = broken_files(tmp_path / "a")
     with pytest.raises(DatasetError) as caught:
         load_dataset("imagefolder", root=tmp_path, bad_images="stop")
     message = str(caught.value)
@@ -84,8 +60,8 @@ def test_broken_files_stop_the_run_when_asked(tmp_path: Path) -> None:
 
 
 def test_every_file_broken_is_an_error_even_when_skipping(tmp_path: Path) -> None:
-    _broken_files(tmp_path / "a")
-    _broken_files(tmp_path / "b")
+    broken_files(tmp_path / "a")
+    broken_files(tmp_path / "b")
     with pytest.raises(DatasetError, match="none of the 6 images"):
         load_dataset("imagefolder", root=tmp_path)
 
@@ -126,9 +102,9 @@ def test_sixteen_bit_palette_cmyk_and_exif_rotated_files_are_read_correctly(tmp_
 
 
 def test_mixed_sizes_resize_to_the_most_common_and_say_so(tmp_path: Path) -> None:
-    _gray(tmp_path / "a", 4, size=(6, 5))
-    _gray(tmp_path / "b", 3, size=(6, 5))
-    _gray(tmp_path / "b", 2, size=(9, 7), start=50)
+    gray_pngs(tmp_path / "a", 4, size=(6, 5))
+    gray_pngs(tmp_path / "b", 3, size=(6, 5))
+    gray_pngs(tmp_path / "b", 2, size=(9, 7), start=50)
     arrays = load_dataset("imagefolder", root=tmp_path)
     assert arrays.image_size == (5, 6)
     (note,) = arrays.notes
@@ -139,10 +115,10 @@ def test_mixed_sizes_resize_to_the_most_common_and_say_so(tmp_path: Path) -> Non
 
 
 def test_mixed_sizes_across_split_folders_resize_too(tmp_path: Path) -> None:
-    _gray(tmp_path / "train" / "a", 4, size=(10, 10))
-    _gray(tmp_path / "train" / "b", 4, size=(10, 10))
-    _gray(tmp_path / "test" / "a", 1, size=(12, 12))
-    _gray(tmp_path / "test" / "b", 3, size=(12, 12))
+    gray_pngs(tmp_path / "train" / "a", 4, size=(10, 10))
+    gray_pngs(tmp_path / "train" / "b", 4, size=(10, 10))
+    gray_pngs(tmp_path / "test" / "a", 1, size=(12, 12))
+    gray_pngs(tmp_path / "test" / "b", 3, size=(12, 12))
     arrays = load_dataset("imagefolder", root=tmp_path)
     assert arrays.image_size == (10, 10) and arrays.test_images.shape == (4, 1, 10, 10)
     assert "resized all to 10x10" in arrays.notes[0]
@@ -150,58 +126,15 @@ def test_mixed_sizes_across_split_folders_resize_too(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("layout", ["flat", "split"])
 def test_a_single_class_is_an_error(tmp_path: Path, layout: str) -> None:
-    _gray(tmp_path / ("train/only" if layout == "split" else "only"), 6)
+    gray_pngs(tmp_path / ("train/only" if layout == "split" else "only"), 6)
     with pytest.raises(DatasetError, match=r"1 class \('only'\).*at least 2") as caught:
         load_dataset("imagefolder", root=tmp_path)
     assert "\n" not in str(caught.value)
 
 
 def test_datamodule_passes_the_notes_on(tmp_path: Path) -> None:
-    _two_classes(tmp_path)
-    _broken_files(tmp_path / "a")
+    two_classes(tmp_path)
+    broken_files(tmp_path / "a")
     module = ImageDataModule(DataConfig(dataset="imagefolder", root=str(tmp_path), val_fraction=0.25))
     module.setup()
     assert len(module.notes) == 1 and "skipped 3" in module.notes[0]
-
-
-def test_bad_images_setting_is_validated() -> None:
-    assert DataConfig().bad_images == "skip"
-    with pytest.raises(ValueError, match="bad_images"):
-        DataConfig(bad_images="ignore")  # type: ignore[arg-type]
-
-
-def test_check_prints_the_note_and_stop_is_one_line_exit_2(
-    workdir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    root = workdir / "images"
-    _two_classes(root, count=6)
-    broken = _broken_files(root / "b")
-    path = write_experiment(workdir, _imagefolder_config(root))
-    result = run_cli(["check", str(path)], capsys)
-    assert result.code == 0, result.err
-    assert "skipped 3 of 15 images" in result.out and str(broken[0]) in result.out.replace("\n", "")
-    result = run_cli(["check", str(path), "--set", "data.bad_images=stop"], capsys)
-    assert result.code == 2
-    assert "cannot be read" in result.one_line_error()
-
-
-def test_check_on_a_single_class_folder_is_one_line_exit_2(
-    workdir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    _gray(workdir / "images" / "only", 6)
-    path = write_experiment(workdir, _imagefolder_config(workdir / "images"))
-    result = run_cli(["check", str(path)], capsys)
-    assert result.code == 2
-    assert "at least 2" in result.one_line_error()
-
-
-def test_check_on_mixed_sizes_is_valid_and_prints_the_size(
-    workdir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    _gray(workdir / "images" / "a", 5, size=(6, 6))
-    _gray(workdir / "images" / "b", 4, size=(6, 6))
-    _gray(workdir / "images" / "b", 1, size=(7, 9), start=20)
-    path = write_experiment(workdir, _imagefolder_config(workdir / "images"))
-    result = run_cli(["check", str(path)], capsys)
-    assert result.code == 0, result.err
-    assert "resized all to 6x6" in result.out and "Traceback" not in result.err

@@ -1,4 +1,8 @@
-"""How much memory this machine has free now: the bound for data and networks convtune would build."""
+"""What this machine offers now: free memory and the CPUs this process may use.
+
+The bounds for the data and networks convtune would build, and for how many workers it starts.
+No torch here: the planning of `convtune tune` reads these before any worker imports it.
+"""
 
 from __future__ import annotations
 
@@ -18,3 +22,11 @@ def available_memory() -> int | None:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, AttributeError):
         return None
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on: its affinity mask (Linux), else every CPU of the machine."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

@@ -1,17 +1,19 @@
+"""Freezing the feature extractor: `backbone`, `until:<layer>`, frozen batch norm kept in eval mode."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 from torch import nn
 
-from lightning_modules.models import (
+from lightning_modules.models.freezing import (
     apply_freeze,
-    create_model,
-    parameter_groups,
+    backbone_and_head,
     set_frozen_bn_eval,
     top_level_layers,
     unfreeze_all,
 )
+from lightning_modules.models.registry import create_model
 
 
 def _convnet() -> nn.Module:
@@ -104,9 +106,9 @@ def test_frozen_bn_stays_in_eval_mode() -> None:
     assert all(bn.training for bn in bns)  # back to the model's mode
 
 
-def test_parameter_groups_split_backbone_and_head() -> None:
+def test_backbone_and_head_split_the_parameters() -> None:
     model = create_model("resnet18", in_channels=1, num_classes=2, image_size=(8, 8))
-    groups = parameter_groups(model)
+    groups = backbone_and_head(model)
     assert len(groups["backbone"]) + len(groups["head"]) == len(list(model.parameters()))
     assert {id(p) for p in groups["head"]} == {id(p) for p in model.head.parameters()}
     with pytest.raises(ValueError, match=r"has no \.backbone"):

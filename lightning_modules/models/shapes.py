@@ -1,9 +1,9 @@
-"""Per-layer output shape, receptive field and parameter counts of a CNN.
+"""Per-layer output shape, receptive field and parameter counts of a `convnet`, by arithmetic alone.
 
-`architecture_table` computes the table of a `convnet` from its config by arithmetic alone (no
-forward pass), so a search can refuse an infeasible architecture before it builds anything.
-`traced_table` (in `lightning_modules.tracing`, which imports torch; this module does not) records
-the same columns for any `nn.Module` with forward hooks on a zero input.
+`architecture_table` computes the table of a `convnet` from its config (no forward pass, no torch),
+so a search can refuse an infeasible architecture before it builds anything; the rows are
+`lightning_modules.models.layer_table.LayerInfo`. Other networks are traced instead
+(`lightning_modules.models.tracing`).
 
 Padding rule of the `convnet` (shared with `lightning_modules.models.convnet`):
 
@@ -13,94 +13,18 @@ Padding rule of the `convnet` (shared with `lightning_modules.models.convnet`):
   pad `k // 2 - 1` before and `k // 2` after (what torch's `padding="same"` does).
 * `same` with stride > 1 (which torch refuses) pads `(k - 1) // 2` on every side, so that the output
   is `ceil(size / stride)` for odd kernels (`floor((size - 2) / stride) + 1` for even kernels).
-
-The receptive field of a layer is the side, in input pixels, of the input window that one of its
-outputs sees (padding included); the jump is the distance in input pixels between two neighbouring
-outputs (the product of the strides so far). Dense layers and global pooling see the whole map.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-from lightning_modules.config import ConvNetConfig
-
-if TYPE_CHECKING:
-    from torch import nn
+from lightning_modules.models.config import ConvNetConfig
+from lightning_modules.models.layer_table import LayerInfo, ReceptiveField, check_dims, collapse
 
 FIX_HINT = "use padding: same, a smaller kernel_size or stride, or fewer pooling blocks"
-TABLE_COLUMNS = (
-    "layer",
-    "kind",
-    "filter",
-    "stride",
-    "padding",
-    "output",
-    "receptive field",
-    "params",
-    "dense equivalent",
-    "multiply-adds",
-)
-NUMBER_COLUMNS = ("params", "dense equivalent", "multiply-adds")
 
 
 class InfeasibleArchitecture(ValueError):
     """The layers of a config cannot be applied to the given input (a feature map would vanish)."""
-
-
-@dataclass(frozen=True)
-class LayerInfo:
-    """One row of an architecture table.
-
-    `out_shape` is `(C, H, W)` for feature maps and `(F,)` for feature vectors, without the batch.
-    `dense_params` is what a fully connected layer from this layer's input to its output would cost
-    (for conv layers: the saving of weight sharing); for other layers it equals `params`. `macs` is
-    the multiply-accumulates of one image's forward pass through a conv or linear layer.
-    """
-
-    name: str
-    kind: str
-    kernel: int | tuple[int, int] | None = None
-    stride: int | tuple[int, int] | None = None
-    padding: int | tuple[int, int] | None = None
-    out_shape: tuple[int, ...] = ()
-    receptive_field: int | None = None
-    jump: float | None = None
-    params: int = 0
-    dense_params: int = -1  # -1: the same as `params`
-    macs: int = 0
-
-    def __post_init__(self) -> None:
-        if self.dense_params < 0:
-            object.__setattr__(self, "dense_params", self.params)
-
-
-@dataclass(frozen=True)
-class _Field:
-    """Receptive field and jump along height and width, in input pixels."""
-
-    rf: tuple[float, float] = (1, 1)
-    jump: tuple[float, float] = (1, 1)
-
-    def window(self, kernel: tuple[float, float], stride: tuple[float, float]) -> _Field:
-        rf = (self.rf[0] + (kernel[0] - 1) * self.jump[0], self.rf[1] + (kernel[1] - 1) * self.jump[1])
-        return _Field(rf, (self.jump[0] * stride[0], self.jump[1] * stride[1]))
-
-    def whole(self, height: int, width: int) -> _Field:
-        """The field of an output that sees the whole `height x width` map (dense, global pool)."""
-        return self.window((height, width), (1, 1))
-
-    @property
-    def size(self) -> int:
-        return math.ceil(max(self.rf) - 1e-6)
-
-    @property
-    def step(self) -> float:
-        jump = max(self.jump)
-        return int(jump) if float(jump).is_integer() else jump
 
 
 # ----------------------------------------------------------------------------- padding arithmetic
@@ -139,13 +63,9 @@ def conv_output_size(size: int, kernel_size: int, stride: int, pad_total: int) -
 # ----------------------------------------------------------------------------- architecture table
 
 
-def _describe_padding(before: int, after: int) -> int | tuple[int, int]:
-    return before if before == after else (before, after)
-
-
 def _conv_rows(
-    config: ConvNetConfig, block: int, shape: tuple[int, int, int], field: _Field
-) -> tuple[list[LayerInfo], tuple[int, int, int], _Field]:
+    config: ConvNetConfig, block: int, shape: tuple[int, int, int], field: ReceptiveField
+) -> tuple[list[LayerInfo], tuple[int, int, int], ReceptiveField]:
     """Rows of the convolutions (with batch norm and activation) of one block."""
     out_channels = config.channels[block]
     kernel = config.per_layer("kernel_size")[block]
@@ -171,8 +91,8 @@ def _conv_rows(
                 f"stride={stride}, padding={padding!r} (output would be {out_h}x{out_w}); {FIX_HINT}."
             )
         field = field.window((kernel, kernel), (stride, stride))
-        common = {"receptive_field": field.size, "jump": field.step}
-        padded = _describe_padding(before, after)
+        common = field.columns()
+        padded = collapse((before, after))
         if config.separable and (block, index) != (0, 0):  # depthwise kxk, then pointwise 1x1
             depthwise = (channels, out_h, out_w)
             dw_name = f"blocks.{block}.dw{index}"
@@ -229,8 +149,8 @@ def _conv_row(
 
 
 def _pool_rows(
-    config: ConvNetConfig, block: int, shape: tuple[int, int, int], field: _Field
-) -> tuple[list[LayerInfo], tuple[int, int, int], _Field]:
+    config: ConvNetConfig, block: int, shape: tuple[int, int, int], field: ReceptiveField
+) -> tuple[list[LayerInfo], tuple[int, int, int], ReceptiveField]:
     """Rows of the pooling and dropout that end one block."""
     rows: list[LayerInfo] = []
     if config.per_layer("pool")[block] != "none":
@@ -246,19 +166,15 @@ def _pool_rows(
         field = field.window((size, size), (size, size))
         rows.append(LayerInfo(name, "pool", size, size, 0, shape, field.size, field.step))
     if config.dropout > 0:
-        rows.append(LayerInfo(f"blocks.{block}.drop", "dropout", out_shape=shape, **_field_columns(field)))
+        rows.append(LayerInfo(f"blocks.{block}.drop", "dropout", out_shape=shape, **field.columns()))
     return rows, shape, field
 
 
-def _field_columns(field: _Field) -> dict[str, float]:
-    return {"receptive_field": field.size, "jump": field.step}
-
-
 def _head_rows(
-    config: ConvNetConfig, shape: tuple[int, int, int], field: _Field, num_classes: int
+    config: ConvNetConfig, shape: tuple[int, int, int], field: ReceptiveField, num_classes: int
 ) -> list[LayerInfo]:
     channels, height, width = shape
-    seen = _field_columns(field.whole(height, width))  # dense layers see the whole map
+    seen = field.whole(height, width).columns()  # dense layers see the whole map
     rows: list[LayerInfo] = []
     features = channels if config.global_pool else channels * height * width
     if config.global_pool:
@@ -279,17 +195,6 @@ def _head_rows(
     return [*rows, fc]
 
 
-def _check_input(in_channels: int, image_size: Sequence[int]) -> tuple[int, int]:
-    if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
-        raise ValueError(f"in_channels must be an int >= 1, but got in_channels={in_channels!r}.")
-    size = tuple(image_size)
-    if len(size) != 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in size):
-        raise ValueError(
-            f"image_size must be two ints >= 1 (height, width), but got image_size={image_size!r}."
-        )
-    return size[0], size[1]
-
-
 def architecture_table(
     config: ConvNetConfig, in_channels: int, image_size: tuple[int, int], num_classes: int
 ) -> list[LayerInfo]:
@@ -297,10 +202,8 @@ def architecture_table(
 
     Raises `InfeasibleArchitecture` when a feature map would vanish or torch would refuse a layer.
     """
-    height, width = _check_input(in_channels, image_size)
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be an int >= 1, but got num_classes={num_classes!r}.")
-    shape, field = (in_channels, height, width), _Field()
+    height, width = check_dims(in_channels, image_size, num_classes)
+    shape, field = (in_channels, height, width), ReceptiveField()
     rows: list[LayerInfo] = []
     for block in range(len(config.channels)):
         conv_rows, shape, field = _conv_rows(config, block, shape, field)
@@ -319,76 +222,3 @@ def multiply_adds(
 def check_feasible(config: ConvNetConfig, in_channels: int, image_size: tuple[int, int]) -> None:
     """Raise `InfeasibleArchitecture` (naming the block, the input size there and a fix) if needed."""
     architecture_table(config, in_channels, image_size, num_classes=1)
-
-
-# ----------------------------------------------------------------------------- traced table
-
-
-def _pair(value: int | Sequence[int]) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
-
-
-def _short(pair: tuple[int, int]) -> int | tuple[int, int]:
-    return pair[0] if pair[0] == pair[1] else pair
-
-
-# ----------------------------------------------------------------------------- printing
-
-
-def _format_shape(shape: tuple[int, ...]) -> str:
-    return "x".join(str(n) for n in shape)
-
-
-def _format_pair(value: int | tuple[int, int] | str | None) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, tuple):
-        return "x".join(str(v) for v in value)
-    return str(value)
-
-
-def format_table(rows: Iterable[LayerInfo]) -> list[list[str]]:
-    """Plain strings for printing: a header (`TABLE_COLUMNS`), one line per layer, then a total.
-
-    `filter` is `KxK`, `padding` is `before,after` when uneven, `dense equivalent` is shown for
-    convolutions (what a dense layer with the same input and output would cost), `multiply-adds`
-    (one image's forward pass) for convolutions and linear layers.
-    """
-    rows = list(rows)
-    table = [list(TABLE_COLUMNS)]
-    for row in rows:
-        kernel = row.kernel if not isinstance(row.kernel, int) else (row.kernel, row.kernel)
-        padding = f"{row.padding[0]},{row.padding[1]}" if isinstance(row.padding, tuple) else row.padding
-        table.append(
-            [
-                row.name,
-                row.kind,
-                _format_pair(kernel),
-                _format_pair(row.stride),
-                _format_pair(padding),
-                _format_shape(row.out_shape),
-                "" if row.receptive_field is None else str(row.receptive_field),
-                f"{row.params:,}",
-                f"{row.dense_params:,}" if row.kind == "conv" else "",
-                f"{row.macs:,}" if row.macs else "",
-            ]
-        )
-    total = sum(row.params for row in rows)
-    dense = sum(row.dense_params for row in rows)
-    macs = sum(row.macs for row in rows)
-    table.append(["total", "", "", "", "", "", "", f"{total:,}", f"{dense:,}", f"{macs:,}"])
-    return table
-
-
-def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
-    """Number of parameters of `model` (only those with `requires_grad` if `trainable_only`)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
-def __getattr__(name: str) -> Any:
-    """`traced_table` lives in `lightning_modules.tracing` (torch); still importable from here."""
-    if name == "traced_table":
-        from lightning_modules.tracing import traced_table
-
-        return traced_table
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,5 +1,6 @@
-"""Transfer learning end to end in `lightning_modules`: weights into a convnet, freezing through a
-real `Trainer.fit`, unfreezing after N epochs, frozen batch norm kept in eval mode."""
+"""Transfer learning end to end in `lightning_modules`: weights and freezing through a real
+`Trainer.fit`, unfreezing after N epochs, frozen batch norm kept in eval mode, the backbone at its
+own learning rate, weights URIs handed to the resolver."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 from torch import nn
 
 from lightning_modules.config import RunConfig
-from lightning_modules.models import create_model
+from lightning_modules.models.registry import create_model
 from lightning_modules.training import build_run, create_trainer
 
 _BN = nn.modules.batchnorm._BatchNorm
@@ -67,27 +68,6 @@ def _fit(config: RunConfig, **build: Any) -> tuple[Any, _ModeRecorder, dict[str,
     trainer = create_trainer(config.trainer, callbacks=[recorder], accelerator="cpu")
     trainer.fit(parts.module, datamodule=parts.datamodule)
     return parts, recorder, before
-
-
-def test_convnet_loads_a_local_file_with_a_new_head(tmp_path: Path) -> None:
-    source = _convnet(num_classes=3)
-    path = tmp_path / "pretrained.pt"
-    torch.save(source.state_dict(), path)
-    model = _convnet(num_classes=5, weights=str(path))
-    assert model.head.fc.weight.shape == (5, 32)
-    assert not torch.equal(model.head.fc.weight[:3], source.head.fc.weight)
-    body = {k: v for k, v in source.state_dict().items() if not k.startswith("head.")}
-    assert body and all(torch.equal(model.state_dict()[k], v) for k, v in body.items())
-    same = _convnet(num_classes=3, weights=str(path))
-    assert all(torch.equal(same.state_dict()[k], v) for k, v in source.state_dict().items())
-
-
-def test_convnet_config_freezes_its_blocks(tmp_path: Path) -> None:
-    model = _convnet(freeze="until:1")
-    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
-    assert frozen == {name for name, _ in model.named_parameters() if name.startswith("blocks.0.")}
-    with pytest.raises(ValueError, match="freeze must be 'none', 'backbone' or 'until:<layer>'"):
-        _convnet(freeze="everything")
 
 
 def test_frozen_backbone_is_unchanged_by_a_real_fit_and_its_bn_stays_in_eval(tmp_path: Path) -> None:

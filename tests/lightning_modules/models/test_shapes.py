@@ -1,3 +1,7 @@
+"""The `convnet`'s architecture table by arithmetic: shapes, parameters and receptive fields match
+torch (and the traced table), and infeasible layers are named with a fix. That it needs no torch is
+tested with the registry (tests/lightning_modules/models/test_registry.py)."""
+
 from __future__ import annotations
 
 import itertools
@@ -6,20 +10,19 @@ import pytest
 import torch
 from torch import nn
 
-from lightning_modules.config import ConvNetConfig
-from lightning_modules.models import ConvNet, create_model
-from lightning_modules.models.convnet import _block
-from lightning_modules.shapes import (
-    TABLE_COLUMNS,
+from lightning_modules.models.config import ConvNetConfig
+from lightning_modules.models.convnet import ConvNet, _block
+from lightning_modules.models.layer_table import LayerInfo
+from lightning_modules.models.registry import create_model
+from lightning_modules.models.shapes import (
     InfeasibleArchitecture,
-    LayerInfo,
     architecture_table,
     check_feasible,
-    count_parameters,
-    format_table,
     multiply_adds,
-    traced_table,
+    padding_amounts,
+    torch_padding,
 )
+from lightning_modules.models.tracing import count_parameters, traced_table
 
 
 def _torch_shapes(model: nn.Module, in_channels: int, size: tuple[int, int]) -> dict[str, tuple[int, ...]]:
@@ -219,45 +222,9 @@ def test_multiply_adds_of_convs_and_linear_layers() -> None:
     assert multiply_adds(config, 1, (10, 10), 2) == conv_macs + head_macs
 
 
-def test_format_table() -> None:
-    config = ConvNetConfig(channels=[4, 8], kernel_size=[3, 4], padding="same", pool=["max", "none"])
-    rows = architecture_table(config, 1, (8, 8), 3)
-    table = format_table(rows)
-    assert table[0] == list(TABLE_COLUMNS) and len(table) == len(rows) + 2
-    assert all(isinstance(cell, str) for line in table for cell in line)
-    assert table[1][:7] == ["blocks.0.conv0", "conv", "3x3", "1", "1", "4x8x8", "3"]
-    assert table[5][4] == "1,2"  # even kernel, same padding: uneven
-    assert table[-1][0] == "total" and table[-1][7] == f"{sum(row.params for row in rows):,}"
-    assert table[1][9] == f"{4 * 9 * 8 * 8:,}" and table[2][9] == ""  # a conv's multiply-adds; none for bn
-    assert table[-1][9] == f"{sum(row.macs for row in rows):,}"
-
-
-def test_traced_table_of_a_backbone() -> None:
-    model = create_model("resnet18", in_channels=3, num_classes=10, image_size=(224, 224))
-    rows = traced_table(model, 3, (224, 224))
-    conv1 = next(row for row in rows if row.name == "backbone.conv1")
-    assert (conv1.kind, conv1.kernel, conv1.stride, conv1.padding, conv1.out_shape) == (
-        "conv",
-        7,
-        2,
-        3,
-        (64, 112, 112),
-    )
-    assert _rf(rows, "backbone.layer4.1.conv2") == 435  # the published receptive field of ResNet-18
-    assert rows[-1].name == "head.fc" and rows[-1].out_shape == (10,)
-    assert sum(row.params for row in rows) == count_parameters(model)
-    assert model.training  # modes restored
-
-
-def test_traced_table_of_a_resized_backbone() -> None:
-    model = create_model("mobilenet_v3_small", in_channels=1, num_classes=2, image_size=(8, 8))
-    rows = traced_table(model, 1, (8, 8))
-    assert rows[0].name == "adapter" and rows[0].out_shape == (3, 32, 32)
-    assert rows[-1].out_shape == (2,)
-
-
-def test_count_parameters_trainable_only() -> None:
-    model = ConvNet(ConvNetConfig(channels=[4]), in_channels=1, num_classes=2, image_size=(8, 8))
-    total = count_parameters(model)
-    model.head.fc.weight.requires_grad_(False)
-    assert count_parameters(model, trainable_only=True) == total - model.head.fc.weight.numel()
+def test_padding_amounts_and_the_torch_argument() -> None:
+    assert padding_amounts("same", 4, 1) == (1, 2) and torch_padding("same", 4, 1) == "same"
+    assert padding_amounts("same", 3, 2) == (1, 1) and torch_padding("same", 3, 2) == 1
+    assert padding_amounts("valid", 5, 1) == (0, 0) and padding_amounts(2, 5, 3) == (2, 2)
+    with pytest.raises(ValueError, match="padding must be 'same', 'valid' or an int >= 0"):
+        padding_amounts(-1, 3, 1)

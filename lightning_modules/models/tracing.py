@@ -1,7 +1,8 @@
-"""`traced_table`: the columns of `lightning_modules.shapes` for any `nn.Module`, from forward hooks.
+"""`traced_table`: the rows of an architecture table for any `nn.Module`, from forward hooks.
 
-Apart from `shapes` because it needs torch, and the arithmetic of `shapes` does not: a command that
-only checks a `convnet` config (`convtune status`, the cost-aware sampler) imports no torch.
+The `convnet`'s table comes from arithmetic (`lightning_modules.models.shapes`), which needs no torch:
+a command that only checks a `convnet` config (`convtune status`, the cost-aware sampler) imports
+none. Tracing builds and runs the network, so it lives here with `count_parameters`.
 """
 
 from __future__ import annotations
@@ -11,14 +12,7 @@ import math
 import torch
 from torch import nn
 
-from lightning_modules.shapes import (
-    LayerInfo,
-    _check_input,
-    _describe_padding,
-    _Field,
-    _pair,
-    _short,
-)
+from lightning_modules.models.layer_table import LayerInfo, ReceptiveField, check_dims, collapse, pair
 
 
 def _conv_padding(conv: nn.Conv2d) -> int | tuple[int, int]:
@@ -27,8 +21,8 @@ def _conv_padding(conv: nn.Conv2d) -> int | tuple[int, int]:
         return 0
     if conv.padding == "same":
         total = conv.dilation[0] * (conv.kernel_size[0] - 1)
-        return _describe_padding(total // 2, total - total // 2)
-    return _short(_pair(conv.padding))
+        return collapse((total // 2, total - total // 2))
+    return collapse(pair(conv.padding))
 
 
 def _kind(module: nn.Module, output: torch.Tensor) -> str:
@@ -62,11 +56,11 @@ class _Tracer:
     def __init__(self, model: nn.Module, image_size: tuple[int, int]) -> None:
         self.names = {module: name for name, module in model.named_modules()}
         self.image_size = image_size
-        self.states: list[tuple[torch.Tensor, _Field | None]] = []
+        self.states: list[tuple[torch.Tensor, ReceptiveField | None]] = []
         self.seen: set[nn.Module] = set()
         self.rows: list[LayerInfo] = []
 
-    def lookup(self, tensor: torch.Tensor) -> _Field | None:
+    def lookup(self, tensor: torch.Tensor) -> ReceptiveField | None:
         """The field of `tensor`: exact if a hooked layer made it, else the widest same-sized one."""
         for known, field in reversed(self.states):
             if known is tensor:
@@ -77,7 +71,7 @@ class _Tracer:
                 return max(alike, key=lambda f: max(f.rf))
             if not self.states:
                 scale = (self.image_size[0] / tensor.shape[-2], self.image_size[1] / tensor.shape[-1])
-                return _Field(scale, scale)
+                return ReceptiveField(scale, scale)
             return None
         for known, field in reversed(self.states):
             if known.dim() == 4 and field is not None:
@@ -86,15 +80,15 @@ class _Tracer:
 
     def field_after(
         self, module: nn.Module, kind: str, inp: torch.Tensor, out: torch.Tensor
-    ) -> _Field | None:
+    ) -> ReceptiveField | None:
         field = self.lookup(inp)
         if field is None:
             return None
         if kind in ("conv", "pool") and not isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
-            dilation = _pair(getattr(module, "dilation", 1))
-            kernel = _pair(module.kernel_size)
+            dilation = pair(getattr(module, "dilation", 1))
+            kernel = pair(module.kernel_size)
             effective = (dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1)
-            stride = _pair(module.stride if module.stride is not None else module.kernel_size)
+            stride = pair(module.stride if module.stride is not None else module.kernel_size)
             return field.window(effective, stride)
         if kind in ("gap", "flatten", "linear") and inp.dim() == 4:
             return field.whole(inp.shape[-2], inp.shape[-1])
@@ -103,7 +97,7 @@ class _Tracer:
             scale = (inp.shape[-2] / out.shape[-2], inp.shape[-1] / out.shape[-1])
             if kind == "input":  # a resize: one output pixel spans `scale` input pixels
                 rf = (field.rf[0] * scale[0], field.rf[1] * scale[1])
-                return _Field(rf, (field.jump[0] * scale[0], field.jump[1] * scale[1]))
+                return ReceptiveField(rf, (field.jump[0] * scale[0], field.jump[1] * scale[1]))
             kernel = (max(math.ceil(scale[0]), 1), max(math.ceil(scale[1]), 1))
             return field.window(kernel, scale)
         return field
@@ -125,11 +119,11 @@ class _Tracer:
             macs = module.weight.numel() * output.shape[-2] * output.shape[-1]
             dense = inp[0].numel() * output[0].numel() + output[0].numel() if first_call else 0
             padding = _conv_padding(module)
-            kernel, stride = _short(_pair(module.kernel_size)), _short(_pair(module.stride))
+            kernel, stride = collapse(pair(module.kernel_size)), collapse(pair(module.stride))
         elif kind == "pool" and hasattr(module, "kernel_size"):
-            kernel = _short(_pair(module.kernel_size))
-            stride = _short(_pair(module.stride if module.stride is not None else module.kernel_size))
-            padding = _short(_pair(module.padding))
+            kernel = collapse(pair(module.kernel_size))
+            stride = collapse(pair(module.stride if module.stride is not None else module.kernel_size))
+            padding = collapse(pair(module.padding))
         self.rows.append(
             LayerInfo(
                 self.names[module],
@@ -155,7 +149,7 @@ def traced_table(model: nn.Module, in_channels: int, image_size: tuple[int, int]
     module (an addition, a concatenation) it takes the widest field of a tensor of the same size,
     and it is None where it cannot be known.
     """
-    height, width = _check_input(in_channels, image_size)
+    height, width = check_dims(in_channels, image_size)
     tracer = _Tracer(model, (height, width))
     leaves = [m for m in model.modules() if not list(m.children()) and m is not model]
     handles = [m.register_forward_hook(tracer.hook) for m in leaves]
@@ -173,3 +167,8 @@ def traced_table(model: nn.Module, in_channels: int, image_size: tuple[int, int]
         for module, mode in modes.items():
             module.training = mode
     return tracer.rows
+
+
+def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
+    """Number of parameters of `model` (only those with `requires_grad` if `trainable_only`)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
