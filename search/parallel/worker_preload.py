@@ -18,7 +18,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 MODULES = (
     "search.parallel.workers",
     "search.study.objective",
-    "search.study.study",
+    "search.study.trial_loop",
     "search.parallel.heartbeat",
     "search.tracking.artifacts",
     "search.tracking.tracker",

@@ -215,7 +215,8 @@ class WorkerJob:
 
 
 def trial_settings_for(slot: WorkerSlot, artifacts: bool, should_stop: Callable[[], bool]) -> Any:
-    from search.study.objective import StopCallback, TrialSettings
+    from search.study.objective import TrialSettings
+    from search.study.stopping import StopCallback
     from search.tracking.artifacts import trial_writers
 
     return TrialSettings(
@@ -253,7 +254,9 @@ def _run_job(job: WorkerJob, stop: StopFlag) -> int:
     from search.experiment.spec import ExperimentSpec
     from search.parallel.heartbeat import TrialGuard
     from search.study.objective import Objective
-    from search.study.study import open_storage, open_study, run_worker
+    from search.study.storage import open_storage
+    from search.study.study import open_study
+    from search.study.trial_loop import run_worker
     from search.tracking import TrackingSettings
     from search.tracking.tracker import Tracker
 
@@ -308,7 +311,7 @@ def _budget_clock(job: WorkerJob, objective: Any) -> Callable[[], bool]:
 
 def _heartbeat_interval(storage: str) -> int | None:
     from search.parallel.heartbeat import HEARTBEAT_INTERVAL
-    from search.study.study import RDB_PREFIXES
+    from search.study.storage_url import RDB_PREFIXES
 
     return HEARTBEAT_INTERVAL if storage.startswith(RDB_PREFIXES) else None
 

@@ -16,7 +16,6 @@ from typing import Any
 import optuna
 import pytorch_lightning as pl
 import torch
-import yaml
 from optuna.trial import FrozenTrial, TrialState
 from torch import Tensor
 
@@ -27,17 +26,20 @@ from lightning_modules.precision import resolve_precision
 from lightning_modules.training import RunParts, build_run, create_trainer
 from search.errors import ConfigError, ConvtuneError
 from search.experiment.budgets import Budget, parse_budget
-from search.experiment.space import config_from_params, flatten_config
+from search.experiment.dotted import config_from_params
+from search.experiment.serialized import config_from_yaml, config_params, config_yaml
 from search.experiment.spec import ExperimentSpec
 from search.reproduce.selection import TTAChoice, choose_tta
 from search.study.model_cost import measure_cost
 from search.study.pareto import alias_for, metric_value, pick
-from search.study.study import best_trial, find_study, open_storage
+from search.study.storage import open_storage
+from search.study.study import best_trial, find_study
+from search.study.weights import resolve_weights
 from search.time_budget.deadlines import TrainingDeadline
 from search.tracking import load_settings
 from search.tracking import vocabulary as v
 from search.tracking.callbacks import EpochMetricsCallback
-from search.tracking.model_store import AnyModel, InferenceModel, inference_model_from_run, weights_from_uri
+from search.tracking.model_store import AnyModel, InferenceModel, inference_model_from_run
 from search.tracking.registry import CHAMPION_ALIAS, RegisteredModel, log_and_register
 from search.tracking.tracker import Tracker
 
@@ -235,8 +237,8 @@ def _listed(keys: list[str], most: int = 6) -> str:
 
 
 def _differing_keys(a: RunConfig, b: RunConfig) -> list[str]:
-    flat_a = flatten_config(a.model_dump(mode="json"))
-    flat_b = flatten_config(b.model_dump(mode="json"))
+    flat_a = config_params(a)
+    flat_b = config_params(b)
     return sorted(key for key in flat_a.keys() | flat_b.keys() if flat_a.get(key) != flat_b.get(key))
 
 
@@ -245,7 +247,7 @@ def recorded_config(tracker: Tracker, run_id: str | None) -> RunConfig | None:
     text = tracker.read_text(run_id, "config.yaml")
     if text is None:
         return None
-    return RunConfig.model_validate(yaml.safe_load(text))
+    return config_from_yaml(text)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -272,7 +274,7 @@ def train(
         torch.backends.cudnn.benchmark,
     )
     try:
-        parts = build_run(config, weights_resolver=weights_from_uri)
+        parts = build_run(config, weights_resolver=resolve_weights)
         best = BestWeights(metric, "max" if mode == "maximize" else "min")
         overrides: dict[str, Any] = {"deterministic": "warn"}
         if accelerator:
@@ -407,8 +409,8 @@ def _start_run(
     run_id = tracker.start_reproduction(
         study_name=study_name, trial_number=trial.number, original_run_id=original_run, tags=tags
     )
-    tracker.log_params(run_id, flatten_config(config.model_dump(mode="json")))
-    tracker.log_text(run_id, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), "config.yaml")
+    tracker.log_params(run_id, config_params(config))
+    tracker.log_text(run_id, config_yaml(config), "config.yaml")
     return run_id
 
 

@@ -26,7 +26,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lightning_modules.config import ConvNetConfig
 from lightning_modules.shapes import multiply_adds
-from search.experiment.space import config_from_params
+from search.experiment.dotted import config_from_params
 from search.experiment.spec import ExperimentSpec
 
 MIN_TRIALS_TO_FIT = 3

@@ -14,8 +14,9 @@ from search.errors import ConfigError
 from search.experiment.space import suggest
 from search.experiment.spec import ExperimentSpec, validate_experiment
 from search.study.cost import CostAwareTPESampler, CostModel, macs_estimator, seconds_per_epoch
-from search.study.runner import TuneOptions, prepare_study
-from search.study.study import make_sampler
+from search.study.prepare import prepare_study
+from search.study.runner import TuneOptions
+from search.study.samplers import make_sampler
 from tests.conftest import tiny_experiment
 
 DIGITS = (1, (8, 8))

@@ -109,7 +109,8 @@ def test_nothing_before_the_final_evaluation_reads_the_test_split(in_study: Ense
 
 
 def test_members_are_the_two_best_distinct_trials_with_averaged_weights(in_study: Ensembled) -> None:
-    from search.study.study import find_study, open_storage
+    from search.study.storage import open_storage
+    from search.study.study import find_study
 
     study = find_study(open_storage(None), NAME)
     ranked = sorted(

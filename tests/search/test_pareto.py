@@ -22,8 +22,9 @@ from search.experiment.budgets import parse_budget
 from search.experiment.spec import validate_experiment
 from search.study.objective import Objective
 from search.study.pareto import alias_for, front, pick
-from search.study.runner import TuneOptions, prepare_study, tune
-from search.study.study import run_one
+from search.study.prepare import prepare_study
+from search.study.runner import TuneOptions, tune
+from search.study.trial_loop import run_one
 from search.tracking import load_settings
 from search.tracking import vocabulary as v
 from tests.conftest import tiny_experiment, write_experiment

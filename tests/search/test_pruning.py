@@ -9,7 +9,7 @@ import torch
 
 from search.experiment.spec import validate_experiment
 from search.study.pruning import PruningCallback
-from search.study.study import make_pruner
+from search.study.samplers import make_pruner
 from tests.conftest import AlwaysPrune, tiny_experiment
 
 MAX_EPOCHS = 4

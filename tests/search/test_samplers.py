@@ -8,8 +8,11 @@ from optuna.trial import TrialState
 
 from search.errors import ConfigError
 from search.experiment.spec import validate_experiment
-from search.study.runner import preflight
-from search.study.study import make_pruner, make_sampler, open_storage, open_study, tell
+from search.study.preflight import preflight
+from search.study.samplers import make_pruner, make_sampler
+from search.study.storage import open_storage
+from search.study.study import open_study
+from search.study.trial_loop import tell
 from tests.conftest import tiny_experiment
 
 

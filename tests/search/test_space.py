@@ -3,7 +3,8 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from search.experiment.space import config_from_params, flatten_config, grid_of, suggest
+from search.experiment.dotted import config_from_params, flatten_config
+from search.experiment.space import grid_of, suggest
 from search.experiment.spec import validate_experiment
 from tests.conftest import tiny_experiment
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from search.errors import ConfigError, ConvtuneError
+from search.study.storage import open_storage
 from search.study.storage_url import check_storage
-from search.study.study import open_storage
 from tests.conftest import tiny_experiment, write_experiment
 from tests.helpers.cli_helpers import run_cli
 

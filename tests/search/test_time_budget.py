@@ -12,7 +12,8 @@ import pytest
 from mlflow import MlflowClient
 
 from search.experiment.spec import load_experiment, reproduction_spec, validate_experiment
-from search.study.study import find_study, open_storage
+from search.study.storage import open_storage
+from search.study.study import find_study
 from search.time_budget import split as tb
 from search.time_budget.deadlines import SearchClock, SearchEndCallback, TrainingDeadline
 from search.tracking import load_settings

@@ -244,7 +244,8 @@ def test_digests_tell_different_data_apart_and_the_same_data_alike() -> None:
 
 def test_every_trial_logs_its_data_and_system_metrics(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from search.experiment.spec import validate_experiment
-    from search.study.runner import TuneOptions, preflight, tune
+    from search.study.preflight import preflight
+    from search.study.runner import TuneOptions, tune
     from tests.helpers.parallel_helpers import mlflow_client, trial_runs
 
     monkeypatch.setattr("search.tracking.tracker.SYSTEM_METRICS_INTERVAL", 600)  # a trial shorter than one

@@ -12,8 +12,9 @@ from search.cli.main import main
 from search.errors import ConfigError
 from search.experiment.spec import validate_experiment
 from search.study.objective import Objective
-from search.study.runner import TuneOptions, prepare_study, tune
-from search.study.study import run_worker
+from search.study.prepare import prepare_study
+from search.study.runner import TuneOptions, tune
+from search.study.trial_loop import run_worker
 from search.tracking import load_settings
 from tests.conftest import AlwaysPrune, tiny_experiment, write_experiment
 

@@ -15,7 +15,8 @@ from lightning_modules.training import build_run
 from search.cli.main import main
 from search.errors import ConfigError, ConvtuneError
 from search.experiment.spec import validate_experiment
-from search.study.runner import TuneOptions, preflight, tune
+from search.study.preflight import preflight
+from search.study.runner import TuneOptions, tune
 from search.study.weights import resolve_weights
 from search.tracking import Tracker, load_settings
 from search.tracking.model_store import inference_model_from_run

@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 from search.cli.main import main
 from search.errors import ConfigError
 from search.parallel.workers import WorkerSlot, plan_workers
-from search.study.study import open_storage
+from search.study.storage import open_storage
 from search.tracking import Tracker, load_settings
 from search.tracking.resilience import ResilientClient
 from tests.conftest import tiny_experiment, write_experiment
