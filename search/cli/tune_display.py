@@ -33,7 +33,6 @@ class TuneDisplay:
     @contextlib.contextmanager
     def watch_trials(self, study: optuna.Study, n_trials: int, metric: str) -> Iterator[TrialsWatch]:
         with StudyProgress(study.study_name, n_trials, metric, self.console) as progress:
-            progress.update_study(study)
             yield progress
 
     @contextlib.contextmanager

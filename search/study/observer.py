@@ -27,7 +27,8 @@ class TrialFeed(Protocol):
 
 
 class StudyWatch(Protocol):
-    """Told the study after every trial (one worker here) or every poll (a worker pool)."""
+    """Told the study as the view opens (one worker here), then after every trial, or at every poll
+    of a worker pool."""
 
     def update_study(self, study: optuna.Study, trial: FrozenTrial | None = None) -> None: ...
 

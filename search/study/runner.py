@@ -208,6 +208,7 @@ def _run_with_progress(
         if not options.progress:
             return run_worker(study, handle, objective, observers=limit_observers, **run)
         with observer.watch_trials(study, n_trials, spec.search.metric) as view:
+            view.update_study(study)
             objective.settings.extra_callbacks = [
                 *callbacks,
                 lambda trial: TrialProgressCallback(view, trial.number, spec.search.metric),

@@ -1,3 +1,5 @@
+"""Optuna pruning from Lightning epochs: steps are epochs trained, never after the last one."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
