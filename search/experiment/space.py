@@ -9,7 +9,8 @@ import optuna
 
 from lightning_modules.config import RunConfig
 from search.experiment.dotted import config_from_params, get_dotted, set_dotted
-from search.experiment.spec import ExperimentSpec, ParamSpec
+from search.experiment.param_spec import ParamSpec
+from search.experiment.spec import ExperimentSpec
 
 MAX_GRID_POINTS = 100_000  # Optuna's grid sampler lists every combination up front
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from lightning_modules.config import MAX_SEED, RunConfig, StrictModel
 from search.errors import ConfigError
@@ -19,6 +19,7 @@ from search.experiment.checks import check_cost_aware, check_space_values, refus
 from search.experiment.dotted import coerce_numbers, parse_override, set_dotted
 from search.experiment.names import name_problem
 from search.experiment.objectives import TRAINING_METRICS, check_pareto
+from search.experiment.param_spec import ParamSpec
 from search.experiment.serialized import experiment_tree
 from search.experiment.validation_messages import describe_validation_error
 from search.experiment.yaml_loading import read_yaml_file
@@ -26,67 +27,12 @@ from search.experiment.yaml_loading import read_yaml_file
 EXPERIMENT_ONLY = ("name", "search", "reproduce")  # the keys of an experiment that are no run config
 
 
-class ParamSpec(StrictModel):
-    """One dimension of the search space: exactly one of `float`, `int`, `choice`.
-
-    `when` makes it conditional: `{optim.name: sgd}` samples it only for trials where optim.name is sgd.
-    """
-
-    float_range: tuple[float, float] | None = Field(default=None, alias="float")
-    int_range: tuple[int, int] | None = Field(default=None, alias="int")
-    choice: list[Any] | None = None
-    log: bool = False
-    step: Annotated[float, Field(gt=0)] | None = None
-    when: dict[str, Any] | None = None
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    @model_validator(mode="after")
-    def _exactly_one_kind(self) -> ParamSpec:
-        kinds = [k for k in ("float", "int", "choice") if self.values_of(k) is not None]
-        if len(kinds) != 1:
-            raise ValueError(f"give exactly one of float, int or choice, but got {kinds or 'none'}.")
-        if self.choice is not None:
-            if not self.choice:
-                raise ValueError("choice needs at least one value.")
-            if self.log or self.step is not None:
-                raise ValueError("log and step apply to float and int ranges, not to choice.")
-            return self
-        low, high = self.values_of(kinds[0])
-        if low > high:
-            raise ValueError(f"the range's low must not exceed its high, but got [{low}, {high}].")
-        if self.log and low <= 0:
-            raise ValueError(f"a log range needs low > 0, but got low={low}.")
-        if self.log and self.step is not None:
-            raise ValueError("log and step cannot be combined.")
-        return self
-
-    def values_of(self, kind: str) -> Any:
-        return {"float": self.float_range, "int": self.int_range, "choice": self.choice}[kind]
-
-    @property
-    def kind(self) -> Literal["float", "int", "choice"]:
-        if self.float_range is not None:
-            return "float"
-        return "int" if self.int_range is not None else "choice"
-
-    def candidates(self) -> list[Any]:
-        """Values worth checking before training: every choice, or a range's ends."""
-        if self.choice is not None:
-            return list(self.choice)
-        low, high = self.float_range or self.int_range  # type: ignore[misc]
-        return [low, high] if low != high else [low]
-
-    def describe(self) -> str:
-        if self.choice is not None:
-            text = "choice " + ", ".join(map(str, self.choice))
-        else:
-            low, high = self.float_range or self.int_range  # type: ignore[misc]
-            text = f"{self.kind} [{low}, {high}]" + (" log" if self.log else "")
-            text += f" step {self.step}" if self.step is not None else ""
-        if self.when:
-            text += " when " + ", ".join(f"{k}={v}" for k, v in self.when.items())
-        return text
+def _safe(name: str, what: str) -> str:
+    """`name`, when it may become a study, an experiment and a folder (`search.experiment.names`)."""
+    problem = name_problem(name, what)
+    if problem is not None:
+        raise ValueError(problem)
+    return name
 
 
 class SamplerConfig(StrictModel):
@@ -147,10 +93,7 @@ class WarmStartConfig(StrictModel):
     @field_validator("study")
     @classmethod
     def _safe_study(cls, value: str) -> str:
-        problem = name_problem(value, "search.warm_start.study")
-        if problem is not None:
-            raise ValueError(problem)
-        return value
+        return _safe(value, "search.warm_start.study")
 
 
 class SearchConfig(StrictModel):
@@ -238,10 +181,7 @@ class ExperimentSpec(RunConfig):
     @field_validator("name")
     @classmethod
     def _safe_name(cls, value: str) -> str:
-        problem = name_problem(value, "name")
-        if problem is not None:
-            raise ValueError(problem)
-        return value
+        return _safe(value, "name")
 
     def run_config(self) -> RunConfig:
         """The base run config, before any search param is set."""

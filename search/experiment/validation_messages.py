@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -35,7 +34,7 @@ def describe_validation_error(error: ValidationError, root: type[BaseModel]) -> 
     return f"{text if text.endswith('.') else text + '.'}{more}"
 
 
-def allowed_keys(root: type[BaseModel], location: Iterable[Any]) -> list[str]:
+def allowed_keys(root: type[BaseModel], location: Iterable[int | str]) -> list[str]:
     """The field names of the config section of `root` at a pydantic error location."""
     model: type[BaseModel] | None = root
     for part in location:

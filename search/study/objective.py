@@ -13,6 +13,7 @@ from typing import Any
 
 import optuna
 import pytorch_lightning as pl
+import torch
 
 from lightning_modules.callbacks import BestWeights
 from lightning_modules.config import RunConfig
@@ -234,7 +235,12 @@ class Objective:
         return best.best_value
 
     def _record_cost(
-        self, trial: optuna.Trial, config: RunConfig, parts: RunParts, run_id: str, device: Any
+        self,
+        trial: optuna.Trial,
+        config: RunConfig,
+        parts: RunParts,
+        run_id: str,
+        device: torch.device | None,
     ) -> dict[str, float]:
         data = parts.datamodule
         return record_cost(

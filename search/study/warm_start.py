@@ -29,8 +29,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import ConfigError
 from search.experiment.dotted import get_dotted, set_dotted
+from search.experiment.param_spec import ParamSpec
 from search.experiment.space import is_active
-from search.experiment.spec import ExperimentSpec, ParamSpec, WarmStartConfig
+from search.experiment.spec import ExperimentSpec, WarmStartConfig
 from search.study.storage import StorageHandle, open_storage
 from search.study.storage_url import RDB_PREFIXES
 from search.study.study import find_study

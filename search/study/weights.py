@@ -133,7 +133,9 @@ def _values(spec: ExperimentSpec, key: str, base: Any) -> list[Any]:
     return list(dict.fromkeys([base, *candidates]))
 
 
-def _without_download(base: ConvNetConfig | BackboneConfig, source: str | None) -> Any:
+def _without_download(
+    base: ConvNetConfig | BackboneConfig, source: str | None
+) -> ConvNetConfig | BackboneConfig:
     """The base model config with `weights=source` and `freeze: none`; without weights a backbone
     is checked un-pretrained (its layers are the same, and nothing is downloaded)."""
     update: dict[str, Any] = {"weights": source, "freeze": "none"}

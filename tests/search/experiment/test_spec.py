@@ -35,20 +35,6 @@ def test_per_layer_list_must_match_depth(tmp_path: Path) -> None:
         load_experiment(write_experiment(tmp_path, raw))
 
 
-def test_space_needs_exactly_one_kind(tmp_path: Path) -> None:
-    raw = tiny_experiment()
-    raw["search"]["space"] = {"optim.lr": {"float": [0.1, 0.2], "choice": [0.1]}}
-    with pytest.raises(ConfigError, match="exactly one of float, int or choice"):
-        load_experiment(write_experiment(tmp_path, raw))
-
-
-def test_log_range_needs_positive_low(tmp_path: Path) -> None:
-    raw = tiny_experiment()
-    raw["search"]["space"] = {"optim.weight_decay": {"float": [0, 0.1], "log": True}}
-    with pytest.raises(ConfigError, match="log range needs low > 0"):
-        load_experiment(write_experiment(tmp_path, raw))
-
-
 def test_overrides_apply_before_validation(tmp_path: Path) -> None:
     path = write_experiment(tmp_path, tiny_experiment())
     spec = load_experiment(path, ["optim.lr=0.05", "model.channels=[4, 8, 16]", "trainer.max_epochs=3"])
