@@ -63,8 +63,8 @@ def run(folder: Path, args: list[str]) -> tuple[float, str]:
 
 def load(folder: Path, name: str) -> optuna.Study | None:
     """The study `name` in the folder's default journal, or None while there is none."""
+    from search.study.storage import open_storage
     from search.study.storage_url import DEFAULT_STORAGE
-    from search.study.study import open_storage
 
     journal = folder / DEFAULT_STORAGE
     if not journal.is_file():

@@ -53,7 +53,8 @@ from benchmarks.search_efficiency import Arm
 from lightning_modules.data import ImageDataModule
 from search.experiment.spec import ExperimentSpec, load_experiment, validate_experiment
 from search.study.objective import Objective, TrialSettings
-from search.study.study import make_pruner, make_sampler, run_one
+from search.study.samplers import make_pruner, make_sampler
+from search.study.trial_loop import run_one
 from search.tracking import Tracker, TrackingSettings
 from search.tracking.vocabulary import ATTR_CURVE, ATTR_INFEASIBLE
 

@@ -83,7 +83,7 @@ def run_arm(arm: Arm, experiment: dict, trials: int, overrides: list[str]) -> Ar
     import optuna
     from optuna.trial import TrialState
 
-    from search.study.study import open_storage
+    from search.study.storage import open_storage
 
     with tempfile.TemporaryDirectory(prefix="convtune-scaling-") as folder:
         root = Path(folder)

@@ -42,6 +42,7 @@ import torch  # noqa: E402
 from lightning_modules.callbacks import BestWeights  # noqa: E402
 from lightning_modules.config import RunConfig  # noqa: E402
 from lightning_modules.training import RunParts, build_run, create_trainer  # noqa: E402
+from search.experiment.dotted import config_from_params  # noqa: E402
 from search.experiment.spec import load_experiment  # noqa: E402
 from search.study.weights import resolve_weights  # noqa: E402
 
@@ -101,13 +102,12 @@ def pretrain(path: Path, epochs: int | None, retrain: bool) -> None:
 def arm_config(finetune: Path, changes: dict[str, Any], seed: int, epochs: int | None) -> RunConfig:
     overrides = [f"seed={seed}"] + ([f"trainer.max_epochs={epochs}"] if epochs else [])
     spec = load_experiment(finetune, overrides)
-    tree = spec.run_dict()
+    params: dict[str, Any] = {}
     for key, value in changes.items():
-        section, field = key.split(".")
         if value == "third":
-            value = max(1, tree["trainer"]["max_epochs"] // 3)
-        tree[section][field] = None if value == "" else value
-    return RunConfig.model_validate(tree)
+            value = max(1, spec.trainer.max_epochs // 3)
+        params[key] = None if value == "" else value
+    return config_from_params(spec, params)
 
 
 def summarize(name: str, results: list[Result]) -> str:

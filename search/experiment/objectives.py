@@ -16,6 +16,7 @@ from search.experiment.budgets import check_cost_metric
 if TYPE_CHECKING:
     from search.experiment.spec import SearchConfig
 
+TRAINING_METRICS = ("val/acc", "val/loss", "train/loss")  # what a trial measures; the rest are costs
 SINGLE_OBJECTIVE_PRUNERS = ("median", "hyperband", "successive-halving")
 
 
@@ -37,8 +38,6 @@ def check_pareto(search: SearchConfig) -> None:
 
 
 def _check_metrics(search: SearchConfig) -> None:
-    from search.experiment.spec import TRAINING_METRICS
-
     objectives = search.objectives or []
     names = [objective.metric for objective in objectives]
     if len(objectives) < 2 or names[0] not in TRAINING_METRICS:

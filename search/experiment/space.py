@@ -8,7 +8,9 @@ from typing import Any
 import optuna
 
 from lightning_modules.config import RunConfig
-from search.experiment.spec import ExperimentSpec, ParamSpec, get_dotted, set_dotted
+from search.experiment.dotted import config_from_params, get_dotted, set_dotted
+from search.experiment.param_spec import ParamSpec
+from search.experiment.spec import ExperimentSpec
 
 MAX_GRID_POINTS = 100_000  # Optuna's grid sampler lists every combination up front
 
@@ -36,23 +38,15 @@ def is_active(param: ParamSpec, config: dict[str, Any]) -> bool:
 
 def suggest(trial: optuna.Trial, spec: ExperimentSpec) -> tuple[dict[str, Any], RunConfig]:
     """Samples the space in declaration order; conditions see the values sampled before them."""
-    config = spec.run_dict()
+    sampled = spec.run_dict()
     params: dict[str, Any] = {}
     for key, param in spec.search.space.items():
-        if not is_active(param, config):
+        if not is_active(param, sampled):
             continue
         value = suggest_value(trial, key, param)
-        set_dotted(config, key, value)
+        set_dotted(sampled, key, value)
         params[key] = value
-    return params, RunConfig.model_validate(config)
-
-
-def config_from_params(spec: ExperimentSpec, params: dict[str, Any]) -> RunConfig:
-    """Rebuilds the concrete config of a finished trial from its params."""
-    config = spec.run_dict()
-    for key, value in params.items():
-        set_dotted(config, key, value)
-    return RunConfig.model_validate(config)
+    return params, config_from_params(spec, params)
 
 
 def grid_of(spec: ExperimentSpec) -> dict[str, list[Any]]:
@@ -83,12 +77,3 @@ def grid_of(spec: ExperimentSpec) -> dict[str, list[Any]]:
         )
     return grid
 
-
-def flatten_config(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """Dotted names for every leaf of a config: what MLflow records as params."""
-    if isinstance(tree, dict):
-        flat: dict[str, Any] = {}
-        for key, value in tree.items():
-            flat.update(flatten_config(value, f"{prefix}{key}."))
-        return flat
-    return {prefix.rstrip("."): tree}

@@ -1,90 +1,38 @@
-"""Experiment files: YAML in, a validated `ExperimentSpec` out, or one line that says what to fix."""
+"""Experiment files: YAML in, a validated `ExperimentSpec` out, or one line that says what to fix.
+
+The schema is here; dotted keys and `--set` are `search.experiment.dotted`, the checks that span the
+whole file `search.experiment.checks`, how it is written down `search.experiment.serialized`.
+"""
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from lightning_modules.config import RunConfig
-from lightning_modules.models.registry import FAMILIES, has_arithmetic_table
-from lightning_modules.strict_model import MAX_SEED, StrictModel
+from lightning_modules.config import MAX_SEED, RunConfig, StrictModel
 from search.errors import ConfigError
 from search.experiment.budgets import Budget, parse_limit
-from search.experiment.names import name_problem, shown
-from search.experiment.yaml_loading import YamlSyntaxError, load_yaml, read_yaml_file
+from search.experiment.checks import check_cost_aware, check_space_values, refuse_unreadable_values
+from search.experiment.dotted import coerce_numbers, parse_override, set_dotted
+from search.experiment.names import name_problem
+from search.experiment.objectives import TRAINING_METRICS, check_pareto
+from search.experiment.param_spec import ParamSpec
+from search.experiment.serialized import experiment_tree
+from search.experiment.validation_messages import describe_validation_error
+from search.experiment.yaml_loading import read_yaml_file
 
-MAX_EXPANDED_INDEX = 1024  # `--set a.b.N=v` on a value that is no list yet makes a list of N+1 entries
-_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
-_INT = re.compile(r"^[-+]?\d+$")
-TRAINING_METRICS = ("val/acc", "val/loss", "train/loss")
+EXPERIMENT_ONLY = ("name", "search", "reproduce")  # the keys of an experiment that are no run config
 
 
-class ParamSpec(StrictModel):
-    """One dimension of the search space: exactly one of `float`, `int`, `choice`.
-
-    `when` makes it conditional: `{optim.name: sgd}` samples it only for trials where optim.name is sgd.
-    """
-
-    float_range: tuple[float, float] | None = Field(default=None, alias="float")
-    int_range: tuple[int, int] | None = Field(default=None, alias="int")
-    choice: list[Any] | None = None
-    log: bool = False
-    step: Annotated[float, Field(gt=0)] | None = None
-    when: dict[str, Any] | None = None
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    @model_validator(mode="after")
-    def _exactly_one_kind(self) -> ParamSpec:
-        kinds = [k for k in ("float", "int", "choice") if self.values_of(k) is not None]
-        if len(kinds) != 1:
-            raise ValueError(f"give exactly one of float, int or choice, but got {kinds or 'none'}.")
-        if self.choice is not None:
-            if not self.choice:
-                raise ValueError("choice needs at least one value.")
-            if self.log or self.step is not None:
-                raise ValueError("log and step apply to float and int ranges, not to choice.")
-            return self
-        low, high = self.values_of(kinds[0])
-        if low > high:
-            raise ValueError(f"the range's low must not exceed its high, but got [{low}, {high}].")
-        if self.log and low <= 0:
-            raise ValueError(f"a log range needs low > 0, but got low={low}.")
-        if self.log and self.step is not None:
-            raise ValueError("log and step cannot be combined.")
-        return self
-
-    def values_of(self, kind: str) -> Any:
-        return {"float": self.float_range, "int": self.int_range, "choice": self.choice}[kind]
-
-    @property
-    def kind(self) -> Literal["float", "int", "choice"]:
-        if self.float_range is not None:
-            return "float"
-        return "int" if self.int_range is not None else "choice"
-
-    def candidates(self) -> list[Any]:
-        """Values worth checking before training: every choice, or a range's ends."""
-        if self.choice is not None:
-            return list(self.choice)
-        low, high = self.float_range or self.int_range  # type: ignore[misc]
-        return [low, high] if low != high else [low]
-
-    def describe(self) -> str:
-        if self.choice is not None:
-            text = "choice " + ", ".join(map(str, self.choice))
-        else:
-            low, high = self.float_range or self.int_range  # type: ignore[misc]
-            text = f"{self.kind} [{low}, {high}]" + (" log" if self.log else "")
-            text += f" step {self.step}" if self.step is not None else ""
-        if self.when:
-            text += " when " + ", ".join(f"{k}={v}" for k, v in self.when.items())
-        return text
+def _safe(name: str, what: str) -> str:
+    """`name`, when it may become a study, an experiment and a folder (`search.experiment.names`)."""
+    problem = name_problem(name, what)
+    if problem is not None:
+        raise ValueError(problem)
+    return name
 
 
 class SamplerConfig(StrictModel):
@@ -145,10 +93,7 @@ class WarmStartConfig(StrictModel):
     @field_validator("study")
     @classmethod
     def _safe_study(cls, value: str) -> str:
-        problem = name_problem(value, "search.warm_start.study")
-        if problem is not None:
-            raise ValueError(problem)
-        return value
+        return _safe(value, "search.warm_start.study")
 
 
 class SearchConfig(StrictModel):
@@ -187,8 +132,6 @@ class SearchConfig(StrictModel):
 
     @model_validator(mode="after")
     def _pareto(self) -> SearchConfig:
-        from search.experiment.objectives import check_pareto
-
         check_pareto(self)
         return self
 
@@ -238,16 +181,19 @@ class ExperimentSpec(RunConfig):
     @field_validator("name")
     @classmethod
     def _safe_name(cls, value: str) -> str:
-        problem = name_problem(value, "name")
-        if problem is not None:
-            raise ValueError(problem)
-        return value
+        return _safe(value, "name")
 
     def run_config(self) -> RunConfig:
+        """The base run config, before any search param is set."""
         return RunConfig.model_validate(self.run_dict())
 
     def run_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude={"name", "search", "reproduce"})
+        """The base run config as a plain tree: the experiment's `experiment_tree` without its
+        `name`, `search` and `reproduce`."""
+        tree = experiment_tree(self)
+        for key in EXPERIMENT_ONLY:
+            del tree[key]
+        return tree
 
 
 def reproduction_spec(
@@ -256,7 +202,7 @@ def reproduction_spec(
     """The experiment as a reproduction trains it: `reproduce.set`, then `--set` (which wins)."""
     if not spec.reproduce.set and not overrides:
         return spec
-    raw = spec.model_dump(mode="json", by_alias=True)
+    raw = experiment_tree(spec)
     raw["reproduce"]["set"] = {}  # applied here, once
     for key, value in spec.reproduce.set.items():
         if key.split(".")[0] not in RunConfig.model_fields:
@@ -270,91 +216,8 @@ def reproduction_spec(
     return validate_experiment(raw, source=f"{source} (reproduce.set)")
 
 
-# --- loading -----------------------------------------------------------------------------------
-
-
-def coerce_numbers(value: Any) -> Any:
-    """YAML 1.1 reads `1e-3` as text; experiment files mean a number."""
-    if isinstance(value, str) and _NUMBER.match(value.strip()):
-        text = value.strip()
-        try:
-            return int(text) if _INT.match(text) else float(text)
-        except ValueError:  # more digits than Python converts; validation names the field
-            return value
-    if isinstance(value, list):
-        return [coerce_numbers(v) for v in value]
-    if isinstance(value, dict):
-        return {k: coerce_numbers(v) for k, v in value.items()}
-    return value
-
-
-def parse_override(text: str) -> tuple[str, Any]:
-    """`key=value` from `--set`; the value is read as YAML (numbers, lists, true/false)."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"--set expects key=value, like --set optim.lr=0.01, but got {text!r}.")
-    try:
-        value = load_yaml(raw, f"--set {key.strip()}") if raw.strip() else ""
-    except YamlSyntaxError:
-        value = raw
-    return key.strip(), coerce_numbers(value)
-
-
-def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
-    """Sets `a.b.0.c` in nested dicts/lists, expanding a per-block scalar to one entry per block."""
-    parts = key.split(".")
-    node: Any = tree
-    for index, part in enumerate(parts[:-1]):
-        node = _step_into(node, part, parts[index + 1], key)
-    last = parts[-1]
-    if isinstance(node, list):
-        position = _list_index(node, last, key)
-        node[position] = value
-    elif isinstance(node, dict):
-        node[last] = value
-    else:
-        parent = ".".join(parts[:-1])
-        raise ConfigError(f"{key}: {parent} is {shown(node)}, not a mapping or list; set {parent} itself.")
-
-
-def _step_into(node: Any, part: str, next_part: str, key: str) -> Any:
-    if isinstance(node, list):
-        return node[_list_index(node, part, key)]
-    if not isinstance(node, dict):
-        raise ConfigError(f"{key}: {part!r} is inside a value that is not a mapping.")
-    child = node.get(part)
-    if next_part.isdigit() and not isinstance(child, list):
-        if int(next_part) >= MAX_EXPANDED_INDEX:
-            raise ConfigError(f"{key}: index {next_part} is too large; per-block lists are short.")
-        channels = node.get("channels")
-        depth = len(channels) if isinstance(channels, list) and channels else int(next_part) + 1
-        child = [child] * depth
-        node[part] = child
-    elif child is None:
-        child = {}
-        node[part] = child
-    return child
-
-
-def _list_index(node: list[Any], part: str, key: str) -> int:
-    if not part.isdigit() or int(part) >= len(node):
-        raise ConfigError(f"{key}: index {part} is out of range for a list of {len(node)} entries.")
-    return int(part)
-
-
-def get_dotted(tree: Mapping[str, Any], key: str) -> Any:
-    node: Any = tree
-    for part in key.split("."):
-        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        elif isinstance(node, Mapping) and part in node:
-            node = node[part]
-        else:
-            return None
-    return node
-
-
 def read_yaml(path: Path) -> dict[str, Any]:
+    """An experiment file's tree, numbers written like `1e-3` read as numbers."""
     raw = read_yaml_file(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: an experiment file must be a mapping of keys like name, data, model.")
@@ -373,118 +236,14 @@ def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> Experime
 
 
 def validate_experiment(raw: dict[str, Any], *, source: str = "<experiment>") -> ExperimentSpec:
-    _refuse_unreadable_values(raw, source)
+    """The experiment in `raw` (an experiment file's tree), checked; raises `ConfigError`."""
+    refuse_unreadable_values(raw, source)
     try:
         spec = ExperimentSpec.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(f"{source}: {describe_validation_error(error)}") from None
-    _validate_space(spec, source)
-    _validate_cost_aware(spec, source)
+        raise ConfigError(f"{source}: {describe_validation_error(error, ExperimentSpec)}") from None
+    check_space_values(spec, source)
+    check_cost_aware(spec, source)
     if spec.reproduce.set:
         reproduction_spec(spec, source=source)
     return spec
-
-
-def _refuse_unreadable_values(tree: Any, source: str, where: str = "") -> None:
-    """Non-finite numbers (`.inf`, `nan`, `1e999`) and NUL characters, anywhere in the tree: no
-    setting means them, and pydantic would accept them where a field takes any value."""
-    if isinstance(tree, float) and not math.isfinite(tree):
-        raise ConfigError(f"{source}: {where or 'value'} must be a finite number, but got {tree}.")
-    if isinstance(tree, str) and "\x00" in tree:
-        raise ConfigError(f"{source}: {where or 'value'} contains a NUL character; remove it.")
-    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else ()
-    for key, value in items:
-        dotted = f"{where}.{key}" if where else str(key)
-        if isinstance(key, str) and "\x00" in key:
-            raise ConfigError(f"{source}: a key under {where or 'the top level'} contains a NUL character.")
-        _refuse_unreadable_values(value, source, dotted)
-
-
-def _validate_cost_aware(spec: ExperimentSpec, source: str) -> None:
-    if not spec.search.sampler.cost_aware:
-        return
-    if "model.name" in spec.search.space:
-        problem = "model.name is searched"
-    elif not has_arithmetic_table(spec.model):
-        problem = f"model.name is {spec.model.name!r}"
-    else:
-        return
-    raise ConfigError(
-        f"{source}: search.sampler.cost_aware predicts a trial's cost from a convnet's layers, but "
-        f"{problem}; use model.name: convnet or set cost_aware: false."
-    )
-
-
-def _validate_space(spec: ExperimentSpec, source: str) -> None:
-    """Every value the space can take must make a valid config; checked before any trial."""
-    base = spec.run_dict()
-    for key, param in spec.search.space.items():
-        if key.split(".")[0] not in RunConfig.model_fields or key.startswith(("search.", "name")):
-            raise ConfigError(
-                f"{source}: search.space key {key!r} must start with one of "
-                f"{', '.join(sorted(RunConfig.model_fields))}."
-            )
-        for condition in param.when or {}:
-            if condition not in spec.search.space and get_dotted(base, condition) is None:
-                raise ConfigError(
-                    f"{source}: search.space[{key!r}].when names {condition!r}, which is no key."
-                )
-        for value in param.candidates():
-            trial_config = _deepcopy_tree(base)
-            try:
-                set_dotted(trial_config, key, value)
-                RunConfig.model_validate(trial_config)
-            except ValidationError as error:
-                raise ConfigError(
-                    f"{source}: search.space[{key!r}] can take {value!r}, which gives an invalid config: "
-                    f"{describe_validation_error(error)}"
-                ) from None
-
-
-def _deepcopy_tree(tree: Any) -> Any:
-    if isinstance(tree, dict):
-        return {k: _deepcopy_tree(v) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [_deepcopy_tree(v) for v in tree]
-    return tree
-
-
-# --- error messages ------------------------------------------------------------------------------
-
-
-def describe_validation_error(error: ValidationError) -> str:
-    """The first problem as one line: where, what, and what is allowed."""
-    problems = error.errors()
-    first = problems[0]
-    location = [part for part in first["loc"] if part not in FAMILIES]
-    dotted = ".".join(str(part) for part in location)
-    more = f" (and {len(problems) - 1} more problem{'s' * (len(problems) > 2)})" if len(problems) > 1 else ""
-    if first["type"] == "extra_forbidden":
-        allowed = allowed_keys(first["loc"][:-1])
-        hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
-        return f"unknown key {dotted!r}{hint}.{more}"
-    message = str(first["msg"]).removeprefix("Value error, ")
-    if first["type"] == "missing":
-        message = "this key is required"
-    got = first.get("input")
-    got_text = (
-        "" if first["type"] in ("missing", "value_error") or isinstance(got, dict) else f" (got {shown(got)})"
-    )
-    text = f"{dotted or 'experiment'}: {message}{got_text}"
-    return f"{text if text.endswith('.') else text + '.'}{more}"
-
-
-def allowed_keys(location: Iterable[Any]) -> list[str]:
-    """The field names of the config section at a pydantic error location."""
-    model: type[BaseModel] | None = ExperimentSpec
-    for part in location:
-        if part in FAMILIES:
-            model = FAMILIES[part]
-            continue
-        if model is None or not isinstance(part, str) or part not in model.model_fields:
-            return []
-        annotation = model.model_fields[part].annotation
-        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
-    if model is None:
-        return []
-    return [field.alias or name for name, field in model.model_fields.items()]

@@ -15,7 +15,7 @@ MODULES = (
     "search.parallel.worker",
     "search.parallel.worker_trials",
     "search.study.objective",
-    "search.study.study",
+    "search.study.trial_loop",
     "search.parallel.heartbeat",
     "search.tracking.artifacts",
     "search.tracking.tracker",

@@ -18,9 +18,12 @@ from search.parallel.heartbeat import HEARTBEAT_INTERVAL, TrialGuard
 from search.parallel.job import EXIT_INTERRUPTED, WorkerJob, write_result
 from search.parallel.plan import WorkerSlot
 from search.parallel.stop_flag import StopFlag
-from search.study.objective import Objective, StopCallback, TrialSettings
+from search.study.objective import Objective, TrialSettings
+from search.study.stopping import StopCallback
+from search.study.storage import open_storage
 from search.study.storage_url import RDB_PREFIXES
-from search.study.study import open_storage, open_study, run_worker
+from search.study.study import open_study
+from search.study.trial_loop import run_worker
 from search.time_budget.deadlines import SearchClock, SearchEndCallback
 from search.tracking import TrackingSettings
 from search.tracking.artifacts import trial_writers

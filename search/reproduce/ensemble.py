@@ -28,7 +28,8 @@ from search.reproduce.plan import Plan, plan_reproduction
 from search.reproduce.retrain import retrain
 from search.reproduce.selection import EnsembleChoice, accuracy, choose_ensemble
 from search.study.pareto import metric_value
-from search.study.study import find_study, open_storage
+from search.study.storage import open_storage
+from search.study.study import find_study
 from search.tracking import load_settings
 from search.tracking import vocabulary as v
 from search.tracking.model_store import InferenceModel

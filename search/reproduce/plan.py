@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import optuna
-import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from lightning_modules.config import RunConfig
 from lightning_modules.precision import resolve_precision
 from search.errors import ConfigError, ConvtuneError
-from search.experiment.space import config_from_params, flatten_config
+from search.experiment.dotted import config_from_params
+from search.experiment.serialized import config_from_yaml, config_params, config_yaml
 from search.experiment.spec import ExperimentSpec
 from search.reproduce.options import ReproduceOptions
 from search.study.study import best_trial
@@ -75,8 +75,8 @@ def listed(keys: list[str], most: int = 6) -> str:
 
 def differing_keys(a: RunConfig, b: RunConfig) -> list[str]:
     """The dotted config keys whose values differ between `a` and `b`, sorted."""
-    flat_a = flatten_config(a.model_dump(mode="json"))
-    flat_b = flatten_config(b.model_dump(mode="json"))
+    flat_a = config_params(a)
+    flat_b = config_params(b)
     return sorted(key for key in flat_a.keys() | flat_b.keys() if flat_a.get(key) != flat_b.get(key))
 
 
@@ -85,7 +85,7 @@ def recorded_config(tracker: Tracker, run_id: str | None) -> RunConfig | None:
     text = tracker.read_text(run_id, "config.yaml")
     if text is None:
         return None
-    return RunConfig.model_validate(yaml.safe_load(text))
+    return config_from_yaml(text)
 
 
 @dataclass
@@ -156,6 +156,6 @@ def _start_run(
     run_id = tracker.start_reproduction(
         study_name=study_name, trial_number=trial.number, original_run_id=original_run, tags=tags
     )
-    tracker.log_params(run_id, flatten_config(config.model_dump(mode="json")))
-    tracker.log_text(run_id, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), "config.yaml")
+    tracker.log_params(run_id, config_params(config))
+    tracker.log_text(run_id, config_yaml(config), "config.yaml")
     return run_id

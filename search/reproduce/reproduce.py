@@ -30,7 +30,8 @@ from search.reproduce.retrain import retrain
 from search.reproduce.selection import TTAChoice
 from search.study.model_cost import measure_cost
 from search.study.pareto import metric_value, pick
-from search.study.study import find_study, open_storage
+from search.study.storage import open_storage
+from search.study.study import find_study
 from search.tracking import load_settings
 from search.tracking import vocabulary as v
 from search.tracking.model_store import InferenceModel

@@ -19,9 +19,10 @@ from search.experiment.spec import ExperimentSpec
 from search.reproduce.options import ReproduceOptions
 from search.reproduce.plan import Plan
 from search.reproduce.selection import TTAChoice, choose_tta
+from search.study.weights import resolve_weights
 from search.time_budget.deadlines import TrainingDeadline
 from search.tracking.callbacks import EpochMetricsCallback
-from search.tracking.model_store import InferenceModel, inference_model_from_run, weights_from_uri
+from search.tracking.model_store import InferenceModel, inference_model_from_run
 from search.tracking.tracker import Tracker
 
 
@@ -45,7 +46,7 @@ def train(
         torch.backends.cudnn.benchmark,
     )
     try:
-        parts = build_run(config, weights_resolver=weights_from_uri)
+        parts = build_run(config, weights_resolver=resolve_weights)
         best = BestWeights(metric, "max" if mode == "maximize" else "min")
         overrides: dict[str, str] = {"deterministic": "warn"}
         if accelerator:

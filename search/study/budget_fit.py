@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from lightning_modules.config import RunConfig
 from lightning_modules.models.registry import model_from_config
+from lightning_modules.precision import resolve_precision
 from search.errors import ConfigError
 from search.experiment.budgets import Budget, format_cost
 from search.experiment.space import suggest
@@ -140,8 +141,6 @@ def _measure_latency(
     configs: Sequence[RunConfig],
     data_shape: DataShape,
 ) -> None:
-    from lightning_modules.precision import resolve_precision
-
     in_channels, image_size, num_classes = data_shape
     for config in configs:
         size = config.data.input_size(image_size)

@@ -26,7 +26,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lightning_modules.models.registry import has_arithmetic_table
 from lightning_modules.models.shapes import multiply_adds
-from search.experiment.space import config_from_params
+from search.experiment.dotted import config_from_params
 from search.experiment.spec import ExperimentSpec
 
 MIN_TRIALS_TO_FIT = 3
@@ -100,7 +100,7 @@ class CostAwareTPESampler(optuna.samplers.TPESampler):
     """TPE whose choice among its candidates is divided by their predicted seconds per epoch.
 
     It hooks into `TPESampler._sample` and `_compute_acquisition_func` (as of optuna 5.0), which
-    `tests/search/test_cost.py` checks, so an optuna that renames them fails there, not silently.
+    `tests/search/study/test_cost.py` checks, so an optuna that renames them fails there, not silently.
     """
 
     def __init__(self, estimate_macs: MacsEstimator, **tpe_options: Any) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import itertools
 import random
 from dataclasses import dataclass
@@ -13,7 +12,8 @@ from lightning_modules.machine import available_memory
 from lightning_modules.models.registry import has_arithmetic_table
 from lightning_modules.models.shapes import InfeasibleArchitecture, architecture_table
 from search.errors import ConfigError
-from search.experiment.spec import ExperimentSpec, set_dotted
+from search.experiment.dotted import config_from_params
+from search.experiment.spec import ExperimentSpec
 
 SHAPE_KEYS = ("channels", "kernel_size", "stride", "padding", "pool", "pool_size", "convs_per_block")
 MAX_COMBINATIONS = 2048
@@ -71,7 +71,6 @@ def _shape_keys(spec: ExperimentSpec) -> list[str]:
 def check_space(spec: ExperimentSpec, in_channels: int, image_size: tuple[int, int]) -> SpaceFeasibility:
     """Checks the combinations of shape-changing choices; raises `ConfigError` when none can work."""
     keys = _shape_keys(spec)
-    base = spec.run_dict()
     combos: list[tuple[Any, ...]] = list(
         itertools.islice(
             itertools.product(*(spec.search.space[k].candidates() for k in keys)), MAX_COMBINATIONS * 4
@@ -81,9 +80,8 @@ def check_space(spec: ExperimentSpec, in_channels: int, image_size: tuple[int, i
         combos = random.Random(spec.seed).sample(combos, MAX_COMBINATIONS)
     infeasible, first_reason = 0, None
     for combo in combos:
-        tree = _with_values(base, dict(zip(keys, combo, strict=False)))
         try:
-            config = RunConfig.model_validate(tree)
+            config = config_from_params(spec, dict(zip(keys, combo, strict=False)))
         except ValueError:
             continue
         reason = infeasibility(config, in_channels, image_size)
@@ -97,9 +95,3 @@ def check_space(spec: ExperimentSpec, in_channels: int, image_size: tuple[int, i
         )
     return SpaceFeasibility(len(combos), infeasible, first_reason)
 
-
-def _with_values(base: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-    tree = copy.deepcopy(base)
-    for key, value in values.items():
-        set_dotted(tree, key, value)
-    return tree

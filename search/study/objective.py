@@ -13,7 +13,7 @@ from typing import Any
 
 import optuna
 import pytorch_lightning as pl
-import yaml
+import torch
 
 from lightning_modules.callbacks import BestWeights
 from lightning_modules.config import RunConfig
@@ -21,7 +21,8 @@ from lightning_modules.module import NonFiniteLossError
 from lightning_modules.precision import resolve_precision
 from lightning_modules.resume import EpochCheckpoint, RngState
 from lightning_modules.training import RunParts, build_run, create_trainer, data_device
-from search.experiment.space import flatten_config, suggest
+from search.experiment.serialized import config_params, config_yaml
+from search.experiment.space import suggest
 from search.experiment.spec import ExperimentSpec
 from search.parallel.checkpoints import CheckpointStore
 from search.parallel.resume import Resume, ResumeRecord, config_digest, find_resume
@@ -37,31 +38,6 @@ from search.tracking.tracker import Tracker
 ArtifactWriter = Callable[[RunParts, RunConfig, BestWeights, Path], None]
 
 _logger = logging.getLogger(__name__)
-
-
-class TrialInterrupted(SystemExit):
-    """Raised inside a trial when its worker was asked to stop (SIGTERM, Ctrl-C).
-
-    A `SystemExit`, like Lightning's own `SIGTERMException`: Lightning re-raises it out of `fit`, and
-    `search.study.study.run_one` closes the trial as FAIL on it.
-    """
-
-
-class StopCallback(pl.Callback):
-    """Ends the trial at the next batch once `should_stop()` is true (a signal handler set it)."""
-
-    def __init__(self, should_stop: Callable[[], bool]) -> None:
-        self.should_stop = should_stop
-
-    def _check(self) -> None:
-        if self.should_stop():
-            raise TrialInterrupted("the worker was asked to stop")
-
-    def on_train_batch_end(self, *args: Any) -> None:
-        self._check()
-
-    def on_validation_batch_end(self, *args: Any) -> None:
-        self._check()
 
 
 @dataclass
@@ -162,7 +138,7 @@ class Objective:
             study_name=self.study_name,
             parent_run_id=self.parent_run_id,
             trial_number=trial.number,
-            params=flatten_config(config.model_dump(mode="json")),
+            params=config_params(config),
             tags={
                 v.TAG_DEVICE: self.settings.device,
                 v.TAG_SAMPLED: ",".join(params),
@@ -170,9 +146,7 @@ class Objective:
             },
         )
         trial.set_user_attr(v.ATTR_RUN_ID, run_id)
-        self.tracker.log_text(
-            run_id, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), "config.yaml"
-        )
+        self.tracker.log_text(run_id, config_yaml(config), "config.yaml")
         return run_id
 
     def _resume_run(self, trial: optuna.Trial, resume: Resume) -> str:
@@ -261,7 +235,12 @@ class Objective:
         return best.best_value
 
     def _record_cost(
-        self, trial: optuna.Trial, config: RunConfig, parts: RunParts, run_id: str, device: Any
+        self,
+        trial: optuna.Trial,
+        config: RunConfig,
+        parts: RunParts,
+        run_id: str,
+        device: torch.device | None,
     ) -> dict[str, float]:
         data = parts.datamodule
         return record_cost(

@@ -15,7 +15,8 @@ from lightning_modules.data import DatasetError, DatasetNotFoundError
 from lightning_modules.data.splits import load_splits
 from lightning_modules.tta_config import check_image_size
 from search.errors import ConfigError
-from search.experiment.spec import ExperimentSpec, set_dotted
+from search.experiment.dotted import config_from_params
+from search.experiment.spec import ExperimentSpec
 from search.study.budget_fit import BudgetFit, space_fit
 from search.study.feasibility import SpaceFeasibility, check_space
 from search.study.weights import check_weights
@@ -44,9 +45,7 @@ def augmentation_variants(spec: ExperimentSpec) -> list[list[dict[str, Any]]]:
         if not key.startswith("augment."):
             continue
         for value in param.candidates():
-            tree = spec.run_dict()
-            set_dotted(tree, key, value)
-            variants.append(tree["augment"])
+            variants.append(config_from_params(spec, {key: value}).augment)
     return variants
 
 

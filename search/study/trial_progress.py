@@ -1,6 +1,6 @@
-"""`TrialProgressCallback`: a Lightning callback that feeds one trial's epochs to the live panel.
+"""`TrialProgressCallback`: a Lightning callback that feeds one trial's epochs to a live view.
 
-Kept apart from `search.cli.progress` so that formatting a study (`convtune status`) imports no Lightning.
+Kept apart from the observer protocols (`search.study.observer`) so that they import no Lightning.
 """
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ from typing import Any
 
 import pytorch_lightning as pl
 
-from search.cli.progress import StudyProgress
+from search.study.observer import TrialFeed
 
 
 class TrialProgressCallback(pl.Callback):
-    """Feeds one trial's batches and epoch metrics to a `StudyProgress`."""
+    """Feeds one trial's batches and epoch metrics to a `TrialFeed`."""
 
-    def __init__(self, progress: StudyProgress, trial_number: int, metric: str) -> None:
+    def __init__(self, progress: TrialFeed, trial_number: int, metric: str) -> None:
         self.progress = progress
         self.trial_number = trial_number
         self.metric = metric

@@ -28,10 +28,13 @@ from optuna.distributions import (
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import ConfigError
+from search.experiment.dotted import get_dotted, set_dotted
+from search.experiment.param_spec import ParamSpec
 from search.experiment.space import is_active
-from search.experiment.spec import ExperimentSpec, ParamSpec, WarmStartConfig, get_dotted, set_dotted
+from search.experiment.spec import ExperimentSpec, WarmStartConfig
+from search.study.storage import StorageHandle, open_storage
 from search.study.storage_url import RDB_PREFIXES
-from search.study.study import StorageHandle, find_study, open_storage
+from search.study.study import find_study
 from search.tracking import vocabulary as v
 
 SOURCE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -145,7 +148,7 @@ def fit(spec: ExperimentSpec, params: dict[str, Any]) -> tuple[dict[str, BaseDis
 
 
 def distribution_of(param: ParamSpec) -> BaseDistribution:
-    """The distribution `search.space.suggest_value` samples `param` from."""
+    """The distribution `search.experiment.space.suggest_value` samples `param` from."""
     if param.kind == "choice":
         return CategoricalDistribution(param.choice)  # type: ignore[arg-type]
     if param.kind == "int":

@@ -3,10 +3,11 @@
 `model.weights` takes a local file (read by `lightning_modules`) or an MLflow URI, which only this
 package can read: `models:/<name>@<alias>` (e.g. the champion of another study, registered by
 `convtune reproduce`), `runs:/<run id>/model`, or `runs:/<run id>/<file>` for a state dict or
-checkpoint logged as an artifact. `resolve_weights` is the resolver the objective hands to
-`build_run`; `check_weights` runs at preflight so that a missing or corrupt file, an unknown URI,
-weights that do not fit the model or a `freeze: until:<layer>` naming no layer is one line before
-anything is trained.
+checkpoint logged as an artifact; a convtune model elsewhere (`file:/`, `s3://`, a path) gives its
+network's weights too. `resolve_weights` is the one resolver that trials (the objective) and
+reproductions hand to `build_run`; `check_weights` runs at preflight so that a missing or corrupt
+file, an unknown URI, weights that do not fit the model or a `freeze: until:<layer>` naming no layer
+is one line before anything is trained.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ from torch import Tensor
 from lightning_modules.models.config import BackboneConfig, ConvNetConfig
 from lightning_modules.models.freezing import apply_freeze
 from lightning_modules.models.registry import model_from_config
-from lightning_modules.models.weights import WeightsResolver
+from lightning_modules.models.weights import WeightsResolver, is_uri
 from search.errors import ConfigError, ConvtuneError, first_line
 from search.experiment.spec import ExperimentSpec
 from search.study.feasibility import infeasibility
+from search.tracking import load_settings
+from search.tracking.model_store import load_inference_model, single_model
 
+MLFLOW_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")  # resolved by downloading from MLflow
 _CACHE_SIZE = 4
 _cache: OrderedDict[tuple[str, str], dict[str, Tensor]] = OrderedDict()
 
@@ -36,13 +40,14 @@ def resolve_weights(uri: str) -> dict[str, Tensor]:
     A folder (an MLflow model logged by convtune) gives its network's state dict; a single file
     (a logged state dict, Lightning checkpoint or convtune model file) is read with
     `weights_only=True`. The last few results are cached per process, so the trials of a worker
-    download a model once. Raises `ConvtuneError` when the model cannot be found or read.
-    `load_weights` hands it only URIs of `lightning_modules.models.weights.URI_SCHEMES` (it refuses
-    other ones itself, in one line).
+    download a model once. Any other source (a path, `file:/`, a store MLflow reads) must be a
+    convtune model (`_model_weights`). Raises `ConvtuneError` when the model cannot be found or read.
     """
-    from search.tracking import load_settings
+    # lazy: registry imports MLflow, which `convtune check` (preflight imports this module) must not
     from search.tracking.registry import download_model
 
+    if not uri.startswith(MLFLOW_SCHEMES):
+        return _model_weights(uri)
     key = (load_settings().tracking_uri, uri)
     if key in _cache:
         _cache.move_to_end(key)
@@ -54,9 +59,17 @@ def resolve_weights(uri: str) -> dict[str, Tensor]:
     return state
 
 
-def _state_dict_at(local: Path, uri: str) -> dict[str, Tensor]:
-    from search.tracking.model_store import load_inference_model, single_model
+def _model_weights(source: str) -> dict[str, Tensor]:
+    """The network's state dict of a convtune model at a path or a URI outside MLflow's stores."""
+    if not (is_uri(source) or Path(source).expanduser().exists()):
+        raise ValueError(
+            f"weights={source!r} is not a URI convtune can read; use models:/<name>@<alias>, "
+            "runs:/<run id>/model, runs:/<run id>/<file> or a local file path."
+        )
+    return single_model(load_inference_model(source), source).network.state_dict()
 
+
+def _state_dict_at(local: Path, uri: str) -> dict[str, Tensor]:
     if local.is_dir():
         return single_model(load_inference_model(str(local)), uri).network.state_dict()
     try:
@@ -116,7 +129,9 @@ def _values(spec: ExperimentSpec, key: str, base: Any) -> list[Any]:
     return list(dict.fromkeys([base, *candidates]))
 
 
-def _without_download(base: ConvNetConfig | BackboneConfig, source: str | None) -> Any:
+def _without_download(
+    base: ConvNetConfig | BackboneConfig, source: str | None
+) -> ConvNetConfig | BackboneConfig:
     """The base model config with `weights=source` and `freeze: none`; without weights a backbone
     is checked un-pretrained (its layers are the same, and nothing is downloaded)."""
     update: dict[str, Any] = {"weights": source, "freeze": "none"}

@@ -32,7 +32,7 @@ from search.tracking import vocabulary as v
 
 if TYPE_CHECKING:
     from search.parallel.plan import WorkerSlot
-    from search.study.runner import PreparedStudy
+    from search.study.prepare import PreparedStudy
     from search.tracking.tracker import Tracker
 
 CLOCK_FOLDER = Path(".convtune/budget")

@@ -196,11 +196,6 @@ def rebuild_network(description: ModelDescription) -> nn.Module:
     )
 
 
-def weights_from_uri(uri: str) -> dict[str, Tensor]:
-    """The classifier's state dict of a stored model: a `model.weights` resolver for fine-tuning."""
-    return single_model(load_inference_model(uri), uri).network.state_dict()
-
-
 def single_model(model: AnyModel, uri: str) -> InferenceModel:
     """`model` when it is one network; a `ConvtuneError` for an ensemble where one network is needed."""
     if isinstance(model, InferenceModel):

@@ -15,8 +15,9 @@ from optuna.trial import TrialState
 
 from search.experiment.spec import validate_experiment
 from search.parallel.heartbeat import TrialGuard, this_host
-from search.study.runner import TuneOptions, prepare_study, tune
-from search.study.study import open_storage
+from search.study.prepare import prepare_study
+from search.study.runner import TuneOptions, tune
+from search.study.storage import open_storage
 from tests.conftest import tiny_experiment, write_experiment
 from tests.helpers.parallel_helpers import mlflow_client, start_cli, trial_runs, wait_for
 

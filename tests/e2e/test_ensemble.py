@@ -30,7 +30,8 @@ from search.reproduce.ensemble import EnsembleReproduction, reproduce_ensemble
 from search.reproduce.ensemble_model import EnsembleModel
 from search.reproduce.options import ReproduceOptions
 from search.study.runner import TuneOptions, tune
-from search.study.study import find_study, open_storage
+from search.study.storage import open_storage
+from search.study.study import find_study
 from search.tracking import vocabulary as v
 from search.tracking.model_store import load_inference_model
 from tests.conftest import tiny_experiment, write_experiment

@@ -20,8 +20,9 @@ from optuna.trial import TrialState
 
 from lightning_modules.machine import available_cpus
 from search.experiment.spec import validate_experiment
-from search.study.runner import TuneOptions, prepare_study, tune
-from search.study.study import open_storage
+from search.study.prepare import prepare_study
+from search.study.runner import TuneOptions, tune
+from search.study.storage import open_storage
 from tests.conftest import tiny_experiment, write_experiment
 from tests.helpers.parallel_helpers import mlflow_client, postgres_database, start_cli, trial_runs, wait_for
 

@@ -11,7 +11,7 @@ import pytest
 from optuna.trial import TrialState
 
 from search.parallel import open_work
-from search.study.study import open_storage
+from search.study.storage import open_storage
 from tests.conftest import tiny_experiment, write_experiment
 from tests.helpers.cli_helpers import CliResult, run_cli
 from tests.helpers.parallel_helpers import mlflow_client
@@ -34,7 +34,7 @@ def _fail_telling_complete(
 
 INJECTIONS: dict[str, tuple[str, Callable[..., Any]]] = {
     "before the first trial": ("search.study.runner.run_worker", _boom),
-    "inside a trial": ("search.study.study.tell", _fail_telling_complete),
+    "inside a trial": ("search.study.trial_loop.tell", _fail_telling_complete),
     "in the study plots at the end": ("search.study.runner.log_study_plots", _boom),
 }
 
@@ -109,7 +109,7 @@ def test_ctrl_c_is_exit_130_and_leaves_nothing_running(
 
 
 def test_open_work_closes_a_claimed_trial_as_fail(workdir: Path) -> None:
-    from search.study.study import claim_trial, register_trial
+    from search.study.trial_loop import claim_trial, register_trial
 
     handle = open_storage("journal.log")
     study = optuna.create_study(study_name="tiny", storage=handle.storage)

@@ -15,7 +15,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from search.study.study import open_storage
+from search.study.storage import open_storage
 from tests.conftest import REPO, tiny_experiment, write_experiment
 
 LIGHTNING = ("pytorch_lightning", "lightning", "lightning_fabric")

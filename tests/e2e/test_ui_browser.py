@@ -27,6 +27,7 @@ import pytest
 from PIL import Image
 from rich.console import Console
 
+from search.cli.tune_display import TuneDisplay
 from search.experiment.spec import validate_experiment
 from search.study.runner import TuneOptions, tune
 from search.tracking.ui_links import column_key
@@ -205,7 +206,7 @@ def test_ui_link_opens_the_trials_sorted_by_the_metric_with_their_params_and_pic
     search = {**tiny_experiment()["search"], "n_trials": 3, "artifacts": True, "space": space}
     spec = validate_experiment(tiny_experiment(trainer={"max_epochs": 1}, search=search))
     printed = io.StringIO()
-    study = tune(spec, TuneOptions(), console=Console(file=printed, width=80))
+    study = tune(spec, TuneOptions(), TuneDisplay(Console(file=printed, width=80)))
     assert len(study.trials) == 3
     tune_link = _study_link(printed.getvalue())
     assert tune_link is not None, printed.getvalue()

@@ -12,7 +12,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.study.study import open_storage
+from search.study.storage import open_storage
 from tests.conftest import tiny_experiment, write_experiment
 from tests.helpers.parallel_helpers import mlflow_client, postgres_database, start_cli, trial_runs
 

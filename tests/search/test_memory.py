@@ -30,11 +30,12 @@ def test_every_trial_of_a_worker_is_followed_by_a_release(
 ) -> None:
     import optuna
 
-    import search.study.study as study_module
+    import search.study.trial_loop as study_module
+    from search.study.storage import open_storage
 
     releases: list[int] = []
     monkeypatch.setattr(study_module, "release_memory", lambda: releases.append(1) or True)
-    handle = study_module.open_storage(str(workdir / "journal.log"))
+    handle = open_storage(str(workdir / "journal.log"))
     study = optuna.create_study(storage=handle.storage, study_name="release")
     study_module.run_worker(study, handle, lambda trial: trial.suggest_float("x", 0, 1), n_trials=3)
     assert len(study.trials) == 3
@@ -47,7 +48,7 @@ def test_tune_drops_preflight_data_only_before_starting_a_pool(
 ) -> None:
     import search.study.runner as runner
     from search.experiment.spec import validate_experiment
-    from search.study.study import WorkerResult
+    from search.study.trial_loop import WorkerResult
     from tests.conftest import tiny_experiment
 
     def stand_in(*args: object) -> WorkerResult:

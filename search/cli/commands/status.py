@@ -30,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     from search.experiment.spec import load_experiment
     from search.parallel.checkpoints import CheckpointStore, resumable
     from search.study.pareto import front, is_pareto
-    from search.study.study import best_trial, count_states, find_study, open_storage, own_trials
+    from search.study.storage import open_storage
+    from search.study.study import best_trial, count_states, find_study, own_trials
     from search.tracking import vocabulary as v
 
     name = checked_study(args)

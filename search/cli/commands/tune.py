@@ -92,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     spec = with_warm_start(load_experiment(args.experiment, args.overrides), args)
     prestart_for_command_line(args.devices, args.workers)  # the workers' imports overlap what follows
     # lazy: after prestart, so that the forkserver imports while this process does (search.study.runner)
+    from search.cli.tune_display import TuneDisplay
     from search.study.runner import TuneOptions, tune
 
     options = TuneOptions(
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if budget is not None:
         return tune_within_budget(args, spec, options, budget, started)
-    tune(spec, options)
+    tune(spec, options, TuneDisplay())
     return 0
 
 
@@ -154,6 +155,7 @@ def tune_within_budget(
     from rich.console import Console
 
     from search.cli.commands.reproduce import quiet_training_logs, run_ensemble, run_single
+    from search.cli.tune_display import TuneDisplay
     from search.experiment.spec import reproduction_spec
     from search.study.runner import tune
     from search.study.study import best_trial
@@ -165,7 +167,7 @@ def tune_within_budget(
     limit = budgeted.BudgetedSearch(budget, started, spec, reproduction, console)
     options.limit, options.timeout = limit, budget
     try:
-        study = tune(spec, options, console)
+        study = tune(spec, options, TuneDisplay(console))
         search_done = time.time()
         if best_trial(study) is None:
             raise ConvtuneError(

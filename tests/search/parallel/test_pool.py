@@ -18,7 +18,7 @@ from search.parallel.job import EXIT_INTERRUPTED, WorkerJob
 from search.parallel.plan import WorkerSlot
 from search.parallel.pool import WorkerPool, log_tail
 from search.parallel.stop_flag import StopFlag
-from search.study.study import open_storage
+from search.study.storage import open_storage
 
 
 class FakeWorker:

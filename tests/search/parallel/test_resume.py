@@ -18,9 +18,11 @@ from search.cli.main import main
 from search.experiment.spec import ExperimentSpec, validate_experiment
 from search.parallel.checkpoints import CheckpointStore
 from search.parallel.heartbeat import TrialGuard
-from search.study.objective import Objective, TrialInterrupted, TrialSettings
-from search.study.runner import PreparedStudy, TuneOptions, prepare_study
-from search.study.study import run_worker
+from search.study.objective import Objective, TrialSettings
+from search.study.prepare import PreparedStudy, prepare_study
+from search.study.runner import TuneOptions
+from search.study.stopping import TrialInterrupted
+from search.study.trial_loop import run_worker
 from tests.conftest import tiny_experiment, write_experiment
 from tests.helpers.parallel_helpers import mlflow_client
 

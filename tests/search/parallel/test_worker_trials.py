@@ -21,8 +21,8 @@ from search.parallel.worker_trials import (
     run_trials,
     trial_settings_for,
 )
-from search.study.objective import StopCallback
-from search.study.study import open_storage
+from search.study.stopping import StopCallback
+from search.study.storage import open_storage
 from search.tracking import Tracker, load_settings
 from tests.conftest import tiny_experiment
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from search.experiment.spec import validate_experiment
-from search.study.runner import TuneOptions, preflight, tune
+from search.study.preflight import preflight
+from search.study.runner import TuneOptions, tune
 from tests.conftest import tiny_experiment
 from tests.helpers.parallel_helpers import mlflow_client, trial_runs
 

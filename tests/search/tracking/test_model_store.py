@@ -15,12 +15,12 @@ from lightning_modules.models.registry import model_from_config
 from lightning_modules.module import ClassifierModule
 from search.cli.main import main
 from search.errors import ConvtuneError
+from search.study.weights import resolve_weights
 from search.tracking.model_store import (
     InferenceModel,
     ModelDescription,
     inference_model_from_run,
     load_inference_model,
-    weights_from_uri,
 )
 
 
@@ -76,7 +76,7 @@ def test_saved_file_holds_only_tensors_and_plain_values(tmp_path: Path) -> None:
     loaded = load_inference_model(str(path))
     images = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8)
     assert torch.equal(loaded.predict(images), model.predict(images))
-    assert weights_from_uri(str(path)).keys() == model.network.state_dict().keys()
+    assert resolve_weights(str(path)).keys() == model.network.state_dict().keys()
 
 
 def test_a_pretrained_backbone_is_rebuilt_without_downloading(tmp_path: Path) -> None:

@@ -127,7 +127,8 @@ def test_prepare_study_tags_the_experiment_with_its_view(workdir: Path) -> None:
     from mlflow import MlflowClient
 
     from search.experiment.spec import validate_experiment
-    from search.study.runner import TuneOptions, prepare_study
+    from search.study.prepare import prepare_study
+    from search.study.runner import TuneOptions
     from search.tracking import load_settings
     from tests.conftest import tiny_experiment
 

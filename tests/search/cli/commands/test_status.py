@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 from search.cli.main import main
-from search.study.study import open_storage
+from search.study.storage import open_storage
 from tests.conftest import tiny_experiment, write_experiment
 
 

@@ -15,10 +15,11 @@ from lightning_modules.training import build_run
 from search.cli.main import main
 from search.errors import ConfigError, ConvtuneError
 from search.experiment.spec import validate_experiment
-from search.study.runner import TuneOptions, preflight, tune
+from search.study.preflight import preflight
+from search.study.runner import TuneOptions, tune
 from search.study.weights import resolve_weights
 from search.tracking import Tracker, load_settings
-from search.tracking.model_store import inference_model_from_run
+from search.tracking.model_store import InferenceModel, inference_model_from_run
 from search.tracking.registry import log_and_register
 from tests.conftest import tiny_experiment, write_experiment
 
@@ -30,6 +31,19 @@ def _convnet(num_classes: int = 4) -> nn.Module:
     return create_model(
         "convnet", in_channels=1, num_classes=num_classes, image_size=(8, 8), channels=CHANNELS
     ).eval()
+
+
+def _inference_model(network: nn.Module) -> InferenceModel:
+    return inference_model_from_run(
+        network,
+        model_config={"name": "convnet", "channels": CHANNELS},
+        data_config={"dataset": "digits"},
+        in_channels=1,
+        image_size=(8, 8),
+        class_names=["a", "b", "c", "d"],
+        mean=[0.5],
+        std=[0.25],
+    )
 
 
 def _experiment(**model: Any) -> dict[str, Any]:
@@ -47,16 +61,7 @@ def test_weights_from_a_registered_model_and_a_logged_state_dict(workdir: Path) 
     source = _convnet(num_classes=4)
     tracker = Tracker(load_settings())
     run_id = tracker.start_reproduction(study_name="pretrain", trial_number=0, original_run_id=None, tags={})
-    model = inference_model_from_run(
-        source,
-        model_config={"name": "convnet", "channels": CHANNELS},
-        data_config={"dataset": "digits"},
-        in_channels=1,
-        image_size=(8, 8),
-        class_names=["a", "b", "c", "d"],
-        mean=[0.5],
-        std=[0.25],
-    )
+    model = _inference_model(source)
     log_and_register(model, tracker, run_id, "pretrain", example=torch.zeros(2, 1, 8, 8, dtype=torch.uint8))
     state = source.state_dict()
     resolved = resolve_weights("models:/pretrain@champion")
@@ -133,3 +138,16 @@ def test_fine_tuning_controls_are_search_space_keys(
     raw["search"]["space"]["model.freeze"]["choice"] = ["all"]
     with pytest.raises(ConfigError, match=r"search.space\['model.freeze'\] can take 'all'"):
         validate_experiment(raw)
+
+
+def test_a_convtune_model_outside_mlflow_gives_its_network_and_other_schemes_are_refused(
+    tmp_path: Path,
+) -> None:
+    network = _convnet()
+    model = _inference_model(network)
+    path = model.save(tmp_path / "model.pt")
+    for source in (str(path), f"file://{path}"):  # how reproduce read `model.weights` before
+        resolved = resolve_weights(source)
+        assert all(torch.equal(resolved[k], v) for k, v in network.state_dict().items())
+    with pytest.raises(ValueError, match="is not a URI convtune can read"):
+        resolve_weights("ftp://host/pretrained.pt")

@@ -12,7 +12,8 @@ from optuna.trial import TrialState, create_trial
 
 from search.cli.main import main
 from search.experiment.spec import validate_experiment
-from search.study.study import best_trial, count_states, open_storage
+from search.study.storage import open_storage
+from search.study.study import best_trial, count_states
 from search.study.warm_start import FIXED_OTHERWISE, NEW_PARAMETER, OUT_OF_RANGE, fit
 from tests.conftest import tiny_experiment, write_experiment
 from tests.helpers.parallel_helpers import mlflow_client

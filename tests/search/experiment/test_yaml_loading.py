@@ -10,7 +10,6 @@ import pytest
 from search.errors import ConfigError
 from search.experiment.spec import load_experiment, parse_override
 from search.experiment.yaml_loading import MAX_BYTES, MAX_VALUES, load_yaml, read_yaml_file
-from tests.conftest import tiny_experiment, write_experiment
 from tests.helpers.cli_helpers import run_cli
 
 
@@ -112,8 +111,3 @@ def test_check_prints_one_line_and_exits_2(
     result = run_cli(["check", str(path)], capsys)
     assert result.code == 2
     assert "hostile.yaml" in result.one_line_error()
-
-
-def test_experiment_files_round_trip(tmp_path: Path) -> None:
-    raw = tiny_experiment()
-    assert load_experiment(write_experiment(tmp_path, raw)).name == "tiny"

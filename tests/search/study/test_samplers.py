@@ -1,6 +1,6 @@
-from __future__ import annotations
+"""The sampler and pruner an experiment asks for."""
 
-from pathlib import Path
+from __future__ import annotations
 
 import optuna
 import pytest
@@ -8,8 +8,8 @@ from optuna.trial import TrialState
 
 from search.errors import ConfigError
 from search.experiment.spec import validate_experiment
-from search.study.runner import preflight
-from search.study.study import make_pruner, make_sampler, open_storage, open_study, tell
+from search.study.samplers import make_pruner, make_sampler
+from search.study.trial_loop import tell
 from tests.conftest import tiny_experiment
 
 
@@ -87,38 +87,6 @@ def test_pruners(name: str, kind: type) -> None:
     assert isinstance(make_pruner(_spec(pruner=name)), kind)
 
 
-def test_reopening_a_study_with_another_direction_is_refused(workdir: Path) -> None:
-    handle = open_storage(None)
-    open_study(_spec(), handle)
-    raw = tiny_experiment()
-    raw["search"]["metric"] = "val/loss"
-    with pytest.raises(ConfigError, match="use another --study name"):
-        open_study(validate_experiment(raw), handle)
-
-
-def test_augmentation_arguments_in_the_space_are_checked_before_training(workdir: Path) -> None:
-    raw = tiny_experiment()
-    raw["augment"] = [{"Affine": {"translate_percent": 0.1, "p": 0.5}}]
-    raw["search"]["space"] = {"augment.0.Affine.p": {"float": [0.0, 1.0]}}
-    assert preflight(validate_experiment(raw)).num_classes == 10
-    raw["search"]["space"] = {"augment.0.Affine.rotate": {"choice": [10, "lots"]}}
-    with pytest.raises(ConfigError, match="Affine"):
-        preflight(validate_experiment(raw))
-
-
-def test_a_grid_study_stops_when_the_grid_is_exhausted(workdir: Path) -> None:
-    from search.study.runner import TuneOptions, tune
-
-    raw = tiny_experiment()
-    raw["trainer"]["max_epochs"] = 1
-    raw["search"]["n_trials"] = 5
-    raw["search"]["sampler"] = {"name": "grid"}
-    raw["search"]["space"] = {"model.kernel_size": {"choice": [3, 5]}}
-    study = tune(validate_experiment(raw), TuneOptions(progress=False))
-    kernels = sorted(t.params["model.kernel_size"] for t in study.get_trials())
-    assert kernels == [3, 5]
-
-
 def test_multivariate_tpe_models_parameters_jointly() -> None:
     raw = tiny_experiment()
     raw["search"]["sampler"] = {"name": "tpe", "seed": 3, "multivariate": True}
@@ -126,13 +94,3 @@ def test_multivariate_tpe_models_parameters_jointly() -> None:
     assert isinstance(sampler, optuna.samplers.TPESampler)
     assert sampler._multivariate and sampler._group  # private, but Optuna exposes no getter
     assert not make_sampler(_spec("tpe"))._multivariate
-
-
-@pytest.mark.parametrize("option", ["multivariate", "cost_aware"])
-def test_a_tpe_option_on_another_sampler_is_a_config_error(option: str) -> None:
-    raw = tiny_experiment()
-    raw["search"]["sampler"] = {"name": "random", option: True}
-    with pytest.raises(
-        ConfigError, match=rf"{option} applies to the tpe sampler only, but got name='random'"
-    ):
-        validate_experiment(raw)

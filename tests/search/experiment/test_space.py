@@ -1,9 +1,11 @@
+"""Sampling the search space: a trial's params and the config they make."""
+
 from __future__ import annotations
 
 import optuna
 import pytest
 
-from search.experiment.space import config_from_params, flatten_config, grid_of, suggest
+from search.experiment.space import grid_of, suggest
 from search.experiment.spec import validate_experiment
 from tests.conftest import tiny_experiment
 
@@ -55,11 +57,6 @@ def test_int_and_step_ranges() -> None:
     assert values <= {32, 64, 96, 128} and len(values) > 1
 
 
-def test_config_from_params_rebuilds_the_trial_config() -> None:
-    spec = _spec({"optim.lr": {"float": [1e-4, 1e-1]}})
-    assert config_from_params(spec, {"optim.lr": 0.05}).optim.lr == 0.05
-
-
 def test_grid_needs_a_step_for_floats() -> None:
     assert grid_of(
         _spec({"model.kernel_size": {"choice": [3, 5]}, "data.batch_size": {"int": [32, 64], "step": 32}})
@@ -69,7 +66,3 @@ def test_grid_needs_a_step_for_floats() -> None:
     }
     with pytest.raises(ValueError, match="needs a step"):
         grid_of(_spec({"optim.lr": {"float": [1e-4, 1e-1]}}))
-
-
-def test_flatten_config_uses_dotted_names() -> None:
-    assert flatten_config({"a": {"b": 1, "c": [1, 2]}, "d": "x"}) == {"a.b": 1, "a.c": [1, 2], "d": "x"}

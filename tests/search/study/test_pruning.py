@@ -1,3 +1,5 @@
+"""Optuna pruning from Lightning epochs: steps are epochs trained, never after the last one."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -9,7 +11,7 @@ import torch
 
 from search.experiment.spec import validate_experiment
 from search.study.pruning import PruningCallback
-from search.study.study import make_pruner
+from search.study.samplers import make_pruner
 from tests.conftest import AlwaysPrune, tiny_experiment
 
 MAX_EPOCHS = 4

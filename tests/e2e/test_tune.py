@@ -9,13 +9,10 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from search.cli.main import main
-from search.errors import ConfigError
 from search.experiment.spec import validate_experiment
-from search.study.objective import Objective
-from search.study.runner import TuneOptions, prepare_study, tune
-from search.study.study import run_worker
+from search.study.runner import TuneOptions, tune
 from search.tracking import load_settings
-from tests.conftest import AlwaysPrune, tiny_experiment, write_experiment
+from tests.conftest import tiny_experiment, write_experiment
 
 
 def _client() -> MlflowClient:
@@ -67,63 +64,6 @@ def test_rerunning_resumes_instead_of_starting_over(workdir: Path) -> None:
     assert trials[0].params == first_params
     assert len(_trial_runs(_client(), "tiny")) == 3
     assert again.user_attrs["mlflow_parent_run_id"] == first.user_attrs["mlflow_parent_run_id"]
-
-
-def test_pruned_trial_is_tagged_pruned_not_failed(workdir: Path) -> None:
-    spec = validate_experiment(tiny_experiment())
-    prepared = prepare_study(spec, TuneOptions(progress=False))
-    study, handle, tracker, parent = prepared.study, prepared.handle, prepared.tracker, prepared.parent_run_id
-    checked = prepared.checked
-    study.pruner = AlwaysPrune()
-    objective = Objective(
-        spec,
-        tracker,
-        study_name=study.study_name,
-        parent_run_id=parent,
-        data_shape=(checked.in_channels, checked.image_size),
-    )
-    run_worker(study, handle, objective, n_trials=1)
-    (trial,) = study.get_trials()
-    assert trial.state == TrialState.PRUNED
-    run = _client().get_run(trial.user_attrs["mlflow_run_id"])
-    assert run.data.tags["optuna.state"] == "PRUNED"
-    assert run.info.status == "FINISHED"
-    assert "pruned after epoch 1 of 2" in run.data.tags["convtune.pruned_reason"]
-
-
-def test_infeasible_trial_is_recorded_with_its_reason(workdir: Path) -> None:
-    raw = tiny_experiment()
-    raw["search"]["space"] = {"model.stride": {"choice": [1, 4]}}
-    spec = validate_experiment(raw)
-    prepared = prepare_study(spec, TuneOptions(progress=False))
-    study, handle, tracker, parent = prepared.study, prepared.handle, prepared.tracker, prepared.parent_run_id
-    checked = prepared.checked
-    study.enqueue_trial({"model.stride": 4})
-    objective = Objective(
-        spec,
-        tracker,
-        study_name=study.study_name,
-        parent_run_id=parent,
-        data_shape=(checked.in_channels, checked.image_size),
-    )
-    run_worker(study, handle, objective, n_trials=1)
-    (trial,) = study.get_trials()
-    assert trial.state == TrialState.PRUNED
-    reason = trial.user_attrs["infeasible_reason"]
-    assert "1x1" in reason or "below" in reason
-    run = _client().get_run(trial.user_attrs["mlflow_run_id"])
-    assert run.data.tags["convtune.infeasible"] == reason[:500]
-    assert run.data.tags["optuna.state"] == "PRUNED"
-
-
-def test_a_space_with_no_feasible_architecture_fails_before_any_trial(workdir: Path) -> None:
-    raw = tiny_experiment()
-    raw["search"]["space"] = {"model.stride": {"choice": [4, 8]}}
-    spec = validate_experiment(raw)
-    with pytest.raises(ConfigError, match="no architecture in the search space fits the 8x8 inputs"):
-        tune(spec, TuneOptions(progress=False))
-    assert not (workdir / ".convtune").exists()
-    assert not (workdir / "mlflow.db").exists()
 
 
 def test_cli_tune_then_status(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:

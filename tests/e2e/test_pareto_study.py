@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +15,11 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 from PIL import Image
 
-from lightning_modules.module import ClassifierModule
 from search.cli.main import main
 from search.experiment.budgets import parse_budget
 from search.experiment.spec import validate_experiment
-from search.study.objective import Objective
 from search.study.pareto import alias_for, front, pick
-from search.study.runner import TuneOptions, prepare_study, tune
-from search.study.study import run_one
+from search.study.runner import TuneOptions, tune
 from search.tracking import load_settings
 from search.tracking import vocabulary as v
 from tests.conftest import tiny_experiment, write_experiment
@@ -162,65 +158,6 @@ def test_pick_and_trial_together_are_refused(
     assert "give --trial N or --pick BUDGET, not both" in capsys.readouterr().err
     assert main(["reproduce", str(in_study.experiment), "--pick", "cost/params <= 9"]) == 1
     assert "fits cost/params <= 9 (the cheapest is trial" in capsys.readouterr().err
-
-
-# --- budgets ---------------------------------------------------------------------------------------
-
-
-def test_an_over_budget_trial_is_never_trained(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    steps: list[int] = []
-    original = ClassifierModule.training_step
-    monkeypatch.setattr(
-        ClassifierModule, "training_step", lambda self, *a: steps.append(1) or original(self, *a)
-    )
-    raw = tiny_experiment()
-    raw["search"] |= {"space": WIDTHS, "constraints": {"cost/params": "<= 5000"}}
-    spec = validate_experiment(raw)
-    prepared = prepare_study(spec, TuneOptions(progress=False))
-    study, checked = prepared.study, prepared.checked
-    objective = Objective(
-        spec,
-        prepared.tracker,
-        study_name=study.study_name,
-        parent_run_id=prepared.parent_run_id,
-        data_shape=(checked.in_channels, checked.image_size),
-    )
-    study.enqueue_trial({"model.channels.0": 16, "model.channels.1": 32})  # 6,138 params
-    study.enqueue_trial({"model.channels.0": 4, "model.channels.1": 8})  # 678 params
-    for expected_state in (TrialState.PRUNED, TrialState.COMPLETE):
-        before = len(steps)
-        assert run_one(study, study.ask(), objective) == expected_state
-        trained = len(steps) > before
-        assert trained == (expected_state == TrialState.COMPLETE)
-    over, under = study.get_trials()
-    assert over.user_attrs[v.ATTR_OVER_BUDGET] == "cost/params = 6,138 is over cost/params <= 5,000"
-    assert over.constraints == pytest.approx({"cost/params": 6138 / 5000 - 1})
-    assert under.constraints["cost/params"] < 0
-    run = _client().get_run(over.user_attrs[v.ATTR_RUN_ID])
-    assert run.data.tags[v.TAG_OVER_BUDGET] == over.user_attrs[v.ATTR_OVER_BUDGET]
-    assert run.data.tags["optuna.state"] == "PRUNED" and run.info.status == "FINISHED"
-    assert run.data.metrics["cost/params"] == 6138
-
-
-def test_check_reports_the_share_that_fits_and_refuses_a_space_where_nothing_fits(
-    workdir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    raw = tiny_experiment()
-    raw["search"] |= {
-        "space": WIDTHS,
-        "constraints": {"cost/params": "<= 5000", "cost/latency_ms": "<= 1000"},
-    }
-    experiment = write_experiment(workdir, raw)
-    assert main(["check", str(experiment)]) == 0
-    out = " ".join(capsys.readouterr().out.split())
-    # 3 of the 4 width pairs fit: about 75% of 256 random samples
-    assert re.search(
-        r"about 7\d% of the space fits the budget \(cost/params <= 5,000, cost/latency_ms <= 1,000\)", out
-    )
-    assert "by latency (measured on this CPU)" in out
-    assert main(["check", str(experiment), "--set", "search.constraints={cost/params: '<= 500'}"]) == 2
-    err = capsys.readouterr().err
-    assert "none of 256 sampled configs fits cost/params <= 500 (the smallest cost/params is 678)" in err
 
 
 # --- a single objective is what it was -------------------------------------------------------------
