@@ -1,7 +1,7 @@
 """Stopping on request: SIGTERM or Ctrl-C closes the current trial instead of killing it.
 
 The parent of a worker pool forwards the request to its workers; each worker (and a study run in
-the parent itself) checks the flag between trials and, through `search.study.objective.StopCallback`,
+the parent itself) checks the flag between trials and, through `search.study.stopping.StopCallback`,
 between batches.
 """
 

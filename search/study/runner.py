@@ -1,5 +1,5 @@
 """`tune`: every check first (`search.study.prepare`), then the trials: in this process for one worker,
-else in one process per worker slot (`search.parallel.workers`); then the study's end.
+else in one process per worker slot (`search.parallel.pool`); then the study's end.
 
 `tune` prints nothing: it tells a `TuneObserver` (`search.study.observer`) what happens, and
 `convtune tune` passes the terminal's live display.
