@@ -22,7 +22,7 @@ from torch import Tensor
 from lightning_modules.models.config import BackboneConfig, ConvNetConfig
 from lightning_modules.models.freezing import apply_freeze
 from lightning_modules.models.registry import model_from_config
-from lightning_modules.models.weights import WeightsResolver, is_uri
+from lightning_modules.models.weights import URI_SCHEMES, WeightsResolver, is_uri
 from search.errors import ConfigError, ConvtuneError, first_line
 from search.experiment.spec import ExperimentSpec
 from search.study.feasibility import infeasibility
@@ -61,7 +61,8 @@ def resolve_weights(uri: str) -> dict[str, Tensor]:
 
 def _model_weights(source: str) -> dict[str, Tensor]:
     """The network's state dict of a convtune model at a path or a URI outside MLflow's stores."""
-    if not (is_uri(source) or Path(source).expanduser().exists()):
+    readable = source.startswith(URI_SCHEMES) if is_uri(source) else Path(source).expanduser().exists()
+    if not readable:
         raise ValueError(
             f"weights={source!r} is not a URI convtune can read; use models:/<name>@<alias>, "
             "runs:/<run id>/model, runs:/<run id>/<file> or a local file path."
