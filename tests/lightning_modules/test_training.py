@@ -40,6 +40,27 @@ def test_data_stays_on_the_host_without_cuda(monkeypatch: pytest.MonkeyPatch) ->
     assert data_device("auto") is None and data_device("gpu", [1]) is None
 
 
+def test_data_device_stays_on_host_without_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert data_device("cpu") is None
+    assert data_device("auto") is None
+    assert data_device("gpu", [0]) is None
+
+
+def test_data_device_picks_the_trainers_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert data_device("cpu") is None
+    assert data_device("auto") == torch.device("cuda", 0)
+    assert data_device("gpu") == torch.device("cuda", 0)
+    assert data_device("cuda", [3, 1]) == torch.device("cuda", 3)
+
+
+def test_cpu_run_keeps_its_data_in_host_memory() -> None:
+    parts = build_run(RunConfig(data={"dataset": "digits", "batch_size": 64}))
+    images, _ = next(iter(parts.datamodule.val_dataloader()))
+    assert images.device.type == "cpu"
+
+
 def test_the_trainer_has_no_logger_and_averaging_comes_last() -> None:
     config = _digits(trainer={"max_epochs": 2, "weight_averaging": {"kind": "ema"}})
     best = BestWeights()
