@@ -1,5 +1,5 @@
 """The GPU path of a trial: data held on the device, channels_last, bf16 autocast (run only where a GPU
-is visible); the device choice itself is tested everywhere (tests/search/test_gpu_path.py)."""
+is visible); the device choice itself is tested everywhere (tests/lightning_modules/test_training.py)."""
 
 from __future__ import annotations
 

@@ -1,41 +1,22 @@
 """Transfer learning end to end in `lightning_modules`: weights and freezing through a real
-`Trainer.fit`, unfreezing after N epochs, frozen batch norm kept in eval mode, the backbone at its
-own learning rate, weights URIs handed to the resolver."""
+`Trainer.fit`, unfreezing after N epochs, frozen batch norm kept in eval mode. (The backbone's own
+learning rate: tests/lightning_modules/test_module.py; weights URIs handed to the resolver:
+tests/lightning_modules/test_training.py.)"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import pytest
 import pytorch_lightning as pl
 import torch
 from torch import nn
 
 from lightning_modules.config import RunConfig
-from lightning_modules.models.registry import create_model
 from lightning_modules.training import build_run, create_trainer
+from tests.helpers.transfer_runs import seeded_convnet, transfer_config
 
 _BN = nn.modules.batchnorm._BatchNorm
-
-
-def _convnet(num_classes: int = 10, **fields: Any) -> nn.Module:
-    torch.manual_seed(1)
-    return create_model(
-        "convnet", in_channels=1, num_classes=num_classes, image_size=(8, 8), channels=[4, 8], **fields
-    )
-
-
-def _config(**model: Any) -> RunConfig:
-    return RunConfig.model_validate(
-        {
-            "seed": 0,
-            "data": {"dataset": "digits", "val_fraction": 0.2, "batch_size": 64},
-            "model": {"name": "convnet", "channels": [4, 8], **model},
-            "optim": {"name": "adamw", "lr": 0.05, "weight_decay": 0.01},
-            "trainer": {"max_epochs": 1, "limit_train_batches": 3, "limit_val_batches": 1},
-        }
-    )
 
 
 def _snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -71,10 +52,10 @@ def _fit(config: RunConfig, **build: Any) -> tuple[Any, _ModeRecorder, dict[str,
 
 
 def test_frozen_backbone_is_unchanged_by_a_real_fit_and_its_bn_stays_in_eval(tmp_path: Path) -> None:
-    source = _convnet()
+    source = seeded_convnet()
     path = tmp_path / "pretrained.pt"
     torch.save(source.state_dict(), path)
-    parts, recorder, before = _fit(_config(weights=str(path), freeze="backbone"))
+    parts, recorder, before = _fit(transfer_config(weights=str(path), freeze="backbone"))
     model = parts.module.model
     assert all(torch.equal(before[k], v) for k, v in source.state_dict().items() if k.startswith("blocks."))
     changed = _changed(before, model)
@@ -83,7 +64,7 @@ def test_frozen_backbone_is_unchanged_by_a_real_fit_and_its_bn_stays_in_eval(tmp
 
 
 def test_unfreeze_after_n_epochs_trains_the_backbone(tmp_path: Path) -> None:
-    config = _config(freeze="backbone", unfreeze_after=1)
+    config = transfer_config(freeze="backbone", unfreeze_after=1)
     config.trainer.max_epochs = 2
     parts, recorder, before = _fit(config)
     blocks = {k.removeprefix("blocks."): v for k, v in before.items() if k.startswith("blocks.")}
@@ -93,30 +74,3 @@ def test_unfreeze_after_n_epochs_trains_the_backbone(tmp_path: Path) -> None:
     assert any(k.endswith("conv0.weight") for k in changed)
     assert any(k.endswith("running_mean") for k in changed)
     assert all(p.requires_grad for p in parts.module.model.parameters())
-
-
-def test_backbone_lr_scale_reaches_the_convnet_blocks() -> None:
-    config = _config()
-    config.optim.backbone_lr_scale = 0.1
-    parts = build_run(config)
-    groups = parts.module.parameter_groups()
-    backbone = {id(p) for p in parts.module.model.backbone.parameters()}
-    for group in groups:
-        in_backbone = {id(p) in backbone for p in group["params"]}
-        assert len(in_backbone) == 1
-        assert group["lr"] == pytest.approx(0.05 * (0.1 if in_backbone.pop() else 1.0))
-
-
-def test_build_run_hands_weights_uris_to_the_resolver() -> None:
-    source = _convnet()
-    asked: list[str] = []
-
-    def resolver(uri: str) -> dict[str, torch.Tensor]:
-        asked.append(uri)
-        return source.state_dict()
-
-    parts = build_run(_config(weights="models:/pretrained@champion"), weights_resolver=resolver)
-    assert asked == ["models:/pretrained@champion"]
-    assert torch.equal(parts.module.model.blocks[1].conv0.weight, source.blocks[1].conv0.weight)
-    with pytest.raises(ValueError, match="is a URI; resolve it to a state dict first"):
-        build_run(_config(weights="models:/pretrained@champion"))

@@ -108,20 +108,6 @@ def test_ctrl_c_is_exit_130_and_leaves_nothing_running(
     assert _running_mlflow_runs() == []
 
 
-def test_open_work_closes_a_claimed_trial_as_fail(workdir: Path) -> None:
-    from search.study.trial_loop import claim_trial, register_trial
-
-    handle = open_storage("journal.log")
-    study = optuna.create_study(study_name="tiny", storage=handle.storage)
-    trial = claim_trial(study, handle, n_trials=1)
-    assert trial is not None
-    key = register_trial(study, trial)
-    assert key == f"optuna-trial:tiny:{trial.number}" and key in open_work.still_open()
-    assert open_work.close_all("crashed") == [key]
-    frozen = study.get_trials()[0]
-    assert frozen.state == TrialState.FAIL and "crashed" in frozen.user_attrs["error"]
-
-
 def test_a_successful_study_leaves_nothing_registered(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

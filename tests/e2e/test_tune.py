@@ -72,37 +72,3 @@ def test_cli_tune_then_status(workdir: Path, capsys: pytest.CaptureFixture[str])
     assert main(["status", str(path)]) == 0
     out = capsys.readouterr().out
     assert "COMPLETE" in out and "best: trial 0" in out
-
-
-def test_cli_check_prints_space_and_layer_shapes(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = write_experiment(workdir, tiny_experiment())
-    assert main(["check", str(path)]) == 0
-    out = capsys.readouterr().out
-    assert "optim.lr" in out and "float [0.001, 0.01] log" in out
-    assert "receptive field" in out
-    assert "ok" in out
-    assert "precision auto" not in out
-
-
-def test_cli_check_says_what_precision_auto_trains_with(
-    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from lightning_modules import precision
-
-    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
-    path = write_experiment(workdir, tiny_experiment(trainer={"max_epochs": 1, "precision": "auto"}))
-    assert main(["check", str(path)]) == 0
-    assert "precision auto: 32 on this CPU" in capsys.readouterr().out
-
-
-def test_cli_config_error_is_one_line_and_exit_status_2(
-    workdir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    raw = tiny_experiment()
-    raw["optim"]["lrr"] = 0.1
-    path = write_experiment(workdir, raw)
-    assert main(["tune", str(path), "--quiet"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0
-    assert "unknown key 'optim.lrr'" in err
-    assert not (workdir / ".convtune").exists()

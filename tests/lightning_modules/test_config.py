@@ -61,3 +61,10 @@ def test_run_config_sections() -> None:
         RunConfig(seed=2**32)
     with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
         RunConfig.model_validate({"optimizer": {}})
+
+
+def test_non_finite_numbers_are_refused_by_the_config_models_too() -> None:
+    with pytest.raises(ValidationError, match="finite number"):
+        OptimConfig(lr=float("inf"))
+    with pytest.raises(ValidationError, match="finite number"):
+        TrainerConfig(gradient_clip_val=float("nan"))

@@ -8,6 +8,7 @@ import torch
 from lightning_modules.config import OptimConfig, RunConfig
 from lightning_modules.module import ClassifierModule, NonFiniteLossError
 from lightning_modules.training import build_run, create_trainer
+from tests.helpers.transfer_runs import transfer_config
 
 
 def _config(**optim: object) -> RunConfig:
@@ -49,6 +50,18 @@ def test_backbone_lr_scale_gives_the_backbone_its_own_rate() -> None:
     parts = build_run(_config(lr=0.01, backbone_lr_scale=0.1))
     rates = {round(g["lr"], 6) for g in parts.module.parameter_groups()}
     assert rates == {0.01, 0.001}
+
+
+def test_backbone_lr_scale_reaches_the_convnet_blocks() -> None:
+    config = transfer_config()
+    config.optim.backbone_lr_scale = 0.1
+    parts = build_run(config)
+    groups = parts.module.parameter_groups()
+    backbone = {id(p) for p in parts.module.model.backbone.parameters()}
+    for group in groups:
+        in_backbone = {id(p) in backbone for p in group["params"]}
+        assert len(in_backbone) == 1
+        assert group["lr"] == pytest.approx(0.05 * (0.1 if in_backbone.pop() else 1.0))
 
 
 @pytest.mark.parametrize(

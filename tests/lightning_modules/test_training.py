@@ -9,6 +9,7 @@ from lightning_modules.averaging import AveragedWeights
 from lightning_modules.callbacks import BestWeights
 from lightning_modules.config import RunConfig
 from lightning_modules.training import build_datamodule, build_run, create_trainer, data_device
+from tests.helpers.transfer_runs import seeded_convnet, transfer_config
 
 
 def _digits(**sections: object) -> RunConfig:
@@ -40,6 +41,27 @@ def test_data_stays_on_the_host_without_cuda(monkeypatch: pytest.MonkeyPatch) ->
     assert data_device("auto") is None and data_device("gpu", [1]) is None
 
 
+def test_data_device_stays_on_host_without_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert data_device("cpu") is None
+    assert data_device("auto") is None
+    assert data_device("gpu", [0]) is None
+
+
+def test_data_device_picks_the_trainers_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert data_device("cpu") is None
+    assert data_device("auto") == torch.device("cuda", 0)
+    assert data_device("gpu") == torch.device("cuda", 0)
+    assert data_device("cuda", [3, 1]) == torch.device("cuda", 3)
+
+
+def test_cpu_run_keeps_its_data_in_host_memory() -> None:
+    parts = build_run(RunConfig(data={"dataset": "digits", "batch_size": 64}))
+    images, _ = next(iter(parts.datamodule.val_dataloader()))
+    assert images.device.type == "cpu"
+
+
 def test_the_trainer_has_no_logger_and_averaging_comes_last() -> None:
     config = _digits(trainer={"max_epochs": 2, "weight_averaging": {"kind": "ema"}})
     best = BestWeights()
@@ -48,3 +70,18 @@ def test_the_trainer_has_no_logger_and_averaging_comes_last() -> None:
     callbacks = list(trainer.callbacks)  # type: ignore[attr-defined]
     (averaging,) = [c for c in callbacks if isinstance(c, AveragedWeights)]
     assert callbacks.index(best) < callbacks.index(averaging)  # averaged weights seen by every callback
+
+
+def test_build_run_hands_weights_uris_to_the_resolver() -> None:
+    source = seeded_convnet()
+    asked: list[str] = []
+
+    def resolver(uri: str) -> dict[str, torch.Tensor]:
+        asked.append(uri)
+        return source.state_dict()
+
+    parts = build_run(transfer_config(weights="models:/pretrained@champion"), weights_resolver=resolver)
+    assert asked == ["models:/pretrained@champion"]
+    assert torch.equal(parts.module.model.blocks[1].conv0.weight, source.blocks[1].conv0.weight)
+    with pytest.raises(ValueError, match="is a URI; resolve it to a state dict first"):
+        build_run(transfer_config(weights="models:/pretrained@champion"))

@@ -166,6 +166,43 @@ def test_receptive_field_matches_gradients(fields: dict) -> None:
     assert _empirical_rf(model, 96) == last.receptive_field
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"channels": [4, 8], "kernel_size": 3, "stride": 1, "padding": "same", "pool": "avg"},
+        {"channels": [4, 8, 8], "kernel_size": 5, "stride": 2, "padding": "valid", "pool": "none"},
+        {"channels": [4, 8], "kernel_size": 3, "convs_per_block": 2, "padding": 1, "pool": "avg"},
+    ],
+)
+def test_shapes_and_receptive_fields_of_the_table_match_torch(fields: dict) -> None:
+    """Output shapes from hooks; receptive field as the support of one output's input gradient."""
+    config = ConvNetConfig(name="convnet", activation="relu", batch_norm=False, dropout=0.0, **fields)
+    size = (48, 48)
+    network = ConvNet(config, in_channels=1, num_classes=3, image_size=size).eval()
+    rows = {row.name: row for row in architecture_table(config, 1, size, 3)}
+    for module in network.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.constant_(module.weight, 0.1)
+            nn.init.constant_(module.bias, 0.01)
+    modules = dict(network.named_modules())
+    for name, row in rows.items():
+        if row.kind not in ("conv", "pool"):
+            continue
+        image = torch.ones(1, 1, *size, requires_grad=True)
+        captured: list[torch.Tensor] = []
+        hook = modules[name].register_forward_hook(lambda _m, _i, out, keep=captured: keep.append(out))
+        network(image)
+        hook.remove()
+        output = captured[0]
+        assert tuple(output.shape[1:]) == row.out_shape, name
+        y, x = output.shape[-2] // 2, output.shape[-1] // 2
+        output[0, 0, y, x].backward()
+        rows_hit = image.grad[0, 0].abs().sum(dim=1).nonzero().flatten()
+        cols_hit = image.grad[0, 0].abs().sum(dim=0).nonzero().flatten()
+        assert int(rows_hit[-1] - rows_hit[0] + 1) == row.receptive_field, name
+        assert int(cols_hit[-1] - cols_hit[0] + 1) == row.receptive_field, name
+
+
 def test_separable_convs_cost_a_fraction_of_plain_ones() -> None:
     plain = ConvNetConfig(channels=[8, 64], kernel_size=3, batch_norm=False)
     rows = architecture_table(plain.model_copy(update={"separable": True}), 1, (28, 28), 10)

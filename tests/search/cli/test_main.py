@@ -1,4 +1,5 @@
-"""`search.cli.main`: the command line's own contract: usage errors are one line with exit status 2."""
+"""`search.cli.main`: the command line's own contract: usage and config errors are one line with exit
+status 2, and an unexpected error names its type."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from search.cli.main import COMMANDS, main
-from tests.conftest import REPO
+from tests.conftest import REPO, tiny_experiment, write_experiment
 
 
 @pytest.mark.parametrize("args", [["tune"], ["tune", "x.yaml", "--n-trials", "many"], ["nonsense"]])
@@ -40,3 +41,16 @@ def test_an_unexpected_error_names_its_type_and_first_line_only(
     assert main(["predict", "model.pt", "image.png"]) == 1
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("convtune predict: error: ValueError: first line (unexpected; the full traceback")
+
+
+def test_cli_config_error_is_one_line_and_exit_status_2(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = tiny_experiment()
+    raw["optim"]["lrr"] = 0.1
+    path = write_experiment(workdir, raw)
+    assert main(["tune", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "unknown key 'optim.lrr'" in err
+    assert not (workdir / ".convtune").exists()

@@ -1,4 +1,5 @@
-"""`tune` tells its observer what happens, in order, and shows nothing itself."""
+"""`tune` tells its observer what happens, in order, and shows nothing itself; preflight's decoded data
+is dropped before a worker pool starts, and kept for a trial run here."""
 
 from __future__ import annotations
 
@@ -11,9 +12,13 @@ import optuna
 import pytest
 from optuna.trial import FrozenTrial
 
+from lightning_modules.config import DataConfig
+from lightning_modules.data import ImageDataModule, load_dataset
+from lightning_modules.data.sources import _load_cached
+from lightning_modules.data.splits import _last_setup
 from search.experiment.spec import validate_experiment
 from search.study.observer import StudyEnd, StudyWatch
-from search.study.runner import TuneOptions, plan, tune
+from search.study.runner import TuneOptions, plan, release_preflight_data, tune
 from tests.conftest import tiny_experiment
 
 
@@ -93,3 +98,32 @@ def test_without_progress_the_observer_hears_only_that_the_study_is_ready(workdi
 def test_the_plan_has_a_slot_per_cpu_worker() -> None:
     slots = plan(_spec(), TuneOptions(devices="cpu", workers=2))
     assert [slot.kind for slot in slots] == ["cpu", "cpu"] and len({slot.label for slot in slots}) == 2
+
+
+def test_release_preflight_data_forgets_the_decoded_dataset_and_splits() -> None:
+    load_dataset("digits")
+    ImageDataModule(DataConfig(dataset="digits")).setup()
+    assert _load_cached.cache_info().currsize > 0 and _last_setup
+    release_preflight_data()
+    assert _load_cached.cache_info().currsize == 0
+    assert not _last_setup
+
+
+@pytest.mark.parametrize(("workers", "released"), [(1, False), (2, True)])
+def test_tune_drops_preflight_data_only_before_starting_a_pool(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, workers: int, released: bool
+) -> None:
+    import search.study.runner as runner
+    from search.study.trial_loop import WorkerResult
+
+    def stand_in(*args: object) -> WorkerResult:
+        runs.append("pool" if isinstance(args[3], list) else "here")  # _run_pool gets the slot list
+        runs.append("cache kept" if _load_cached.cache_info().currsize else "cache dropped")
+        return WorkerResult(0, 0, "n_trials")
+
+    runs: list[str] = []
+    monkeypatch.setattr(runner, "_run_here", stand_in)
+    monkeypatch.setattr(runner, "_run_pool", stand_in)
+    spec = validate_experiment(tiny_experiment())
+    runner.tune(spec, runner.TuneOptions(progress=False, devices="cpu", workers=workers, study_hooks=[]))
+    assert runs == ["pool" if workers > 1 else "here", "cache dropped" if released else "cache kept"]

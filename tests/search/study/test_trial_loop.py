@@ -1,4 +1,5 @@
-"""The loop a worker runs: claim a trial while the study holds fewer than N, run it, tell Optuna."""
+"""The loop a worker runs: claim a trial while the study holds fewer than N, run it, tell Optuna; every
+trial is followed by a memory release, and a claimed trial is open work that a crash closes as FAIL."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from search.experiment.spec import validate_experiment
 from search.parallel import open_work
 from search.study.runner import TuneOptions, tune
 from search.study.storage import StorageHandle, open_storage
-from search.study.trial_loop import claim_trial, run_worker, tell
+from search.study.trial_loop import claim_trial, register_trial, run_worker, tell
 from tests.conftest import tiny_experiment
 
 
@@ -74,3 +75,29 @@ def test_telling_a_trial_that_a_reaper_already_failed_keeps_its_state() -> None:
     assert tell(study, trial, TrialState.COMPLETE, 1.0) == TrialState.FAIL
     with pytest.raises(ValueError):
         tell(study, study.ask(), TrialState.COMPLETE, None)  # a real mistake still raises
+
+
+def test_every_trial_of_a_worker_is_followed_by_a_release(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import search.study.trial_loop as study_module
+
+    releases: list[int] = []
+    monkeypatch.setattr(study_module, "release_memory", lambda: releases.append(1) or True)
+    handle = open_storage(str(workdir / "journal.log"))
+    study = optuna.create_study(storage=handle.storage, study_name="release")
+    study_module.run_worker(study, handle, lambda trial: trial.suggest_float("x", 0, 1), n_trials=3)
+    assert len(study.trials) == 3
+    assert len(releases) == 3
+
+
+def test_open_work_closes_a_claimed_trial_as_fail(workdir: Path) -> None:
+    handle = open_storage("journal.log")
+    study = optuna.create_study(study_name="tiny", storage=handle.storage)
+    trial = claim_trial(study, handle, n_trials=1)
+    assert trial is not None
+    key = register_trial(study, trial)
+    assert key == f"optuna-trial:tiny:{trial.number}" and key in open_work.still_open()
+    assert open_work.close_all("crashed") == [key]
+    frozen = study.get_trials()[0]
+    assert frozen.state == TrialState.FAIL and "crashed" in frozen.user_attrs["error"]

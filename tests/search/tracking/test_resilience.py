@@ -27,6 +27,28 @@ def test_only_outages_and_locks_are_retried() -> None:
     assert len(calls) >= 2, "retried within its budget, then gave up"
 
 
+class _LockedTwice:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def log_batch(self, run_id: str) -> str:
+        self.calls += 1
+        if self.calls < 3:
+            raise RuntimeError("(sqlite3.OperationalError) database is locked")
+        return run_id
+
+    def get_run(self, run_id: str) -> str:
+        raise RuntimeError(f"run {run_id} not found")
+
+
+def test_resilient_client_retries_database_is_locked_but_not_other_errors() -> None:
+    inner = _LockedTwice()
+    client = ResilientClient(inner, budget=5)
+    assert client.log_batch("abc") == "abc" and inner.calls == 3
+    with pytest.raises(RuntimeError, match="not found"):
+        client.get_run("abc")
+
+
 RACE = (
     "RestException: BAD_REQUEST: (sqlite3.IntegrityError) UNIQUE constraint failed: "
     "experiment_tags.key, experiment_tags.experiment_id"

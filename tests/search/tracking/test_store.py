@@ -1,7 +1,9 @@
-"""`search.tracking.store`: one client to the MLflow store; an unreachable one is one line, at once."""
+"""`search.tracking.store`: one client to the MLflow store; an unreachable one is one line, at once; four
+worker processes writing to one SQLite store lose nothing ("database is locked" is waited out)."""
 
 from __future__ import annotations
 
+import multiprocessing
 import socket
 import threading
 import time
@@ -11,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from search.cli.main import main
+from search.parallel import open_work
 from search.tracking.settings import load_settings
 from search.tracking.store import TrackingStore
+from search.tracking.tracker import Tracker
 from tests.conftest import tiny_experiment, write_experiment
 from tests.helpers.parallel_helpers import mlflow_client
 
@@ -108,3 +112,39 @@ def test_experiments_are_described_and_listed_newest_first(workdir: Path) -> Non
     (_, _, tags), = [e for e in store.last_experiments(5) if e[0] == "first"]
     assert tags["convtune.metric"] == "val/acc"
     assert store.artifact_location("first").endswith("/mlartifacts/first")
+
+
+def _hammer(settings: dict[str, str], run_id: str, worker: int, count: int) -> None:
+    from search.tracking import TrackingSettings
+
+    tracker = Tracker(TrackingSettings(**settings))
+    for step in range(count):
+        tracker.log_metrics(run_id, {f"w{worker}": float(step)}, step=step)
+        tracker.set_tags(run_id, {f"w{worker}.last": str(step)})
+
+
+@pytest.fixture
+def own_open_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The study run opened below stays open (nothing ends it): it is kept out of the process's registry,
+    which other tests expect empty."""
+    monkeypatch.setattr(open_work, "_open", {})
+
+
+@pytest.mark.usefixtures("own_open_work")
+def test_four_processes_writing_to_the_sqlite_tracking_store_lose_nothing(workdir: Path) -> None:
+    tracker = Tracker(load_settings())
+    run_id = tracker.study_run("hammer")
+    settings = {
+        k: getattr(tracker.settings, k) for k in ("tracking_uri", "registry_uri", "artifact_location")
+    }
+    context = multiprocessing.get_context("fork")
+    processes = [context.Process(target=_hammer, args=(settings, run_id, w, 40)) for w in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+    assert [p.exitcode for p in processes] == [0, 0, 0, 0]
+    client = mlflow_client()
+    for worker in range(4):
+        assert len(client.get_metric_history(run_id, f"w{worker}")) == 40
+        assert client.get_run(run_id).data.tags[f"w{worker}.last"] == "39"

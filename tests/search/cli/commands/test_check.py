@@ -25,3 +25,24 @@ def test_a_valid_experiment_is_described_and_nothing_is_written(
 
 def test_precision_auto_is_spelled_out_for_this_cpu() -> None:
     assert " on this CPU" in auto_precision_summary()
+
+
+def test_cli_check_prints_space_and_layer_shapes(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_experiment(workdir, tiny_experiment())
+    assert main(["check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "optim.lr" in out and "float [0.001, 0.01] log" in out
+    assert "receptive field" in out
+    assert "ok" in out
+    assert "precision auto" not in out
+
+
+def test_cli_check_says_what_precision_auto_trains_with(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lightning_modules import precision
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    path = write_experiment(workdir, tiny_experiment(trainer={"max_epochs": 1, "precision": "auto"}))
+    assert main(["check", str(path)]) == 0
+    assert "precision auto: 32 on this CPU" in capsys.readouterr().out

@@ -1,11 +1,24 @@
-"""`convtune ui`: the MLflow server's command line, and the address a browser opens."""
+"""`convtune ui`: the MLflow server's command line, the address a browser opens, a busy port refused
+before anything starts, and a warning when it listens off loopback."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
-from search.cli.commands.ui import DEFAULT_HOST, browser_host, server_command, wait_until_up
+import pytest
+
+from search.cli.commands.ui import (
+    DEFAULT_HOST,
+    browser_host,
+    exposure_warning,
+    is_loopback,
+    server_command,
+    wait_until_up,
+)
+from search.cli.main import main
 
 
 def test_a_browser_opens_a_wildcard_bind_on_this_machine() -> None:
@@ -31,3 +44,21 @@ def test_a_server_that_exits_is_not_waited_for() -> None:
     process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
     process.wait()
     assert not wait_until_up("http://127.0.0.1:9", process, timeout=30)
+
+
+def test_ui_refuses_a_busy_port_before_starting_anything(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["ui", "--port", str(port)]) == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_ui_warns_about_exposure_only_off_loopback() -> None:
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
+    warning = exposure_warning("0.0.0.0", 5000)
+    assert "--allowed-hosts" in warning and "basic-auth" in warning
