@@ -30,16 +30,8 @@ def test_every_finished_trial_has_valid_pictures_and_the_study_its_plots(workdir
         for name in TRIAL_PICTURES:
             assert_png(folder / name)
         table = (folder / "architecture.md").read_text()
-        for column in (
-            "kind",
-            "filter",
-            "stride",
-            "padding",
-            "output",
-            "receptive field",
-            "dense equivalent",
-            "multiply-adds",
-        ):
+        columns = "kind, filter, stride, padding, output, receptive field, dense equivalent, multiply-adds"
+        for column in columns.split(", "):
             assert column in table
     parent = study.user_attrs["mlflow_parent_run_id"]
     folder = Path(client.download_artifacts(parent, "", str(workdir / "parent")))
