@@ -66,13 +66,15 @@ def _load(storage: str | None) -> optuna.Study | None:
 
 
 def _victim(storage: str | None, watch: Watch) -> optuna.trial.FrozenTrial | None:
-    """A running trial past its second epoch, with a checkpoint on disk."""
+    """A running trial past its second epoch with several epochs still to go (so that the kill lands
+    mid-trial even when polling the storage lags), with a checkpoint on disk."""
     study = _load(storage)
     if study is None:
         return None
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         run_id = trial.user_attrs.get("mlflow_run_id")
-        if run_id and len(trial.intermediate_values) >= 2 and (watch.folder / f"{run_id}.ckpt").exists():
+        reported = len(trial.intermediate_values)
+        if run_id and 2 <= reported <= EPOCHS - 4 and (watch.folder / f"{run_id}.ckpt").exists():
             return trial
     return None
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
+from optuna.trial import TrialState
 
 from search.study.storage import open_storage
 from search.study.study import find_study
@@ -15,6 +16,7 @@ from search.tracking import load_settings
 from search.tracking import vocabulary as v
 from tests.conftest import tiny_experiment, write_experiment
 from tests.helpers.cli_helpers import run_cli
+from tests.helpers.parallel_helpers import start_cli
 
 BUDGET = 50.0
 
@@ -55,3 +57,34 @@ def test_tune_with_a_budget_stops_the_search_and_reproduces_within_it(
     assert search < BUDGET - float(parent[v.TAG_BUDGET_REPRODUCE_PLANNED]) + TOLERANCE
     assert total < BUDGET + TOLERANCE
     assert not list((workdir / ".convtune" / "budget").glob("*.json"))  # the clock's file is gone
+
+
+@pytest.mark.slow
+def test_a_two_worker_search_shares_the_budget_and_both_workers_stop_on_it(workdir: Path) -> None:
+    """`--workers 2` under `--budget`: both worker processes read the search's share from the clock
+    file, and the command ends within the budget with no trial left running."""
+    budget = 70.0
+    raw = tiny_experiment(name="tiny-budget-pool", reproduce={"epochs": 2})
+    raw["search"]["n_trials"] = 500
+    experiment = write_experiment(workdir, raw)
+    started = time.monotonic()
+    args = ["tune", str(experiment), "--budget", f"{budget:.0f}s", "--devices", "cpu", "--workers", "2"]
+    process = start_cli([*args, "--quiet"], workdir)
+    out, err = process.communicate(timeout=budget + 3 * TOLERANCE)
+    elapsed = time.monotonic() - started
+    assert process.returncode == 0, err[-3000:]
+    assert elapsed < budget + TOLERANCE, (elapsed, err[-3000:])
+    assert "registered models:/tiny-budget-pool@champion (version 1)" in out
+
+    study = find_study(open_storage(None), "tiny-budget-pool")
+    states = [t.state for t in study.trials]
+    assert TrialState.RUNNING not in states
+    finished = [t for t in study.trials if t.state.is_finished()]
+    assert 2 <= len(finished) < 500
+    assert len({t.user_attrs.get(v.ATTR_WORKER) for t in finished}) == 2  # both workers trained
+
+    client = MlflowClient(load_settings().tracking_uri)
+    parent = client.get_run(study.user_attrs[v.STUDY_ATTR_PARENT_RUN]).data.tags
+    assert parent[v.TAG_BUDGET_SEARCH_STOPPED] == "budget"
+    assert float(parent[v.TAG_BUDGET_TOTAL_ACTUAL]) < budget + TOLERANCE
+    assert not list((workdir / ".convtune" / "budget").glob("*.json"))
