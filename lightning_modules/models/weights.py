@@ -18,7 +18,8 @@ import torch
 from torch import Tensor, nn
 
 WeightsResolver = Callable[[str], Mapping[str, Tensor]]
-URI_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/", "file:/", "s3://", "gs://", "http://", "https://")
+MLFLOW_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")  # what only an MLflow store resolves
+URI_SCHEMES = (*MLFLOW_SCHEMES, "file:/", "s3://", "gs://", "http://", "https://")
 
 
 def is_uri(text: str) -> bool:
@@ -29,6 +30,14 @@ def is_uri(text: str) -> bool:
     """
     scheme, sep, _ = text.partition(":/")
     return bool(sep) and len(scheme) > 1 and scheme.replace("-", "").replace("+", "").isalnum()
+
+
+def unreadable_weights(text: str) -> ValueError:
+    """The one-line error for a `weights` source convtune cannot read."""
+    return ValueError(
+        f"weights={text!r} is not a URI convtune can read; use models:/<name>@<alias>, "
+        "runs:/<run id>/model, runs:/<run id>/<file> or a local file path."
+    )
 
 
 @runtime_checkable
@@ -65,10 +74,7 @@ def _read(source: str | Path, resolver: WeightsResolver | None) -> Mapping[str, 
     text = str(source)
     if is_uri(text):
         if not text.startswith(URI_SCHEMES):
-            raise ValueError(
-                f"weights={text!r} is not a URI convtune can read; use models:/<name>@<alias>, "
-                "runs:/<run id>/model, runs:/<run id>/<file> or a local file path."
-            )
+            raise unreadable_weights(text)
         if resolver is None:
             raise ValueError(
                 f"weights={text!r} is a URI; resolve it to a state dict first (convtune's search "

@@ -22,14 +22,19 @@ from torch import Tensor
 from lightning_modules.models.config import BackboneConfig, ConvNetConfig
 from lightning_modules.models.freezing import apply_freeze
 from lightning_modules.models.registry import model_from_config
-from lightning_modules.models.weights import URI_SCHEMES, WeightsResolver, is_uri
+from lightning_modules.models.weights import (
+    MLFLOW_SCHEMES,
+    URI_SCHEMES,
+    WeightsResolver,
+    is_uri,
+    unreadable_weights,
+)
 from search.errors import ConfigError, ConvtuneError, first_line
 from search.experiment.spec import ExperimentSpec
 from search.study.feasibility import infeasibility
 from search.tracking import load_settings
 from search.tracking.model_store import load_inference_model, single_model
 
-MLFLOW_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")  # resolved by downloading from MLflow
 _CACHE_SIZE = 4
 _cache: OrderedDict[tuple[str, str], dict[str, Tensor]] = OrderedDict()
 
@@ -63,10 +68,7 @@ def _model_weights(source: str) -> dict[str, Tensor]:
     """The network's state dict of a convtune model at a path or a URI outside MLflow's stores."""
     readable = source.startswith(URI_SCHEMES) if is_uri(source) else Path(source).expanduser().exists()
     if not readable:
-        raise ValueError(
-            f"weights={source!r} is not a URI convtune can read; use models:/<name>@<alias>, "
-            "runs:/<run id>/model, runs:/<run id>/<file> or a local file path."
-        )
+        raise unreadable_weights(source)
     return single_model(load_inference_model(source), source).network.state_dict()
 
 
