@@ -3,22 +3,15 @@ so that loading a dataset does not import Lightning."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 import lightning_modules.data as data
-from tests.conftest import REPO
+from tests.helpers.fresh_imports import imported_packages
 
 
 def test_loading_a_dataset_does_not_import_lightning() -> None:
-    probe = (
-        "import sys; from lightning_modules.data import load_dataset; load_dataset('digits');"
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'pytorch_lightning', 'lightning'}))"
-    )
-    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "[]"
+    imported = imported_packages("from lightning_modules.data import load_dataset; load_dataset('digits')")
+    assert imported & {"pytorch_lightning", "lightning"} == set()
 
 
 def test_every_exported_name_resolves_and_an_unknown_one_is_an_attribute_error() -> None:

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 import search.tracking as tracking
-from tests.conftest import REPO
+from tests.helpers.fresh_imports import imported_packages
 
 
 def test_the_settings_come_without_importing_mlflow() -> None:
-    probe = (
-        "import sys; from search.tracking import load_settings; load_settings();"
-        "print('mlflow' in {m.split('.')[0] for m in sys.modules})"
-    )
-    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "False"
+    assert "mlflow" not in imported_packages("from search.tracking import load_settings; load_settings()")
 
 
 def test_lazy_names_are_those_of_their_modules_and_an_unknown_one_is_an_attribute_error() -> None:

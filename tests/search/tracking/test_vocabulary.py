@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 from search.tracking import vocabulary as v
-from tests.conftest import REPO
+from tests.helpers.fresh_imports import imported_packages
 
 
 def _names(prefix: str) -> dict[str, str]:
@@ -35,8 +32,5 @@ def test_user_attrs_metrics_and_costs_are_distinct() -> None:
 
 
 def test_importing_it_imports_nothing_else() -> None:
-    probe = "import sys, search.tracking.vocabulary; print(sorted({m.split('.')[0] for m in sys.modules}))"
-    out = subprocess.run(
-        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout
-    assert "mlflow" not in out and "torch" not in out and "optuna" not in out
+    imported = imported_packages("import search.tracking.vocabulary")
+    assert not [name for name in imported if any(heavy in name for heavy in ("mlflow", "torch", "optuna"))]
