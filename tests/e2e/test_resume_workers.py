@@ -117,6 +117,15 @@ def _reference_value(workdir: Path, params: dict[str, Any]) -> optuna.trial.Froz
     return study.get_trials()[0]
 
 
+def _dump(trials: list[optuna.trial.FrozenTrial]) -> str:
+    """Every trial's state, attrs and reports: what a failure of the open PostgreSQL race needs seen."""
+    return "\n".join(
+        f"#{t.number} id={t._trial_id} {t.state.name} {t.datetime_start} -> {t.datetime_complete} "
+        f"attrs={dict(t.user_attrs)} reports={t.intermediate_values}"
+        for t in trials
+    )
+
+
 def _check_resumed(workdir: Path, study: optuna.Study, victim: int, watch: Watch) -> None:
     trials = study.get_trials()
     killed = trials[victim]
@@ -129,7 +138,7 @@ def _check_resumed(workdir: Path, study: optuna.Study, victim: int, watch: Watch
     resumed_at = retry.user_attrs["resumed_at_epoch"]
     assert reported - 1 <= resumed_at <= reported and resumed_at >= 1
     assert retry.user_attrs["epochs_trained"] == EPOCHS - resumed_at  # earlier epochs not retrained
-    assert sorted(retry.intermediate_values) == list(range(1, EPOCHS + 1))
+    assert sorted(retry.intermediate_values) == list(range(1, EPOCHS + 1)), _dump(trials)
     run_id = killed.user_attrs["mlflow_run_id"]
     assert retry.user_attrs["mlflow_run_id"] == run_id
     client = mlflow_client()

@@ -1,0 +1,81 @@
+"""Probe one network of an experiment's space without a study: what it costs, and what it scores.
+
+A Pareto target is only reachable if the space holds a network that meets it. This script measures
+one config (the experiment's base config with `--set` overrides) the way `benchmarks/pareto_front.py`
+measures reproduced models: parameters, multiply-adds and latency per image at batch 1 and 64
+(float32, one CPU thread, median of 5), as ratios to the headline champion. Unless `--cost-only`, it
+then trains the config as `convtune reproduce` would (deterministic, `--epochs` on `--train-fraction`
+of the training split, the best validation epoch kept) and tests it once.
+
+    python benchmarks/probe_config.py experiments/fashion_mnist_pareto.yaml --cost-only \\
+        --set 'model.channels=[32,48,64]' --set model.convs_per_block=2 --set model.separable=true \\
+        --set model.global_pool=true
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pareto_front  # the benchmark beside this one: the same cost measurement
+
+from lightning_modules.models.registry import model_from_config
+from lightning_modules.training import create_trainer
+from search.experiment.dotted import config_from_params, parse_override
+from search.experiment.spec import load_experiment
+from search.reproduce.retrain import train
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("experiment", type=Path)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--train-fraction", type=float, default=1.0)
+    parser.add_argument("--cost-only", action="store_true", help="measure the cost, do not train")
+    args = parser.parse_args(argv)
+    spec = load_experiment(args.experiment)
+    params = dict(parse_override(text) for text in args.overrides)
+    config = config_from_params(
+        spec, {"data.train_fraction": args.train_fraction, "trainer.max_epochs": args.epochs, **params}
+    )
+    network = model_from_config(
+        config.model, in_channels=1, num_classes=10, image_size=pareto_front.SHAPE[1:]
+    )
+    champion = pareto_front.headline("headline champion (24-48-64)", [24, 48, 64], 0.9403)
+    probe = pareto_front.measure("probe", network.eval(), float("nan"))
+    batch1, batch64 = probe.speedups(champion)
+    report: dict[str, object] = {
+        "overrides": params,
+        "params": probe.params,
+        "macs": probe.macs,
+        "latency_ms": round(probe.latency_ms, 4),
+        "latency_ms_batch64": round(probe.latency_ms_batch, 4),
+        "params_over_champion": round(probe.params / champion.params, 4),
+        "speedup_batch1": round(batch1, 2),
+        "speedup_batch64": round(batch64, 2),
+    }
+    if not args.cost_only:
+        started = time.perf_counter()
+        parts, best, _weights = train(config, spec.search.metric, spec.search.resolved_direction)
+        report["train_seconds"] = round(time.perf_counter() - started)
+        report["best_val"] = best.best_value
+        report["best_epoch"] = best.best_epoch
+        tested = create_trainer(config.trainer, callbacks=[]).test(
+            parts.module, datamodule=parts.datamodule, verbose=False
+        )
+        report["test_acc"] = tested[0]["test/acc"]
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
