@@ -99,13 +99,13 @@ def launch(slot: WorkerSlot, job_path: Path, log_path: Path, slots: Sequence[Wor
         args=(str(job_path), str(log_path), env, os.getcwd()),
         name=f"convtune-{slot.label}",
     )
-    with _no_main_module():
+    with no_main_module():
         process.start()
     return ForkedProcess(process)
 
 
 @contextlib.contextmanager
-def _no_main_module() -> Iterator[None]:
+def no_main_module() -> Iterator[None]:
     """Hides this process's `__main__` while a worker is forked: multiprocessing would run it again in
     the worker (a script calling `tune()` without an `if __name__ == "__main__":` guard would start
     over there), and the worker needs nothing from it."""

@@ -1,7 +1,8 @@
 """`reproduce --top-k K`: retrain the K best distinct trials, choose their ensemble on the validation
 split, test it once, register it as one model (`@ensemble`).
 
-Members are retrained one after another in this process, each exactly as `reproduce` retrains a
+Members are retrained one after another in this process, or with `--workers N` in up to N worker
+processes at once (`search.reproduce.parallel_members`), each exactly as `reproduce` retrains a
 trial (deterministic, weight averaging and test-time augmentation as configured), each in its own
 MLflow run nested under the ensemble's run. The weights are chosen on the validation split only
 (`search.reproduce.selection.choose_ensemble`: greedy selection with replacement against the plain average);
@@ -11,45 +12,40 @@ the test split is read once, by `final_ensemble_test`, after everything is decid
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import optuna
-import torch
 from optuna.trial import FrozenTrial, TrialState
 
+from lightning_modules.config import RunConfig
 from lightning_modules.data.datamodule import ImageDataModule
+from lightning_modules.training import build_datamodule
 from search.errors import ConfigError, ConvtuneError
 from search.experiment.spec import ExperimentSpec
 from search.inspect.evaluation import Evaluation, evaluate_model
 from search.reproduce.ensemble_model import EnsembleModel
 from search.reproduce.evaluate import final_test
+from search.reproduce.member import (
+    Member,
+    check_same_validation_split,
+    member_deadline,
+    train_member,
+    validation_digest,
+)
 from search.reproduce.options import ReproduceOptions
+from search.reproduce.parallel_members import train_in_parallel
 from search.reproduce.plan import Plan, plan_reproduction
-from search.reproduce.retrain import retrain
-from search.reproduce.selection import EnsembleChoice, accuracy, choose_ensemble
+from search.reproduce.selection import EnsembleChoice, choose_ensemble
 from search.study.pareto import metric_value
 from search.study.storage import open_storage
 from search.study.study import find_study
 from search.tracking import load_settings
 from search.tracking import vocabulary as v
-from search.tracking.model_store import InferenceModel
 from search.tracking.registry import ENSEMBLE_ALIAS, RegisteredModel, log_and_register
 from search.tracking.tracker import Tracker
 
 MAX_TOP_K = 20
-
-
-@dataclass
-class Member:
-    """One retrained trial: its model (TTA as chosen) and what it measured on the validation split."""
-
-    trial: FrozenTrial
-    run_id: str
-    model: InferenceModel
-    value: float  # the monitored metric of its best epoch
-    weights: str
-    val_accuracy: float
-    test_accuracy: float | None = None  # reported after the ensemble's test, never used to choose
 
 
 @dataclass
@@ -125,20 +121,19 @@ def _in_run(
     *,
     overridden: bool,
 ) -> EnsembleReproduction:
-    members: list[Member] = []
-    datamodule: ImageDataModule | None = None
     notes: list[str] = []
-    for index, trial in enumerate(trials):
+
+    def plan_for(trial: FrozenTrial) -> Plan:
         link = {v.TAG_PARENT_RUN: run_id, v.TAG_ENSEMBLE_RUN: run_id}
         plan = plan_reproduction(spec, options, study_name, trial, tracker, overridden=overridden, tags=link)
-        notes += [f"trial {trial.number}: {note}" for note in plan.notes]
-        member_options = replace(options, deadline=member_deadline(options.deadline, len(trials) - index))
-        member, data, note = _member(spec, member_options, plan, tracker)
-        notes += [] if note is None else [f"trial {trial.number}: {note}"]
-        datamodule = datamodule or data
-        _check_same_validation_split(datamodule, data, trial.number)
-        members.append(member)
-    assert datamodule is not None  # top_trials returns at least one trial
+        notes.extend(f"trial {trial.number}: {note}" for note in plan.notes)
+        return plan
+
+    if options.workers > 1 and len(trials) > 1:
+        members, datamodule, deadline_notes = _members_in_parallel(spec, options, trials, plan_for)
+    else:
+        members, datamodule, deadline_notes = _members_one_by_one(spec, options, trials, plan_for, tracker)
+    notes += deadline_notes
     tracker.link_ensemble_members(run_id, [member.run_id for member in members])
     images, labels = datamodule.val_images, datamodule.val_labels
     choice = choose_ensemble([member.model.predict(images) for member in members], labels)
@@ -164,61 +159,55 @@ def _in_run(
     return result
 
 
-def member_deadline(deadline: float | None, members_left: int) -> float | None:
-    """The next member's share of the time left before `deadline`: an equal part for each member left."""
-    if deadline is None:
-        return None
-    now = time.time()
-    return now + max(0.0, deadline - now) / max(members_left, 1)
+def _members_one_by_one(
+    spec: ExperimentSpec,
+    options: ReproduceOptions,
+    trials: list[FrozenTrial],
+    plan_for: Callable[[FrozenTrial], Plan],
+    tracker: Tracker,
+) -> tuple[list[Member], ImageDataModule, list[str]]:
+    """Each member retrained in this process, one after another, with its share of the time left."""
+    members: list[Member] = []
+    notes: list[str] = []
+    datamodule: ImageDataModule | None = None
+    digest = ""
+    for index, trial in enumerate(trials):
+        plan = plan_for(trial)
+        member_options = replace(options, deadline=member_deadline(options.deadline, len(trials) - index))
+        member, data, note = train_member(spec, member_options, plan, tracker)
+        notes += [] if note is None else [f"trial {trial.number}: {note}"]
+        if datamodule is None:
+            datamodule, digest = data, validation_digest(data)
+        elif data is not datamodule:
+            check_same_validation_split(digest, validation_digest(data), trial.number)
+        members.append(member)
+    assert datamodule is not None  # top_trials returns at least one trial
+    return members, datamodule, notes
 
 
-def _member(
-    spec: ExperimentSpec, options: ReproduceOptions, plan: Plan, tracker: Tracker
-) -> tuple[Member, ImageDataModule, str | None]:
-    """One trial retrained in its own run (closed here); no test split is read. Also returns the note
-    of a training stopped at the options' deadline."""
-    try:
-        retrained = retrain(spec, options, plan, tracker)
-        data = retrained.parts.datamodule
-        val_accuracy = accuracy(retrained.model.predict(data.val_images), data.val_labels)
-        best = retrained.best
-        tracker.log_metrics(
-            plan.run_id,
-            {
-                **retrained.tta.metrics(),
-                v.METRIC_OBJECTIVE: float(best.best_value),  # type: ignore[arg-type]
-                v.METRIC_BEST_EPOCH: float(best.best_epoch or 0),
-                "val/acc_kept": val_accuracy,
-            },
-        )
-        tracker.set_tags(
-            plan.run_id,
-            {v.TAG_WEIGHTS: retrained.weights, v.TAG_TTA: ",".join(retrained.model.tta) or "off"},
-        )
-    except BaseException as error:
-        tracker.end_run(plan.run_id, error=error)
-        raise
-    tracker.end_run(plan.run_id)
-    member = Member(
-        plan.trial,
-        plan.run_id,
-        retrained.model,
-        float(best.best_value),
-        retrained.weights,
-        val_accuracy,  # type: ignore[arg-type]
-    )
-    return member, data, retrained.deadline_note
+def _members_in_parallel(
+    spec: ExperimentSpec,
+    options: ReproduceOptions,
+    trials: list[FrozenTrial],
+    plan_for: Callable[[FrozenTrial], Plan],
+) -> tuple[list[Member], ImageDataModule, list[str]]:
+    """Members retrained in worker processes (`search.reproduce.parallel_members`); this process
+    decodes the data once, for the ensemble's choice and its test."""
+    configs: list[RunConfig] = []
 
+    def planned(trial: FrozenTrial) -> Plan:
+        plan = plan_for(trial)
+        configs.append(plan.config)
+        return plan
 
-def _check_same_validation_split(first: ImageDataModule, other: ImageDataModule, trial: int) -> None:
-    if first is other:
-        return
-    same = torch.equal(first.val_labels, other.val_labels) and torch.equal(first.val_images, other.val_images)
-    if not same:
-        raise ConvtuneError(
-            f"trial {trial} validates on other images than the best trial (data.* differs between them); "
-            "an ensemble is chosen on one validation split: search data.* fields in another study."
-        )
+    trained = train_in_parallel(spec, options, trials, planned, options.workers)
+    datamodule = build_datamodule(configs[0])
+    digest = validation_digest(datamodule)
+    notes = []
+    for trial, result in zip(trials, trained, strict=True):
+        check_same_validation_split(digest, result.validation, trial.number)
+        notes += [] if result.note is None else [f"trial {trial.number}: {result.note}"]
+    return [result.member for result in trained], datamodule, notes
 
 
 def final_ensemble_test(

@@ -20,6 +20,11 @@ class ReproduceOptions:
     register: bool = True
     pick: str | None = None  # a budget, like "cost/latency_ms <= 2": the best trial within it
     deadline: float | None = None  # wall clock (`time.time()`): training stops there (`tune --budget`)
+    workers: int = 1  # `--top-k`: members retrained at once, each in its own process
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ConfigError(f"--workers must be at least 1, but got --workers {self.workers}.")
 
     def budget(self) -> Budget | None:
         """`pick` parsed (a `ConfigError` when malformed, or given with `trial`)."""

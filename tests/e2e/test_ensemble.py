@@ -25,7 +25,7 @@ from lightning_modules.config import RunConfig
 from lightning_modules.data.datamodule import ImageDataModule
 from lightning_modules.training import build_datamodule
 from search.cli.main import main
-from search.experiment.spec import validate_experiment
+from search.experiment.spec import load_experiment, validate_experiment
 from search.reproduce.ensemble import EnsembleReproduction, reproduce_ensemble
 from search.reproduce.ensemble_model import EnsembleModel
 from search.reproduce.options import ReproduceOptions
@@ -233,3 +233,20 @@ def test_cli_top_k_says_which_selection_it_made(
     assert out.count("member ") >= 2 and "ensemble chosen on the validation split:" in out
     assert "plain average" in out and "greedy" in out and "test split: accuracy" in out
     assert main(["reproduce", experiment, "--top-k", "2", "--trial", "0"]) == 2
+
+
+def test_workers_retrain_the_members_at_the_same_time(in_study: Ensembled) -> None:
+    """`--workers 2`: both members train at once in worker processes; the ensemble is chosen and
+    tested as with one worker, and every member's run is closed."""
+    spec = load_experiment(in_study.folder / "tiny.yaml")
+    result = reproduce_ensemble(spec, ReproduceOptions(epochs=2, register=False, workers=2), 2)
+    client = mlflow_client()
+    runs = [client.get_run(member.run_id) for member in result.members]
+    assert {run.info.status for run in runs} == {"FINISHED"}
+    first_epoch = [
+        min(m.timestamp for m in client.get_metric_history(run.info.run_id, "val/acc")) for run in runs
+    ]
+    ends = [run.info.end_time for run in runs]
+    assert first_epoch[0] < ends[1] and first_epoch[1] < ends[0]  # each trained before the other ended
+    assert [m.trial.number for m in result.members] == [m.trial.number for m in in_study.result.members]
+    assert 0.0 < result.test.accuracy <= 1.0 and result.choice.used

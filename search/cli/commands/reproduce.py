@@ -14,6 +14,7 @@ Examples:
   convtune reproduce experiments/quickstart.yaml --trial 7 --epochs 20
   convtune reproduce experiments/fashion_mnist_pareto.yaml --pick "cost/params <= 20000"
   convtune reproduce experiments/quickstart.yaml --top-k 3
+  convtune reproduce experiments/fashion_mnist.yaml --top-k 3 --workers 2   # members trained 2 at a time
   convtune predict models:/quickstart@champion digit.png
 
 The experiment's `reproduce:` section ({epochs: E, top_k: K, set: {key: value}}) gives the defaults
@@ -64,6 +65,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "(1: the single best trial, as without it)",
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --top-k: retrain up to N members at once, each in its own process (on the CPU the "
+        "cores are split between them; 2 one-thread workers train ~1.4x faster than one on 2 cores)",
+    )
+    parser.add_argument(
         "--epochs", type=int, metavar="E", help="train E epochs instead of the trial's (no longer comparable)"
     )
     parser.add_argument(
@@ -105,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         accelerator=args.accelerator,
         register=not args.no_register,
         pick=args.pick,
+        workers=args.workers,
     )
     quiet_training_logs()
     console = Console(soft_wrap=True)

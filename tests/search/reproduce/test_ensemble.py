@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import optuna
 import pytest
 
 from search.errors import ConfigError
 from search.experiment.spec import validate_experiment
-from search.reproduce.ensemble import member_deadline, reproduce_ensemble, top_trials
+from search.reproduce.ensemble import reproduce_ensemble, top_trials
 from search.reproduce.options import ReproduceOptions
 from tests.conftest import tiny_experiment
 
@@ -29,12 +27,3 @@ def test_top_k_refuses_trial_and_pick() -> None:
     spec = validate_experiment(tiny_experiment())
     with pytest.raises(ConfigError, match="--top-k chooses its trials"):
         reproduce_ensemble(spec, ReproduceOptions(trial=1), 2)
-
-
-def test_each_member_gets_an_equal_share_of_the_time_left() -> None:
-    assert member_deadline(None, 3) is None
-    now = time.time()
-    share = member_deadline(now + 100, 4)
-    assert share is not None and now + 24 < share < now + 26
-    late = member_deadline(now - 5, 2)
-    assert late is not None and late <= time.time() + 1  # past the deadline: no time at all

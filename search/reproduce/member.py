@@ -1,0 +1,99 @@
+"""One member of an ensemble: a top trial retrained in its own MLflow run, measured on the validation
+split only. Used by `search.reproduce.ensemble` one member after another, and by
+`search.reproduce.parallel_members` in worker processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+from optuna.trial import FrozenTrial
+
+from lightning_modules.data.datamodule import ImageDataModule
+from search.errors import ConvtuneError
+from search.experiment.spec import ExperimentSpec
+from search.reproduce.options import ReproduceOptions
+from search.reproduce.plan import Plan
+from search.reproduce.retrain import retrain
+from search.reproduce.selection import accuracy
+from search.tracking import vocabulary as v
+from search.tracking.model_store import InferenceModel
+from search.tracking.tracker import Tracker
+
+
+@dataclass
+class Member:
+    """One retrained trial: its model (TTA as chosen) and what it measured on the validation split."""
+
+    trial: FrozenTrial
+    run_id: str
+    model: InferenceModel
+    value: float  # the monitored metric of its best epoch
+    weights: str
+    val_accuracy: float
+    test_accuracy: float | None = None  # reported after the ensemble's test, never used to choose
+
+
+def member_deadline(deadline: float | None, members_left: int) -> float | None:
+    """The next member's share of the time left before `deadline`: an equal part for each member left."""
+    if deadline is None:
+        return None
+    now = time.time()
+    return now + max(0.0, deadline - now) / max(members_left, 1)
+
+
+def train_member(
+    spec: ExperimentSpec, options: ReproduceOptions, plan: Plan, tracker: Tracker
+) -> tuple[Member, ImageDataModule, str | None]:
+    """One trial retrained in its own run (closed here); no test split is read. Also returns the note
+    of a training stopped at the options' deadline."""
+    try:
+        retrained = retrain(spec, options, plan, tracker)
+        data = retrained.parts.datamodule
+        val_accuracy = accuracy(retrained.model.predict(data.val_images), data.val_labels)
+        best = retrained.best
+        tracker.log_metrics(
+            plan.run_id,
+            {
+                **retrained.tta.metrics(),
+                v.METRIC_OBJECTIVE: float(best.best_value),  # type: ignore[arg-type]
+                v.METRIC_BEST_EPOCH: float(best.best_epoch or 0),
+                "val/acc_kept": val_accuracy,
+            },
+        )
+        tracker.set_tags(
+            plan.run_id,
+            {v.TAG_WEIGHTS: retrained.weights, v.TAG_TTA: ",".join(retrained.model.tta) or "off"},
+        )
+    except BaseException as error:
+        tracker.end_run(plan.run_id, error=error)
+        raise
+    tracker.end_run(plan.run_id)
+    member = Member(
+        plan.trial,
+        plan.run_id,
+        retrained.model,
+        float(best.best_value),
+        retrained.weights,
+        val_accuracy,  # type: ignore[arg-type]
+    )
+    return member, data, retrained.deadline_note
+
+
+def validation_digest(data: ImageDataModule) -> str:
+    """A fingerprint of the validation split (images and labels), to compare splits across processes."""
+    digest = hashlib.sha256()
+    for tensor in (data.val_labels, data.val_images):
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def check_same_validation_split(first: str, other: str, trial: int) -> None:
+    """`first` and `other` are `validation_digest`s: an ensemble is chosen on one validation split."""
+    if first != other:
+        raise ConvtuneError(
+            f"trial {trial} validates on other images than the best trial (data.* differs between them); "
+            "an ensemble is chosen on one validation split: search data.* fields in another study."
+        )

@@ -1,0 +1,98 @@
+"""`reproduce --top-k K --workers N`: an ensemble's members retrained in up to N processes at once.
+
+Each member trains in a worker process exactly as the sequential path trains it
+(`search.reproduce.member.train_member`), in the MLflow run the parent opened for it, and sends back
+only what the ensemble needs: its model and its validation figures, plus a digest of its validation
+split (the data stays in the worker; the parent decodes its own copy once, to choose the ensemble
+and to test it). On the CPU the cores are split between the workers as `tune --workers` splits them
+(`search.parallel.plan`): two one-thread workers train about 1.4x the images per second of one
+two-thread process on 2 cores (docs/performance.md, "CPU scaling"). With `--accelerator gpu` the
+workers share the visible GPUs as Lightning places them.
+
+A member is started when a worker is free, with an equal share of the time left before a deadline
+for each round of members still to train. A member that fails ends its own run; the members
+training beside it finish theirs, and then the error is raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, replace
+
+import torch
+from optuna.trial import FrozenTrial
+
+from search.experiment.spec import ExperimentSpec
+from search.parallel.plan import plan_workers
+from search.parallel.worker_start import no_main_module
+from search.reproduce.member import Member, member_deadline, train_member, validation_digest
+from search.reproduce.options import ReproduceOptions
+from search.reproduce.plan import Plan
+from search.tracking import load_settings
+from search.tracking.tracker import Tracker
+
+
+@dataclass
+class TrainedMember:
+    """What a worker sends back: the member, its validation split's digest, a deadline note."""
+
+    member: Member
+    validation: str
+    note: str | None
+
+
+def member_threads(workers: int) -> int | None:
+    """Torch threads per member worker on the CPU (None: torch's default, for a single worker)."""
+    return plan_workers("cpu", workers)[0].threads
+
+
+def _start_worker(threads: int | None) -> None:
+    if threads is not None:
+        torch.set_num_threads(threads)
+    logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+
+
+def train_in_worker(spec: ExperimentSpec, options: ReproduceOptions, plan: Plan) -> TrainedMember:
+    """The body of one member in a worker process: retrained and measured, its run closed."""
+    member, data, note = train_member(spec, options, plan, Tracker(load_settings()))
+    return TrainedMember(member, validation_digest(data), note)
+
+
+def train_in_parallel(
+    spec: ExperimentSpec,
+    options: ReproduceOptions,
+    trials: Sequence[FrozenTrial],
+    plan_for: Callable[[FrozenTrial], Plan],
+    workers: int,
+) -> list[TrainedMember]:
+    """Every trial retrained in up to `workers` processes; results in the order of `trials`.
+
+    `plan_for` opens a member's run; it is called in this process when the member starts, so that a
+    member never started leaves no run behind."""
+    workers = max(1, min(workers, len(trials)))
+    threads = member_threads(workers) if options.accelerator != "gpu" else None
+    context = multiprocessing.get_context("forkserver")
+    results: dict[int, TrainedMember] = {}
+    running: dict[Future[TrainedMember], int] = {}
+    started = 0
+    with (
+        no_main_module(),
+        ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_start_worker, initargs=(threads,)
+        ) as pool,
+    ):
+        while started < len(trials) or running:
+            while started < len(trials) and len(running) < workers:
+                rounds_left = math.ceil((len(trials) - started) / workers)
+                member_options = replace(options, deadline=member_deadline(options.deadline, rounds_left))
+                plan = plan_for(trials[started])
+                running[pool.submit(train_in_worker, spec, member_options, plan)] = started
+                started += 1
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                results[running.pop(future)] = future.result()  # a member's error: the others finish first
+    return [results[index] for index in range(len(trials))]
