@@ -24,7 +24,9 @@ def test_each_member_gets_an_equal_share_of_the_time_left() -> None:
 
 def _digest(**data: object) -> str:
     raw = tiny_experiment()
-    config = RunConfig.model_validate({key: raw[key] for key in ("seed", "data", "model", "optim", "trainer")})
+    config = RunConfig.model_validate(
+        {key: raw[key] for key in ("seed", "data", "model", "optim", "trainer")}
+    )
     config = config.model_copy(update={"data": config.data.model_copy(update=data)})
     return validation_digest(build_datamodule(config))
 
