@@ -4,10 +4,10 @@ Each member trains in a worker process exactly as the sequential path trains it
 (`search.reproduce.member.train_member`), in the MLflow run the parent opened for it, and sends back
 only what the ensemble needs: its model and its validation figures, plus a digest of its validation
 split (the data stays in the worker; the parent decodes its own copy once, to choose the ensemble
-and to test it). On the CPU the cores are split between the workers as `tune --workers` splits them
-(`search.parallel.plan`): two one-thread workers train about 1.4x the images per second of one
-two-thread process on 2 cores (docs/performance.md, "CPU scaling"). With `--accelerator gpu` the
-workers share the visible GPUs as Lightning places them.
+and to test it). On the CPU the cores are split between the workers as `tune --workers` splits
+them (`search.parallel.plan`: torch threads and data loader processes); what that saves is measured
+by `benchmarks/ensemble_workers.py` (docs/performance.md). With `--accelerator gpu` the workers
+share the visible GPUs as Lightning places them.
 
 A member is started when a worker is free, with an equal share of the time left before a deadline
 for each round of members still to train. A member that fails ends its own run; the members
@@ -45,9 +45,20 @@ class TrainedMember:
     note: str | None
 
 
-def member_threads(workers: int) -> int | None:
-    """Torch threads per member worker on the CPU (None: torch's default, for a single worker)."""
-    return plan_workers("cpu", workers)[0].threads
+@dataclass(frozen=True)
+class MemberSlot:
+    """What one member worker gets on the CPU, as `tune --workers` plans it: torch threads and data
+    loader processes (None: the defaults, on a GPU or for a single worker)."""
+
+    threads: int | None = None
+    loader_workers: int | None = None
+
+
+def member_slot(workers: int, accelerator: str | None) -> MemberSlot:
+    if accelerator == "gpu":
+        return MemberSlot()
+    slot = plan_workers("cpu", workers)[0]
+    return MemberSlot(slot.threads, slot.loader_workers)
 
 
 def _start_worker(threads: int | None) -> None:
@@ -56,10 +67,20 @@ def _start_worker(threads: int | None) -> None:
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
 
 
-def train_in_worker(spec: ExperimentSpec, options: ReproduceOptions, plan: Plan) -> TrainedMember:
-    """The body of one member in a worker process: retrained and measured, its run closed."""
-    member, data, note = train_member(spec, options, plan, Tracker(load_settings()))
-    return TrainedMember(member, validation_digest(data), note)
+def train_in_worker(
+    spec: ExperimentSpec, options: ReproduceOptions, plan: Plan, loader_workers: int | None
+) -> TrainedMember:
+    """The body of one member in a worker process: retrained and measured, its run closed. Data
+    loading set to `auto` gets the slot's loader processes (augmenting in more processes than there
+    are cores for would slow every member down)."""
+    data = plan.config.data
+    if loader_workers is not None and data.num_workers == "auto":
+        config = plan.config.model_copy(
+            update={"data": data.model_copy(update={"num_workers": loader_workers})}
+        )
+        plan = replace(plan, config=config)
+    member, datamodule, note = train_member(spec, options, plan, Tracker(load_settings()))
+    return TrainedMember(member, validation_digest(datamodule), note)
 
 
 def train_in_parallel(
@@ -74,7 +95,7 @@ def train_in_parallel(
     `plan_for` opens a member's run; it is called in this process when the member starts, so that a
     member never started leaves no run behind."""
     workers = max(1, min(workers, len(trials)))
-    threads = member_threads(workers) if options.accelerator != "gpu" else None
+    slot = member_slot(workers, options.accelerator)
     context = multiprocessing.get_context("forkserver")
     results: dict[int, TrainedMember] = {}
     running: dict[Future[TrainedMember], int] = {}
@@ -82,7 +103,7 @@ def train_in_parallel(
     with (
         no_main_module(),
         ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_start_worker, initargs=(threads,)
+            workers, mp_context=context, initializer=_start_worker, initargs=(slot.threads,)
         ) as pool,
     ):
         while started < len(trials) or running:
@@ -90,7 +111,8 @@ def train_in_parallel(
                 rounds_left = math.ceil((len(trials) - started) / workers)
                 member_options = replace(options, deadline=member_deadline(options.deadline, rounds_left))
                 plan = plan_for(trials[started])
-                running[pool.submit(train_in_worker, spec, member_options, plan)] = started
+                future = pool.submit(train_in_worker, spec, member_options, plan, slot.loader_workers)
+                running[future] = started
                 started += 1
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:

@@ -51,7 +51,6 @@ class BudgetedSearch:
     clock: SearchClock | None = None
     workload: tb.Workload | None = None
     speedup: float = 1.0
-    pool: int = 1  # CPU workers the members may train in at once (`reproduce --workers`)
     trial_images: int = 0
     plan: tb.Fit | None = None
     tracker: Tracker | None = None
@@ -72,7 +71,6 @@ class BudgetedSearch:
         self.trial_images = prepared.checked.train_size
         self.workload = reproduction_workload(self.spec, self.reproduction, self.trial_images)
         self.speedup = reproduction_speedup(slots)
-        self.pool = reproduction_pool(slots)
         path = CLOCK_FOLDER / f"{prepared.study.study_name}.json"
         self.clock_path = str(path.resolve())
         self.clock = SearchClock(self.clock_path)
@@ -95,9 +93,7 @@ class BudgetedSearch:
     def _replan(self, study: optuna.Study, *, announce: bool = False) -> None:
         assert self.workload is not None and self.clock is not None
         measured = measure(study, self.workload.members, self.trial_images, self.spec.trainer.max_epochs)
-        self.plan = tb.planned(
-            self.workload, measured.speeds, measured.completed, self.budget, self.speedup, pool=self.pool
-        )
+        self.plan = tb.planned(self.workload, measured.speeds, measured.completed, self.budget, self.speedup)
         reserve, typical = self.plan.estimate.reserve, measured.typical_seconds
         self.clock.set(*tb.search_times(self.started, self.budget, reserve, typical))
         first_measure = self.plan.estimate.img_s is not None and not self._measured
@@ -174,12 +170,6 @@ def reproduction_speedup(slots: list[WorkerSlot]) -> float:
     return 1.0 if threads is None else tb.thread_speedup(torch.get_num_threads(), threads)
 
 
-def reproduction_pool(slots: list[WorkerSlot]) -> int:
-    """The search's CPU workers, which the members may reuse: the same threads each, so each member
-    trains at a trial's speed (GPU slots: 1, the members train one after another)."""
-    return len(slots) if slots and all(slot.kind == "cpu" for slot in slots) else 1
-
-
 @dataclass(frozen=True)
 class ReproductionPlan:
     options: ReproduceOptions
@@ -195,7 +185,7 @@ def reproduction_plan(limit: BudgetedSearch, study: optuna.Study, storage: str |
         raise ConvtuneError("the time budget was never planned: the search did not start.")
     left = limit.deadline - time.time()
     measured = measure(study, workload.members, limit.trial_images, limit.spec.trainer.max_epochs)
-    fitted = tb.fit(workload, measured.speeds, left, limit.speedup, pool=limit.pool)
+    fitted = tb.fit(workload, measured.speeds, left, limit.speedup)
     if fitted is not None and fitted.reduced:
         limit.say(f"{fitted.reduced}.")
     chosen = fitted.estimate.workload if fitted is not None else workload
@@ -206,7 +196,6 @@ def reproduction_plan(limit: BudgetedSearch, study: optuna.Study, storage: str |
         study_name=study.study_name,
         storage=storage,
         deadline=limit.deadline - tb.TAIL_SECONDS,
-        workers=fitted.estimate.workers if fitted is not None else 1,
     )
     return ReproductionPlan(options, chosen.members, fitted.estimate if fitted else None)
 

@@ -8,9 +8,7 @@ Pure functions, no clock and no study: the caller passes what was measured.
   training images for each of its K members (the current K best trials, each at its own speed), then
   divided by the speed-up of the reproduction's threads over a trial's (a CPU worker of
   `--workers 2` has one of two threads; `THREAD_EXPONENT`), raised by `MARGIN`, plus fixed seconds
-  per member and for the end (test split, model files, registration). With a pool of N CPU workers
-  the members may instead train N at a time, each at a trial's speed (`reproduce --workers N`); the
-  estimate takes whichever finishes sooner (`Estimate.workers` says which).
+  per member and for the end (test split, model files, registration).
 - The search's trials end `WRAP_UP_SECONDS` before the reproduction's share begins (the study's plots
   and summary are drawn after its last trial).
 - Until `MIN_MEASURED` trials have completed, nothing is measured: `PRIOR_SHARE` of the budget is
@@ -22,7 +20,6 @@ Pure functions, no clock and no study: the caller passes what was measured.
 
 from __future__ import annotations
 
-import heapq
 import math
 import re
 from collections.abc import Sequence
@@ -118,11 +115,9 @@ class Estimate:
     training: float  # seconds of training, before the margin
     img_s: float | None  # the training speed assumed (None: not measured yet, a share reserved)
     reserve: float
-    workers: int = 1  # members trained at once, each in its own process at a trial's speed
 
     def describe(self) -> str:
-        at_once = f", {self.workers} at a time" if self.workers > 1 else ""
-        return self.workload.describe(self.img_s) + at_once
+        return self.workload.describe(self.img_s)
 
 
 def member_rates(speeds: Sequence[Speed], members: int) -> list[float]:
@@ -131,50 +126,26 @@ def member_rates(speeds: Sequence[Speed], members: int) -> list[float]:
     return rates + [max(rates)] * (members - len(rates)) if rates else []
 
 
-def estimate(
-    workload: Workload, speeds: Sequence[Speed], speedup: float = 1.0, *, pool: int = 1
-) -> Estimate | None:
-    """The reproduction's reserve from the trials' speeds (best first), None without any speed.
-
-    Members train one after another with all threads (`speedup` over a trial), or, with a `pool` of
-    workers, up to `pool` at a time at a trial's own speed: whichever ends sooner."""
+def estimate(workload: Workload, speeds: Sequence[Speed], speedup: float = 1.0) -> Estimate | None:
+    """The reproduction's reserve from the trials' speeds (best first), None without any speed."""
     rates = member_rates(speeds, workload.members)
     if not rates:
         return None
-    seconds = [rate * workload.epochs * workload.images for rate in rates]
-    training, workers = sum(seconds) / speedup, 1
-    at_once = min(pool, workload.members)
-    if at_once > 1 and makespan(seconds, at_once) < training:
-        training, workers = makespan(seconds, at_once), at_once
+    training = sum(rates) * workload.epochs * workload.images / speedup
     reserve = training * (1 + MARGIN) + MEMBER_SECONDS * workload.members + TAIL_SECONDS
     img_s = workload.epochs * workload.images * workload.members / training if training > 0 else None
-    return Estimate(workload, training, img_s, reserve, workers)
-
-
-def makespan(seconds: Sequence[float], workers: int) -> float:
-    """When the last of these jobs ends, each started in order on the first free of `workers`."""
-    free_at = [0.0] * workers
-    for job in seconds:
-        heapq.heappush(free_at, heapq.heappop(free_at) + job)
-    return max(free_at)
+    return Estimate(workload, training, img_s, reserve)
 
 
 def planned(
-    workload: Workload,
-    speeds: Sequence[Speed],
-    completed: int,
-    budget: float,
-    speedup: float = 1.0,
-    *,
-    pool: int = 1,
+    workload: Workload, speeds: Sequence[Speed], completed: int, budget: float, speedup: float = 1.0
 ) -> Fit:
     """The reserve while the search runs: the prior share until `completed` trials reach
     `MIN_MEASURED`, then the estimate from the best trials' `speeds`, reduced to at most
     `MAX_REPRODUCE_SHARE` of the budget."""
     if completed < MIN_MEASURED:
         return Fit(prior(workload, budget))
-    capped = fit(workload, speeds, MAX_REPRODUCE_SHARE * budget, speedup, pool=pool)
-    return capped or Fit(prior(workload, budget))
+    return fit(workload, speeds, MAX_REPRODUCE_SHARE * budget, speedup) or Fit(prior(workload, budget))
 
 
 def prior(workload: Workload, budget: float) -> Estimate:
@@ -190,31 +161,25 @@ class Fit:
     reduced: str | None = None
 
 
-def fit(
-    workload: Workload, speeds: Sequence[Speed], available: float, speedup: float = 1.0, *, pool: int = 1
-) -> Fit | None:
+def fit(workload: Workload, speeds: Sequence[Speed], available: float, speedup: float = 1.0) -> Fit | None:
     """The largest workload within `available` seconds: fewer members first, then fewer epochs (at
     least one). None without any measured speed."""
-    full = estimate(workload, speeds, speedup, pool=pool)
+    full = estimate(workload, speeds, speedup)
     if full is None or full.reserve <= available:
         return None if full is None else Fit(full)
     current = full
     while current.reserve > available and current.workload.members > 1:
-        fewer = replace(current.workload, members=current.workload.members - 1)
-        current = estimate(fewer, speeds, speedup, pool=pool)  # type: ignore[assignment]
+        current = estimate(replace(current.workload, members=current.workload.members - 1), speeds, speedup)  # type: ignore[assignment]
     if current.reserve > available:
-        current = _fewer_epochs(current, speeds, available, speedup, pool)
+        current = _fewer_epochs(current, speeds, available, speedup)
     return Fit(current, _reduced(workload, current.workload, full.reserve, available))
 
 
-def _fewer_epochs(
-    current: Estimate, speeds: Sequence[Speed], available: float, speedup: float, pool: int
-) -> Estimate:
+def _fewer_epochs(current: Estimate, speeds: Sequence[Speed], available: float, speedup: float) -> Estimate:
     fixed = current.reserve - current.training * (1 + MARGIN)
     per_epoch = current.training * (1 + MARGIN) / current.workload.epochs
     epochs = max(1, math.floor((available - fixed) / per_epoch)) if per_epoch > 0 else current.workload.epochs
-    shorter = replace(current.workload, epochs=min(epochs, current.workload.epochs))
-    return estimate(shorter, speeds, speedup, pool=pool)  # type: ignore[return-value]
+    return estimate(replace(current.workload, epochs=min(epochs, current.workload.epochs)), speeds, speedup)  # type: ignore[return-value]
 
 
 def _reduced(before: Workload, after: Workload, needed: float, available: float) -> str:

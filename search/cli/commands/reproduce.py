@@ -70,7 +70,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=1,
         metavar="N",
         help="with --top-k: retrain up to N members at once, each in its own process (on the CPU the "
-        "cores are split between them; 2 one-thread workers train ~1.4x faster than one on 2 cores)",
+        "cores are split between them: for machines with many cores; on 2 cores it measured no faster)",
     )
     parser.add_argument(
         "--epochs", type=int, metavar="E", help="train E epochs instead of the trial's (no longer comparable)"

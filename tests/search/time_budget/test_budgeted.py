@@ -9,7 +9,6 @@ from search.experiment.spec import reproduction_spec, validate_experiment
 from search.parallel.plan import WorkerSlot
 from search.time_budget import split as tb
 from search.time_budget.budgeted import (
-    reproduction_pool,
     reproduction_speedup,
     reproduction_workload,
     trial_epochs,
@@ -44,10 +43,3 @@ def test_a_cpu_pool_worker_had_a_share_of_the_threads_the_reproduction_has_all_o
     assert reproduction_speedup([WorkerSlot(0, "cpu")]) == 1.0  # one worker: every thread already
     pooled = reproduction_speedup([WorkerSlot(0, "cpu", (), 1, 0), WorkerSlot(1, "cpu", (), 1, 0)])
     assert pooled == tb.thread_speedup(torch.get_num_threads(), 1)
-
-
-def test_the_members_may_reuse_the_searchs_cpu_workers_only() -> None:
-    cpu = [WorkerSlot(0, "cpu", (), 1, 0), WorkerSlot(1, "cpu", (), 1, 0)]
-    assert reproduction_pool(cpu) == 2
-    assert reproduction_pool([WorkerSlot(0, "cpu")]) == 1
-    assert reproduction_pool([WorkerSlot(0, "cuda", ("0",)), WorkerSlot(1, "cuda", ("1",))]) == 1

@@ -73,23 +73,6 @@ def test_more_threads_train_faster_by_the_measured_exponent() -> None:
     assert fast.training == pytest.approx(plain.training / 2)
 
 
-def test_a_pool_trains_members_at_once_when_that_ends_sooner() -> None:
-    assert tb.makespan([10, 10, 10], 2) == 20 and tb.makespan([30, 10, 10], 2) == 30
-    assert tb.makespan([5], 3) == 5
-    two_threads = 2**tb.THREAD_EXPONENT
-    member = 40.0 / 81_000 * 30 * 54_000  # 800 s at a trial's speed
-    sequential = tb.estimate(HEADLINE, [TRIAL], two_threads)
-    pooled = tb.estimate(HEADLINE, [TRIAL], two_threads, pool=2)
-    assert sequential is not None and pooled is not None
-    assert sequential.workers == 1 and sequential.training == pytest.approx(3 * member / two_threads)
-    assert pooled.workers == 2 and pooled.training == pytest.approx(2 * member)  # two rounds
-    assert pooled.describe().endswith(", 3 members, 2 at a time")
-    alone = tb.estimate(tb.Workload(30, 54_000, 1), [TRIAL], two_threads, pool=2)
-    assert alone is not None and alone.workers == 1  # one member: faster with every thread
-    fitted = tb.fit(tb.Workload(30, 54_000, 2), [TRIAL], available=1e6, speedup=two_threads, pool=2)
-    assert fitted is not None and fitted.estimate.workers == 2
-
-
 def test_what_fits_keeps_the_workload() -> None:
     fitted = tb.fit(HEADLINE, [TRIAL], available=1e6)
     assert fitted is not None and fitted.reduced is None
