@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 from search.errors import ConfigError
 
@@ -37,6 +37,18 @@ class WorkerSlot:
             for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
                 env[name] = str(self.threads)
         return env
+
+
+WithData = TypeVar("WithData")  # an ExperimentSpec or a RunConfig: a pydantic model with `data`
+
+
+def with_slot_loaders(holder: WithData, loader_workers: int | None) -> WithData:
+    """`holder` with `data.num_workers: auto` set to a slot's data loader processes (augmenting in
+    more processes than there are cores for would slow every worker down); else unchanged."""
+    data = holder.data
+    if loader_workers is None or data.num_workers != "auto":
+        return holder
+    return holder.model_copy(update={"data": data.model_copy(update={"num_workers": loader_workers})})
 
 
 def visible_gpus() -> list[str]:

@@ -16,7 +16,7 @@ import torch
 from search.experiment.spec import ExperimentSpec
 from search.parallel.heartbeat import HEARTBEAT_INTERVAL, TrialGuard
 from search.parallel.job import EXIT_INTERRUPTED, WorkerJob, write_result
-from search.parallel.plan import WorkerSlot
+from search.parallel.plan import WorkerSlot, with_slot_loaders
 from search.parallel.stop_flag import StopFlag
 from search.study.objective import Objective, TrialSettings
 from search.study.stopping import StopCallback
@@ -53,10 +53,7 @@ def run_trials(job: WorkerJob, stop: StopFlag) -> int:
     if slot.threads is not None:
         torch.set_num_threads(slot.threads)
     spec = ExperimentSpec.model_validate(job.spec)
-    if slot.loader_workers is not None and spec.data.num_workers == "auto":
-        spec = spec.model_copy(
-            update={"data": spec.data.model_copy(update={"num_workers": slot.loader_workers})}
-        )
+    spec = with_slot_loaders(spec, slot.loader_workers)
     tracker = Tracker(TrackingSettings(**job.tracking))
     handle = open_storage(job.storage, heartbeat_interval=heartbeat_interval(job.storage))
     data_shape = (job.in_channels, (job.image_size[0], job.image_size[1]))

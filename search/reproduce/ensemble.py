@@ -170,16 +170,14 @@ def _members_one_by_one(
     members: list[Member] = []
     notes: list[str] = []
     datamodule: ImageDataModule | None = None
-    digest = ""
     for index, trial in enumerate(trials):
         plan = plan_for(trial)
         member_options = replace(options, deadline=member_deadline(options.deadline, len(trials) - index))
         member, data, note = train_member(spec, member_options, plan, tracker)
         notes += [] if note is None else [f"trial {trial.number}: {note}"]
-        if datamodule is None:
-            datamodule, digest = data, validation_digest(data)
-        elif data is not datamodule:
-            check_same_validation_split(digest, validation_digest(data), trial.number)
+        datamodule = datamodule or data
+        if data is not datamodule:  # data is decoded once per process: usually the same object
+            check_same_validation_split(validation_digest(datamodule), validation_digest(data), trial.number)
         members.append(member)
     assert datamodule is not None  # top_trials returns at least one trial
     return members, datamodule, notes

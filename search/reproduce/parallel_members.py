@@ -27,7 +27,7 @@ import torch
 from optuna.trial import FrozenTrial
 
 from search.experiment.spec import ExperimentSpec
-from search.parallel.plan import plan_workers
+from search.parallel.plan import plan_workers, with_slot_loaders
 from search.parallel.worker_start import no_main_module
 from search.reproduce.member import Member, member_deadline, train_member, validation_digest
 from search.reproduce.options import ReproduceOptions
@@ -70,15 +70,9 @@ def _start_worker(threads: int | None) -> None:
 def train_in_worker(
     spec: ExperimentSpec, options: ReproduceOptions, plan: Plan, loader_workers: int | None
 ) -> TrainedMember:
-    """The body of one member in a worker process: retrained and measured, its run closed. Data
-    loading set to `auto` gets the slot's loader processes (augmenting in more processes than there
-    are cores for would slow every member down)."""
-    data = plan.config.data
-    if loader_workers is not None and data.num_workers == "auto":
-        config = plan.config.model_copy(
-            update={"data": data.model_copy(update={"num_workers": loader_workers})}
-        )
-        plan = replace(plan, config=config)
+    """The body of one member in a worker process: retrained and measured, its run closed; data loading
+    set to `auto` gets the slot's loader processes."""
+    plan = replace(plan, config=with_slot_loaders(plan.config, loader_workers))
     member, datamodule, note = train_member(spec, options, plan, Tracker(load_settings()))
     return TrainedMember(member, validation_digest(datamodule), note)
 

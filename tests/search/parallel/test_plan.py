@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from search.errors import ConfigError
-from search.parallel.plan import WorkerSlot, plan_workers
+from search.experiment.spec import validate_experiment
+from search.parallel.plan import WorkerSlot, plan_workers, with_slot_loaders
+from tests.conftest import tiny_experiment
 
 
 def test_cpu_workers_share_the_cores_and_hide_the_gpus() -> None:
@@ -48,3 +50,12 @@ def test_impossible_device_plans_are_config_errors(
 def test_naming_a_gpu_beyond_the_visible_ones_says_how_many_there_are() -> None:
     with pytest.raises(ConfigError, match="names GPU 1, but only 1 GPU is visible"):
         plan_workers("0,1", gpus=["0"])
+
+
+def test_auto_data_loaders_become_the_slots_and_a_set_number_stays() -> None:
+    spec = validate_experiment(tiny_experiment())
+    auto = spec.model_copy(update={"data": spec.data.model_copy(update={"num_workers": "auto"})})
+    assert with_slot_loaders(auto, 0).data.num_workers == 0
+    assert with_slot_loaders(auto, None) is auto
+    fixed = spec.model_copy(update={"data": spec.data.model_copy(update={"num_workers": 3})})
+    assert with_slot_loaders(fixed, 0).data.num_workers == 3
