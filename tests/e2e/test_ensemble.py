@@ -239,7 +239,8 @@ def test_workers_retrain_the_members_at_the_same_time(in_study: Ensembled) -> No
     """`--workers 2`: both members train at once in worker processes; the ensemble is chosen and
     tested as with one worker, and every member's run is closed."""
     spec = load_experiment(in_study.folder / "tiny.yaml")
-    result = reproduce_ensemble(spec, ReproduceOptions(epochs=2, register=False, workers=2), 2)
+    # 12 tiny epochs: long enough that the second worker's later start (~0.2 s) cannot hide the overlap
+    result = reproduce_ensemble(spec, ReproduceOptions(epochs=12, register=False, workers=2), 2)
     client = mlflow_client()
     runs = [client.get_run(member.run_id) for member in result.members]
     assert {run.info.status for run in runs} == {"FINISHED"}
@@ -247,6 +248,7 @@ def test_workers_retrain_the_members_at_the_same_time(in_study: Ensembled) -> No
         min(m.timestamp for m in client.get_metric_history(run.info.run_id, "val/acc")) for run in runs
     ]
     ends = [run.info.end_time for run in runs]
+    assert runs[1].info.start_time < ends[0]  # the second member started before the first ended
     assert first_epoch[0] < ends[1] and first_epoch[1] < ends[0]  # each trained before the other ended
     assert [m.trial.number for m in result.members] == [m.trial.number for m in in_study.result.members]
     assert 0.0 < result.test.accuracy <= 1.0 and result.choice.used
