@@ -106,6 +106,11 @@ def run(args: argparse.Namespace) -> int:
     section = loaded.reproduce
     chosen = args.trial is not None or args.pick is not None
     top_k = args.top_k if args.top_k is not None else None if chosen else section.top_k
+    if args.workers > 1 and (top_k is None or top_k < 2):
+        raise ConfigError(
+            f"--workers {args.workers} retrains ensemble members at once, but this reproduces one model; "
+            "give it with --top-k K (K >= 2)."
+        )
     options = ReproduceOptions(
         trial=args.trial,
         epochs=args.epochs if args.epochs is not None else section.epochs,

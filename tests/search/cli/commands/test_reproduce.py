@@ -19,6 +19,19 @@ def test_reproduce_refuses_a_top_k_out_of_range(workdir: Path, capsys: pytest.Ca
     assert "--top-k must be in [1, 20], but got 0." in result.one_line_error()
 
 
+@pytest.mark.parametrize("extra", [[], ["--trial", "0"], ["--top-k", "1"]])
+def test_reproduce_refuses_workers_without_an_ensemble(
+    workdir: Path, capsys: pytest.CaptureFixture[str], extra: list[str]
+) -> None:
+    experiment = write_experiment(workdir, tiny_experiment())
+    result = run_cli(["reproduce", str(experiment), "--workers", "2", *extra], capsys)
+    assert result.code == 2
+    assert result.one_line_error() == (
+        "convtune reproduce: error: --workers 2 retrains ensemble members at once, "
+        "but this reproduces one model; give it with --top-k K (K >= 2)."
+    )
+
+
 def test_the_reproduced_networks_cost_on_one_line() -> None:
     costs = {
         v.COST_PARAMS: 12345.0,
