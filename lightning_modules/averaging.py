@@ -87,7 +87,9 @@ class AveragedWeights(WeightAveraging):
     """EMA or SWA of the LightningModule's weights per `WeightAveragingConfig`.
 
     `averaged_epochs`: the epochs whose validation saw the averaged weights (before `start`, the raw
-    weights are validated).
+    weights are validated). `raw_final_state`: the LightningModule's raw weights at the end of
+    training, before the averaged ones replace them (None without any update), so that what the
+    averaging added can be measured.
     """
 
     def __init__(self, config: WeightAveragingConfig) -> None:
@@ -103,6 +105,7 @@ class AveragedWeights(WeightAveraging):
         self._swapped = False
         self._norms_at = -1  # n_averaged when batch norms were last recomputed
         self._lr_scales: list[float] = []
+        self.raw_final_state: dict[str, Tensor] | None = None
 
     def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
         return step_idx is not None and step_idx >= self.first_step
@@ -151,6 +154,9 @@ class AveragedWeights(WeightAveraging):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.updates > 0:
+            self.raw_final_state = {
+                name: tensor.detach().to("cpu", copy=True) for name, tensor in pl_module.state_dict().items()
+            }
             super().on_train_end(trainer, pl_module)
 
 

@@ -214,10 +214,11 @@ def final_ensemble_test(
     """The one place `reproduce --top-k` reads the test split, after the ensemble is chosen: the
     ensemble's evaluation, and each member's test accuracy (reported, never used to choose)."""
     test, _ = final_test(ensemble, datamodule)
+    images, labels = datamodule.test_images, datamodule.test_labels
     for member in members:
-        member.test_accuracy = evaluate_model(
-            member.model, datamodule.test_images, datamodule.test_labels
-        ).accuracy
+        member.test_accuracy = evaluate_model(member.model, images, labels).accuracy
+        if member.averaging is not None:
+            member.raw_test_accuracy = evaluate_model(member.averaging.raw_model, images, labels).accuracy
     return test
 
 
@@ -239,6 +240,8 @@ def _log(tracker: Tracker, result: EnsembleReproduction) -> None:
     for member in result.members:
         if member.test_accuracy is not None:
             tracker.log_metrics(member.run_id, {"test/acc": member.test_accuracy})
+        if member.raw_test_accuracy is not None:
+            tracker.log_metrics(member.run_id, {"test/acc_raw": member.raw_test_accuracy})
     tracker.set_tags(
         result.run_id,
         {

@@ -8,16 +8,20 @@ from lightning_modules.data.datamodule import ImageDataModule
 from search.errors import ConfigError
 from search.inspect.evaluation import Evaluation, evaluate_model
 from search.reproduce.images import fit_images
-from search.reproduce.selection import TTAChoice
+from search.reproduce.selection import AveragingReport, TTAChoice
 from search.tracking.model_store import AnyModel, InferenceModel, load_inference_model
 
 
 def final_test(
-    model: AnyModel, datamodule: ImageDataModule, tta: TTAChoice | None = None
+    model: AnyModel,
+    datamodule: ImageDataModule,
+    tta: TTAChoice | None = None,
+    averaging: AveragingReport | None = None,
 ) -> tuple[Evaluation, dict[str, float]]:
     """The one place a reproduction reads the test split, after every decision is taken on the
     validation split: `model`'s evaluation, and (reported, never used to decide) the test accuracy
-    with and without test-time augmentation when it was considered."""
+    with and without test-time augmentation when it was considered, and of the kept and the final
+    raw weights under weight averaging."""
     images, labels = datamodule.test_images, datamodule.test_labels
     test = evaluate_model(model, images, labels)
     variants: dict[str, float] = {}
@@ -28,7 +32,20 @@ def final_test(
             "test/acc_tta": test.accuracy if tta.kept else other_accuracy,
             "test/acc_plain": other_accuracy if tta.kept else test.accuracy,
         }
+    if averaging is not None and isinstance(model, InferenceModel):
+        variants |= averaging_test(model, averaging, datamodule)
     return test, variants
+
+
+def averaging_test(
+    model: InferenceModel, averaging: AveragingReport, datamodule: ImageDataModule
+) -> dict[str, float]:
+    """Test accuracy of the kept and of the final raw weights, both without test-time augmentation."""
+    images, labels = datamodule.test_images, datamodule.test_labels
+    return {
+        "test/acc_averaged": evaluate_model(model.with_tta([]), images, labels).accuracy,
+        "test/acc_raw": evaluate_model(averaging.raw_model, images, labels).accuracy,
+    }
 
 
 def evaluate_on_dataset(

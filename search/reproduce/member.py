@@ -17,7 +17,7 @@ from search.experiment.spec import ExperimentSpec
 from search.reproduce.options import ReproduceOptions
 from search.reproduce.plan import Plan
 from search.reproduce.retrain import retrain
-from search.reproduce.selection import accuracy
+from search.reproduce.selection import AveragingReport, accuracy
 from search.tracking import vocabulary as v
 from search.tracking.model_store import InferenceModel
 from search.tracking.tracker import Tracker
@@ -34,6 +34,8 @@ class Member:
     weights: str
     val_accuracy: float
     test_accuracy: float | None = None  # reported after the ensemble's test, never used to choose
+    averaging: AveragingReport | None = None  # the kept weights against the final raw ones (measured)
+    raw_test_accuracy: float | None = None  # the final raw weights' (reported like test_accuracy)
 
 
 def member_deadline(deadline: float | None, members_left: int) -> float | None:
@@ -58,6 +60,7 @@ def train_member(
             plan.run_id,
             {
                 **retrained.tta.metrics(),
+                **(retrained.averaging.metrics() if retrained.averaging else {}),
                 v.METRIC_OBJECTIVE: float(best.best_value),  # type: ignore[arg-type]
                 v.METRIC_BEST_EPOCH: float(best.best_epoch or 0),
                 "val/acc_kept": val_accuracy,
@@ -78,6 +81,7 @@ def train_member(
         float(best.best_value),
         retrained.weights,
         val_accuracy,  # type: ignore[arg-type]
+        averaging=retrained.averaging,
     )
     return member, data, retrained.deadline_note
 

@@ -27,7 +27,7 @@ from search.reproduce.evaluate import final_test
 from search.reproduce.options import ReproduceOptions
 from search.reproduce.plan import Plan, listed, plan_reproduction, select_trial
 from search.reproduce.retrain import retrain
-from search.reproduce.selection import TTAChoice
+from search.reproduce.selection import AveragingReport, TTAChoice
 from search.study.model_cost import measure_cost
 from search.study.pareto import metric_value, pick
 from search.study.storage import open_storage
@@ -60,6 +60,7 @@ class Reproduction:
     weights: str = "raw"  # "ema" / "swa" when the kept (best) epoch's weights are the averaged ones
     tta: TTAChoice | None = None  # test-time augmentation, kept or not (decided on the validation split)
     test_variants: dict[str, float] = field(default_factory=dict)  # reported after the decisions only
+    averaging: AveragingReport | None = None  # the kept weights against the final raw ones (measured)
 
     @property
     def comparable(self) -> bool:
@@ -125,13 +126,14 @@ def _reproduce_in_run(
     trial, config = plan.trial, plan.config
     retrained = retrain(spec, options, plan, tracker)
     parts, best, model = retrained.parts, retrained.best, retrained.model
-    test, test_variants = final_test(model, parts.datamodule, retrained.tta)
+    test, test_variants = final_test(model, parts.datamodule, retrained.tta, retrained.averaging)
     original = metric_value(trial) if trial.state == TrialState.COMPLETE else None
     result = Reproduction(
         trial, config, spec.search.metric, original, float(best.best_value), int(best.best_epoch or 0), test,
         model, plan.run_id, time.perf_counter() - started, plan.notes, plan.changed,
     )  # fmt: skip
     result.weights, result.tta, result.test_variants = retrained.weights, retrained.tta, test_variants
+    result.averaging = retrained.averaging
     if retrained.deadline_note is not None:
         result.config_notes.append(retrained.deadline_note)
     result.costs = _measure(parts, config, precision=resolve_precision(config.trainer.precision, "cpu"))
@@ -168,6 +170,7 @@ def _log_results(tracker: Tracker, result: Reproduction) -> None:
     metrics = {
         **result.costs,
         **(result.tta.metrics() if result.tta else {}),
+        **(result.averaging.metrics() if result.averaging else {}),
         **result.test_variants,
         "test/acc": test.accuracy,
         v.METRIC_OBJECTIVE: result.value,

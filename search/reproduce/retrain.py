@@ -4,6 +4,7 @@ test-time augmentation decided on the validation split. Nothing here reads the t
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ from search.errors import ConvtuneError
 from search.experiment.spec import ExperimentSpec
 from search.reproduce.options import ReproduceOptions
 from search.reproduce.plan import Plan
-from search.reproduce.selection import TTAChoice, choose_tta
+from search.reproduce.selection import AveragingReport, TTAChoice, accuracy, choose_tta
 from search.study.weights import resolve_weights
 from search.time_budget.deadlines import TrainingDeadline
 from search.tracking.callbacks import EpochMetricsCallback
@@ -33,9 +34,10 @@ def train(
     *,
     callbacks: Sequence[pl.Callback] = (),
     accelerator: str | None = None,
-) -> tuple[RunParts, BestWeights, str]:
+) -> tuple[RunParts, BestWeights, str, dict[str, torch.Tensor] | None]:
     """Trains `config` with deterministic algorithms and restores the best epoch's weights; returns
-    which weights those are: `raw`, or `ema`/`swa` when the best epoch validated averaged weights.
+    which weights those are (`raw`, or `ema`/`swa` when the best epoch validated averaged weights)
+    and, under weight averaging, the module's final raw weights (else None).
 
     Lightning's `deterministic="warn"`: deterministic kernels wherever torch has them (all of them on
     the CPU); a CUDA op without one (e.g. adaptive pooling's backward) warns instead of failing.
@@ -60,7 +62,7 @@ def train(
         raise ConvtuneError(f"the reproduction measured no {metric}; check trainer.limit_val_batches.")
     best.restore(parts.module)
     parts.module.eval()
-    return parts, best, kept_weights(trainer, best)
+    return parts, best, kept_weights(trainer, best), final_raw_state(trainer)
 
 
 def kept_weights(trainer: pl.Trainer, best: BestWeights) -> str:
@@ -71,12 +73,23 @@ def kept_weights(trainer: pl.Trainer, best: BestWeights) -> str:
     return "raw"
 
 
-def to_inference_model(parts: RunParts, config: RunConfig, source: dict[str, str]) -> InferenceModel:
+def final_raw_state(trainer: pl.Trainer) -> dict[str, torch.Tensor] | None:
+    """The raw weights that weight averaging replaced at the end of training (None without it)."""
+    for callback in trainer.callbacks:  # type: ignore[attr-defined]
+        if isinstance(callback, AveragedWeights):
+            return callback.raw_final_state
+    return None
+
+
+def to_inference_model(
+    parts: RunParts, config: RunConfig, source: dict[str, str], *, network: torch.nn.Module | None = None
+) -> InferenceModel:
+    """`parts`' network (or `network`, the same architecture) with its normalization and classes."""
     datamodule, module = parts.datamodule, parts.module
     mean = (module.mean.flatten() / 255).tolist()
     std = (1 / (module.inv_std.flatten() * 255)).tolist()
     return inference_model_from_run(
-        module.model,
+        module.model if network is None else network,
         model_config=config.model.model_dump(mode="json"),
         data_config=config.data.model_dump(mode="json"),
         in_channels=datamodule.in_channels,
@@ -98,6 +111,7 @@ class Retrained:
     weights: str
     tta: TTAChoice
     deadline_note: str | None = None  # training stopped at `ReproduceOptions.deadline`
+    averaging: AveragingReport | None = None  # the kept weights against the final raw ones
 
     @property
     def model(self) -> InferenceModel:
@@ -111,7 +125,7 @@ def retrain(spec: ExperimentSpec, options: ReproduceOptions, plan: Plan, tracker
     deadline = None if options.deadline is None else TrainingDeadline(options.deadline)
     if deadline is not None:
         callbacks.append(deadline)
-    parts, best, weights = train(
+    parts, best, weights, raw_state = train(
         plan.config,
         spec.search.metric,
         spec.search.resolved_direction,
@@ -122,4 +136,22 @@ def retrain(spec: ExperimentSpec, options: ReproduceOptions, plan: Plan, tracker
     data = parts.datamodule
     model = to_inference_model(parts, plan.config, source)
     tta = choose_tta(model, plan.config.evaluate, data.val_images, data.val_labels)
-    return Retrained(parts, best, weights, tta, deadline.note() if deadline is not None else None)
+    note = deadline.note() if deadline is not None else None
+    averaging = None
+    if raw_state is not None:
+        raw_model = raw_inference_model(parts, plan.config, source, raw_state)
+        raw_accuracy = accuracy(raw_model.predict(data.val_images), data.val_labels)
+        kind = plan.config.trainer.weight_averaging.kind
+        averaging = AveragingReport(kind, weights, raw_model, raw_accuracy, tta.plain_accuracy)
+    return Retrained(parts, best, weights, tta, note, averaging)
+
+
+def raw_inference_model(
+    parts: RunParts, config: RunConfig, source: dict[str, str], raw_state: dict[str, torch.Tensor]
+) -> InferenceModel:
+    """The inference model of `parts` with the module's final raw weights in place of the kept ones
+    (the module itself is left as it is)."""
+    network = copy.deepcopy(parts.module.model)
+    prefix = "model."
+    network.load_state_dict({k.removeprefix(prefix): t for k, t in raw_state.items() if k.startswith(prefix)})
+    return to_inference_model(parts, config, source, network=network).eval()

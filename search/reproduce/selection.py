@@ -63,6 +63,30 @@ def choose_tta(model: InferenceModel, config: EvaluateConfig, images: Tensor, la
 
 
 @dataclass(frozen=True)
+class AveragingReport:
+    """What weight averaging added, measured on the validation split without test-time augmentation:
+    the kept weights (the best epoch's, averaged when that epoch validated the average) against the
+    final raw weights, what training without averaging would have ended with. A measurement, not a
+    choice: the kept weights stay."""
+
+    kind: str  # trainer.weight_averaging.kind: "ema" or "swa"
+    kept: str  # which weights are kept: "ema", "swa" or "raw" (the best epoch came before averaging)
+    raw_model: InferenceModel
+    raw_accuracy: float
+    kept_accuracy: float
+
+    def metrics(self) -> dict[str, float]:
+        return {"val/acc_raw": self.raw_accuracy, "val/acc_averaged": self.kept_accuracy}
+
+    def describe(self) -> str:
+        change = 100 * (self.kept_accuracy - self.raw_accuracy)
+        return (
+            f"weight averaging ({self.kind}): validation accuracy {self.kept_accuracy:.4f} with the kept "
+            f"{self.kept} weights, {self.raw_accuracy:.4f} with the final raw weights ({change:+.2f} points)"
+        )
+
+
+@dataclass(frozen=True)
 class EnsembleChoice:
     """The members' weights chosen on the validation split, how, and what each candidate scored."""
 

@@ -121,6 +121,14 @@ def test_members_are_the_two_best_distinct_trials_with_averaged_weights(in_study
     assert all(m.weights == "ema" for m in in_study.result.members)
 
 
+def test_each_member_measures_its_final_raw_weights_beside_the_averaged_ones(in_study: Ensembled) -> None:
+    for member in in_study.result.members:
+        assert member.averaging is not None and member.averaging.kept == "ema"
+        assert member.averaging.kept_accuracy == pytest.approx(member.averaging.metrics()["val/acc_averaged"])
+        assert 0 < member.averaging.raw_accuracy <= 1
+        assert member.raw_test_accuracy is not None and 0 < member.raw_test_accuracy <= 1
+
+
 def test_the_ensemble_predicts_the_weighted_mean_of_its_members_probabilities(in_study: Ensembled) -> None:
     model = in_study.result.model
     images = torch.randint(0, 256, (9, 1, 8, 8), dtype=torch.uint8)

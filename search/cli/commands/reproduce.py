@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
     from search.experiment.spec import ExperimentSpec
     from search.reproduce.ensemble import EnsembleReproduction
+    from search.reproduce.member import Member
     from search.reproduce.options import ReproduceOptions
     from search.reproduce.reproduce import Reproduction
 
@@ -163,6 +164,8 @@ def print_reproduction(console: Console, result: Reproduction) -> None:
     )
     if result.config.trainer.weight_averaging.kind != "none":
         console.print(f"weights kept: {result.weights} (the best epoch's; trainer.weight_averaging)")
+    if result.averaging is not None:
+        console.print(f"{result.averaging.describe()} (validation split)", highlight=False)
     style = "green" if result.matches else "yellow"
     console.print(f"[{style}]{result.verdict()}[/{style}]")
     if result.tta is not None and result.tta.tta_accuracy is not None:
@@ -197,6 +200,14 @@ def run_ensemble(
     return 0
 
 
+def _raw_figures(member: Member) -> str:
+    """`; final raw weights: validation ..., test ...` under weight averaging, else nothing."""
+    if member.averaging is None:
+        return ""
+    test = "" if member.raw_test_accuracy is None else f", test {member.raw_test_accuracy:.4f}"
+    return f"; final raw weights: validation {member.averaging.raw_accuracy:.4f}{test}"
+
+
 def print_ensemble(console: Console, result: EnsembleReproduction) -> None:
     for note in result.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
@@ -205,8 +216,8 @@ def print_ensemble(console: Console, result: EnsembleReproduction) -> None:
         test = "-" if member.test_accuracy is None else f"{member.test_accuracy:.4f}"
         console.print(
             f"member {index}: trial {member.trial.number}, weight {choice.weights[index]:.3g}, "
-            f"validation accuracy {member.val_accuracy:.4f}, test {test} (weights {member.weights}, "
-            f"tta {','.join(member.model.tta) or 'off'}; run {member.run_id})",
+            f"validation accuracy {member.val_accuracy:.4f}, test {test} (weights {member.weights}"
+            f"{_raw_figures(member)}, tta {','.join(member.model.tta) or 'off'}; run {member.run_id})",
             highlight=False,
         )
     scores = choice.scores

@@ -14,7 +14,7 @@ from lightning_modules.data import load_dataset
 from search.errors import ConfigError
 from search.inspect.evaluation import evaluate_model
 from search.reproduce.evaluate import evaluate_on_dataset, final_test
-from search.reproduce.selection import choose_tta
+from search.reproduce.selection import AveragingReport, choose_tta
 from tests.helpers.tiny_runs import untrained_model
 
 
@@ -36,6 +36,21 @@ def test_the_final_test_reports_both_variants_only_when_tta_was_considered() -> 
     assert variants == {"test/acc_tta": test.accuracy, "test/acc_plain": plain}
     none = choose_tta(model, EvaluateConfig(), data.test_images[:4], data.test_labels[:4])
     assert final_test(none.model, data, none)[1] == {}  # type: ignore[arg-type]
+
+
+def test_under_weight_averaging_the_kept_and_the_raw_weights_are_both_tested_without_tta() -> None:
+    kept, raw, data = untrained_model([]), untrained_model([]), _split()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for parameter in raw.network.parameters():
+            parameter.add_(torch.randn_like(parameter))
+    always = EvaluateConfig(tta=["HorizontalFlip"], tta_keep="always")
+    tta = choose_tta(kept, always, data.test_images[:4], data.test_labels[:4])
+    averaging = AveragingReport("ema", "ema", raw, raw_accuracy=0.5, kept_accuracy=0.6)
+    _, variants = final_test(tta.model, data, tta, averaging)  # type: ignore[arg-type]
+    accuracy_of = lambda model: evaluate_model(model, data.test_images, data.test_labels).accuracy  # noqa: E731
+    assert variants["test/acc_averaged"] == accuracy_of(kept) == variants["test/acc_plain"]
+    assert variants["test/acc_raw"] == accuracy_of(raw) != accuracy_of(kept)
 
 
 def test_a_saved_model_is_evaluated_on_its_datasets_test_split(tmp_path: Path) -> None:

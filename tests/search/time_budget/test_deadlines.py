@@ -45,7 +45,7 @@ def test_training_stops_at_the_deadline_with_the_best_weights_so_far() -> None:
 
     spec = validate_experiment(tiny_experiment(trainer={"max_epochs": 50}))
     deadline = TrainingDeadline(time.time())  # already due: stops after the first batch
-    parts, best, _ = train(spec.run_config(), "val/acc", "maximize", callbacks=[deadline])
+    parts, best, _, _ = train(spec.run_config(), "val/acc", "maximize", callbacks=[deadline])
     assert best.best_value is not None  # Lightning validated the partial epoch
     assert parts.module.trainer.global_step == 1  # one batch, not 50 epochs
     assert best.best_epoch == 0
