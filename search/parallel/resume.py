@@ -23,22 +23,20 @@ import pytorch_lightning as pl
 
 from lightning_modules.config import RunConfig
 from lightning_modules.resume import CheckpointError, read_checkpoint
+from search.experiment.serialized import training_params
 from search.parallel.checkpoints import CheckpointStore, dead_run
 from search.tracking import vocabulary as v
 
 FORMAT = 1
 RECORD_KEY = "convtune"
-_NOT_TRAINING = ("num_workers",)  # data loading settings a worker changes for its own slot
 
 _logger = logging.getLogger(__name__)
 
 
 def config_digest(config: RunConfig) -> str:
-    """A fingerprint of what a trial trains: the concrete config, loader settings left out."""
-    tree = config.model_dump(mode="json")
-    for key in _NOT_TRAINING:
-        tree.get("data", {}).pop(key, None)
-    return hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()[:32]
+    """A fingerprint of what a trial trains: the concrete config, data-loading settings left out."""
+    params = training_params(config)
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
 @dataclass

@@ -16,7 +16,7 @@ from lightning_modules.config import RunConfig
 from lightning_modules.precision import resolve_precision
 from search.errors import ConfigError, ConvtuneError
 from search.experiment.dotted import config_from_params
-from search.experiment.serialized import config_from_yaml, config_params, config_yaml
+from search.experiment.serialized import config_from_yaml, config_params, config_yaml, training_params
 from search.experiment.spec import ExperimentSpec
 from search.reproduce.options import ReproduceOptions
 from search.study.study import best_trial
@@ -62,7 +62,10 @@ def trial_config(
     if not differing:
         return rebuilt, []
     if overridden:
-        return rebuilt, [f"--set changes the trial's config ({listed(differing)}); the values may differ."]
+        return rebuilt, [
+            f"--set (or the experiment's reproduce.set) changes the trial's config ({listed(differing)}); "
+            "the values may differ."
+        ]
     return recorded, [
         f"the experiment file changed since the trial ({listed(differing)}); using the trial's own config."
     ]
@@ -74,9 +77,10 @@ def listed(keys: list[str], most: int = 6) -> str:
 
 
 def differing_keys(a: RunConfig, b: RunConfig) -> list[str]:
-    """The dotted config keys whose values differ between `a` and `b`, sorted."""
-    flat_a = config_params(a)
-    flat_b = config_params(b)
+    """The dotted config keys whose values differ between `a` and `b`, sorted; data-loading settings
+    (`data.num_workers`) are left out: they change how batches are loaded, not what is trained."""
+    flat_a = training_params(a)
+    flat_b = training_params(b)
     return sorted(key for key in flat_a.keys() | flat_b.keys() if flat_a.get(key) != flat_b.get(key))
 
 

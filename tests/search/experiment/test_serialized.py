@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import yaml
 
-from search.experiment.serialized import config_from_yaml, config_params, config_yaml, experiment_tree
+from search.experiment.serialized import (
+    LOADING_ONLY_KEYS,
+    config_from_yaml,
+    config_params,
+    config_yaml,
+    experiment_tree,
+    training_params,
+)
 from search.experiment.spec import validate_experiment
 from tests.conftest import tiny_experiment
 
@@ -29,3 +36,10 @@ def test_config_params_are_dotted_names_of_every_setting() -> None:
     params = config_params(config)
     assert params["optim.lr"] == 3e-3 and params["model.channels"] == [8, 16]
     assert params["data.dataset"] == "digits" and "model" not in params
+
+
+def test_training_params_leave_out_only_the_data_loading_settings() -> None:
+    config = validate_experiment(tiny_experiment()).run_config()
+    params, training = config_params(config), training_params(config)
+    assert set(params) - set(training) == set(LOADING_ONLY_KEYS) == {"data.num_workers"}
+    assert all(training[key] == params[key] for key in training)

@@ -18,6 +18,7 @@ from search.cli.main import main
 from search.experiment.spec import ExperimentSpec, validate_experiment
 from search.parallel.checkpoints import CheckpointStore
 from search.parallel.heartbeat import TrialGuard
+from search.parallel.resume import config_digest
 from search.study.objective import Objective, TrialSettings
 from search.study.prepare import PreparedStudy, prepare_study
 from search.study.runner import TuneOptions
@@ -182,3 +183,10 @@ class _PruneAtStep(optuna.pruners.BasePruner):
 
     def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
         return trial.last_step == self.step
+
+
+def test_the_config_digest_ignores_how_batches_are_loaded_but_not_what_is_trained() -> None:
+    config = validate_experiment(tiny_experiment()).run_config()
+    loaded_otherwise = config.model_copy(update={"data": config.data.model_copy(update={"num_workers": 3})})
+    trained_otherwise = config.model_copy(update={"seed": config.seed + 1})
+    assert config_digest(loaded_otherwise) == config_digest(config) != config_digest(trained_otherwise)

@@ -66,8 +66,14 @@ def test_the_recorded_config_wins_unless_set_overrides_it() -> None:
         "the experiment file changed since the trial (seed); using the trial's own config."
     ]
     config, notes = trial_config(spec, trial, recorded, overridden=True)
-    assert config.seed == 0 and "--set changes the trial's config (seed)" in notes[0]
+    assert (
+        config.seed == 0
+        and "--set (or the experiment's reproduce.set) changes the trial's config (seed)" in notes[0]
+    )
     assert differing_keys(rebuilt, recorded) == ["seed"]
+    loaded_otherwise = rebuilt.model_copy(update={"data": rebuilt.data.model_copy(update={"num_workers": 3})})
+    assert differing_keys(rebuilt, loaded_otherwise) == [], "how batches are loaded is not what is trained"
+    assert trial_config(spec, trial, loaded_otherwise, overridden=True) == (rebuilt, [])
     assert listed(["a", "b"]) == "a, b" and listed(list("abcdefgh")) == "a, b, c, d, e, f ..."
 
 
