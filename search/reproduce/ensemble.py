@@ -25,7 +25,7 @@ from search.errors import ConfigError, ConvtuneError
 from search.experiment.spec import ExperimentSpec
 from search.inspect.evaluation import Evaluation, evaluate_model
 from search.reproduce.ensemble_model import EnsembleModel
-from search.reproduce.evaluate import final_test
+from search.reproduce.evaluate import averaging_test, final_test
 from search.reproduce.member import (
     Member,
     check_same_validation_split,
@@ -218,7 +218,7 @@ def final_ensemble_test(
     for member in members:
         member.test_accuracy = evaluate_model(member.model, images, labels).accuracy
         if member.averaging is not None:
-            member.raw_test_accuracy = evaluate_model(member.averaging.raw_model, images, labels).accuracy
+            member.averaging_test = averaging_test(member.model, member.averaging, datamodule)
     return test
 
 
@@ -240,8 +240,8 @@ def _log(tracker: Tracker, result: EnsembleReproduction) -> None:
     for member in result.members:
         if member.test_accuracy is not None:
             tracker.log_metrics(member.run_id, {"test/acc": member.test_accuracy})
-        if member.raw_test_accuracy is not None:
-            tracker.log_metrics(member.run_id, {"test/acc_raw": member.raw_test_accuracy})
+        if member.averaging_test:
+            tracker.log_metrics(member.run_id, member.averaging_test)
     tracker.set_tags(
         result.run_id,
         {

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from optuna.trial import FrozenTrial
 
@@ -35,7 +35,7 @@ class Member:
     val_accuracy: float
     test_accuracy: float | None = None  # reported after the ensemble's test, never used to choose
     averaging: AveragingReport | None = None  # the kept weights against the final raw ones (measured)
-    raw_test_accuracy: float | None = None  # the final raw weights' (reported like test_accuracy)
+    averaging_test: dict[str, float] = field(default_factory=dict)  # their test accuracies, without TTA
 
 
 def member_deadline(deadline: float | None, members_left: int) -> float | None:

@@ -126,7 +126,8 @@ def test_each_member_measures_its_final_raw_weights_beside_the_averaged_ones(in_
         assert member.averaging is not None and member.averaging.kept == "ema"
         assert member.averaging.kept_accuracy == pytest.approx(member.averaging.metrics()["val/acc_averaged"])
         assert 0 < member.averaging.raw_accuracy <= 1
-        assert member.raw_test_accuracy is not None and 0 < member.raw_test_accuracy <= 1
+        assert set(member.averaging_test) == {"test/acc_averaged", "test/acc_raw"}
+        assert all(0 < accuracy <= 1 for accuracy in member.averaging_test.values())
 
 
 def test_the_ensemble_predicts_the_weighted_mean_of_its_members_probabilities(in_study: Ensembled) -> None:
