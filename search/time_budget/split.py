@@ -32,7 +32,11 @@ WRAP_UP_SECONDS = 10.0  # after the search's last trial: a pool's shutdown, the 
 PRIOR_SHARE = 1 / 3  # reserved for the reproduction until trials have measured the speed
 MIN_MEASURED = 3  # COMPLETE trials before the reserve is estimated from them
 MAX_REPRODUCE_SHARE = 0.5  # the search always gets at least the other half
-THREAD_EXPONENT = 0.5  # t times a trial's threads trains t ** 0.5 times as fast (measured: 2 threads x1.41)
+# A reproduction with t times a trial's threads trains t ** 0.67 times as fast per image as the trial
+# did: x1.59 and x1.61 measured with 2 threads against one (docs/performance.md, tune --budget 30m and
+# 60m). More than the second thread's own x1.41: validation and a trial's fixed costs weigh more in a
+# 5-epoch trial on 30% of the images than in a long reproduction on all of them.
+THREAD_EXPONENT = 0.67
 
 _PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)([hms])")
 _FORM = "a duration like 90s, 45m, 1h30m or a number of seconds"
