@@ -42,7 +42,7 @@ from search.study.storage import open_storage
 from search.study.study import find_study
 from search.tracking import load_settings
 from search.tracking import vocabulary as v
-from search.tracking.registry import ENSEMBLE_ALIAS, RegisteredModel, log_and_register
+from search.tracking.registry import ENSEMBLE_ALIAS, RegisteredModel, log_and_register, log_model
 from search.tracking.tracker import Tracker
 
 MAX_TOP_K = 20
@@ -58,6 +58,7 @@ class EnsembleReproduction:
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     registered: RegisteredModel | None = None
+    logged_uri: str | None = None  # the logged model's URI (`models:/m-...`), registered or not
 
 
 def top_trials(study: optuna.Study, k: int) -> tuple[list[FrozenTrial], list[str]]:
@@ -156,6 +157,9 @@ def _in_run(
         result.registered = log_and_register(
             ensemble, tracker, run_id, study_name, example=images[:2], alias=ENSEMBLE_ALIAS, tags=tags
         )
+        result.logged_uri = result.registered.model_uri
+    else:
+        result.logged_uri = log_model(ensemble, tracker, run_id, example=images[:2]).model_uri
     return result
 
 

@@ -35,7 +35,7 @@ from search.study.study import find_study
 from search.tracking import load_settings
 from search.tracking import vocabulary as v
 from search.tracking.model_store import InferenceModel
-from search.tracking.registry import RegisteredModel, log_and_register
+from search.tracking.registry import RegisteredModel, log_and_register, log_model
 from search.tracking.tracker import Tracker
 
 
@@ -56,6 +56,7 @@ class Reproduction:
     config_notes: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)  # config keys set otherwise than the trial had them
     registered: RegisteredModel | None = None
+    logged_uri: str | None = None  # the logged model's URI (`models:/m-...`), registered or not
     costs: dict[str, float] = field(default_factory=dict)  # the reproduced network's `cost/` numbers
     weights: str = "raw"  # "ema" / "swa" when the kept (best) epoch's weights are the averaged ones
     tta: TTAChoice | None = None  # test-time augmentation, kept or not (decided on the validation split)
@@ -155,6 +156,10 @@ def _reproduce_in_run(
             alias=options.alias(),
             tags=tags,
         )
+        result.logged_uri = result.registered.model_uri
+    else:
+        example = parts.datamodule.val_images[:2]
+        result.logged_uri = log_model(model, tracker, plan.run_id, example=example).model_uri
     return result
 
 

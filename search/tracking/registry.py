@@ -13,10 +13,14 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from mlflow.models.model import ModelInfo
 
 from search.errors import ConvtuneError, first_line
 from search.tracking.model_store import MLFLOW_MODEL_NAME, MODEL_FILE, AnyModel
@@ -51,6 +55,17 @@ def log_and_register(
     tags: Mapping[str, str] | None = None,
 ) -> RegisteredModel:
     """Logs `model` to the run, registers a new version under `registered_name`, points `alias` at it."""
+    info = log_model(model, tracker, run_id, example=example, registered_name=registered_name)
+    version = str(info.registered_model_version)
+    tracker.register_model(registered_name, version, alias, dict(tags or {}))
+    return RegisteredModel(registered_name, version, alias, info.model_uri)
+
+
+def log_model(
+    model: AnyModel, tracker: Tracker, run_id: str, *, example: Tensor, registered_name: str | None = None
+) -> ModelInfo:
+    """Logs `model` to the run (a LoggedModel linked to it); also a new version of `registered_name`
+    when one is given. `info.model_uri` (`models:/m-...`) is what `predict` and `export` accept."""
     # imported here: saves ~3 s at start-up for `predict`, `evaluate` and `export`, which only download
     # (mlflow.pytorch imports Lightning for its autologging)
     import mlflow.pytorch
@@ -63,7 +78,7 @@ def log_and_register(
     signature = infer_signature(example.numpy(), probabilities)
     with tempfile.TemporaryDirectory(prefix="convtune-model-") as folder:
         model_file = model.save(Path(folder) / MODEL_FILE)
-        info = call_with_retry(
+        return call_with_retry(
             mlflow.pytorch.log_model,
             model,
             name=MLFLOW_MODEL_NAME,
@@ -78,9 +93,6 @@ def log_and_register(
             metadata={"convtune": json.loads(model.description.to_json())},
             what="logging the model",
         )
-    version = str(info.registered_model_version)
-    tracker.register_model(registered_name, version, alias, dict(tags or {}))
-    return RegisteredModel(registered_name, version, alias, info.model_uri)
 
 
 def download_model(uri: str) -> Path:

@@ -241,6 +241,7 @@ def test_cli_top_k_says_which_selection_it_made(
     out = capsys.readouterr().out
     assert out.count("member ") >= 2 and "ensemble chosen on the validation split:" in out
     assert "plain average" in out and "greedy" in out and "test split: accuracy" in out
+    assert "model logged, not registered: models:/m-" in out
     assert main(["reproduce", experiment, "--top-k", "2", "--trial", "0"]) == 2
 
 

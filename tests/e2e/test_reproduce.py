@@ -208,6 +208,10 @@ def test_reproduce_cli_reports_the_match(in_study: Reproduced, capsys: pytest.Ca
     out = capsys.readouterr().out
     assert "matches the original to the last digit" in out
     assert f"test split: accuracy {in_study.first.test.accuracy:.4f}" in out
+    logged = out.split("model logged, not registered: ")[1].split()[0]
+    assert logged.startswith("models:/m-") and "registered models:/" not in out
+    assert main(["evaluate", logged]) == 0  # --no-register still stores the model in the run
+    assert f"{in_study.first.test.accuracy:.4f}" in capsys.readouterr().out
 
 
 def test_unknown_trial_number_is_a_config_error(

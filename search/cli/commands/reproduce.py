@@ -84,7 +84,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-register",
         action="store_true",
-        help="log the run and its metrics but neither store nor register the model",
+        help="log the run and its model but do not register it (no new version, no alias)",
     )
     parser.add_argument(
         "--strict",
@@ -188,6 +188,8 @@ def print_reproduction(console: Console, result: Reproduction) -> None:
             f"`convtune predict {registered.alias_uri} IMAGE` or `convtune export {registered.alias_uri} "
             "--format onnx --out model.onnx`"
         )
+    elif result.logged_uri is not None:
+        console.print(f"model logged, not registered: {result.logged_uri}", highlight=False)
 
 
 def run_ensemble(
@@ -249,6 +251,8 @@ def print_ensemble(console: Console, result: EnsembleReproduction) -> None:
             f"registered [bold]{uri}[/bold] (version {result.registered.version}); try "
             f"`convtune predict {uri} IMAGE` or `convtune export {uri} --format onnx --out ensemble.onnx`"
         )
+    elif result.logged_uri is not None:
+        console.print(f"model logged, not registered: {result.logged_uri}", highlight=False)
 
 
 def cost_line(costs: dict[str, float]) -> str:
