@@ -249,8 +249,9 @@ def test_workers_retrain_the_members_at_the_same_time(in_study: Ensembled) -> No
     """`--workers 2`: both members train at once in worker processes; the ensemble is chosen and
     tested as with one worker, and every member's run is closed."""
     spec = load_experiment(in_study.folder / "tiny.yaml")
-    # 12 tiny epochs: long enough that the second worker's later start (~0.2 s) cannot hide the overlap
-    result = reproduce_ensemble(spec, ReproduceOptions(epochs=12, register=False, workers=2), 2)
+    # 100 tiny epochs (~0.15 s each on a slow 2-core machine, ~15 s): the second worker may start its
+    # first epoch ~3 s after the first one under load, which 12 epochs (2 s) could not cover
+    result = reproduce_ensemble(spec, ReproduceOptions(epochs=100, register=False, workers=2), 2)
     client = mlflow_client()
     runs = [client.get_run(member.run_id) for member in result.members]
     assert {run.info.status for run in runs} == {"FINISHED"}
