@@ -81,8 +81,9 @@ class AveragingReport:
     def describe(self) -> str:
         change = 100 * (self.kept_accuracy - self.raw_accuracy)
         return (
-            f"weight averaging ({self.kind}): validation accuracy {self.kept_accuracy:.4f} with the kept "
-            f"{self.kept} weights, {self.raw_accuracy:.4f} with the final raw weights ({change:+.2f} points)"
+            f"weight averaging ({self.kind}) on the validation split: {self.kept_accuracy:.4f} with the "
+            f"kept {self.kept} weights, {self.raw_accuracy:.4f} with the final raw ones "
+            f"({change:+.2f} points)"
         )
 
 

@@ -167,7 +167,7 @@ def print_reproduction(console: Console, result: Reproduction) -> None:
     if result.config.trainer.weight_averaging.kind != "none":
         console.print(f"weights kept: {result.weights} (the best epoch's; trainer.weight_averaging)")
     if result.averaging is not None:
-        console.print(f"{result.averaging.describe()} (validation split)", highlight=False)
+        console.print(result.averaging.describe(), highlight=False)
     style = "green" if result.matches else "yellow"
     console.print(f"[{style}]{result.verdict()}[/{style}]")
     if result.tta is not None and result.tta.tta_accuracy is not None:

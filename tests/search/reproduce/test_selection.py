@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from lightning_modules.config import EvaluateConfig
-from search.reproduce.selection import choose_ensemble, choose_tta, greedy_counts
+from search.reproduce.selection import AveragingReport, choose_ensemble, choose_tta, greedy_counts
 from tests.helpers.tiny_runs import untrained_model
 
 
@@ -47,3 +47,12 @@ def test_tta_is_kept_only_when_it_raises_the_validation_accuracy() -> None:
     favoured = choose_tta(model, EvaluateConfig(tta=["HorizontalFlip"]), images, flipped_labels)
     assert favoured.kept == (favoured.tta_accuracy > favoured.plain_accuracy)  # type: ignore[operator]
     assert choose_tta(model, EvaluateConfig(), images, labels).metrics() == {}
+
+
+def test_the_averaging_report_names_both_weights_and_the_difference_in_points() -> None:
+    report = AveragingReport("ema", "ema", untrained_model([]), raw_accuracy=0.9345, kept_accuracy=0.9337)
+    assert report.metrics() == {"val/acc_raw": 0.9345, "val/acc_averaged": 0.9337}
+    assert report.describe() == (
+        "weight averaging (ema) on the validation split: 0.9337 with the kept ema weights, "
+        "0.9345 with the final raw ones (-0.08 points)"
+    )
