@@ -36,7 +36,7 @@ _logger = logging.getLogger(__name__)
 def config_digest(config: RunConfig) -> str:
     """A fingerprint of what a trial trains: the concrete config, data-loading settings left out."""
     params = training_params(config)
-    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:32]
 
 
 @dataclass

@@ -25,7 +25,7 @@ from search.errors import ConfigError, ConvtuneError
 from search.experiment.spec import ExperimentSpec
 from search.inspect.evaluation import Evaluation, evaluate_model
 from search.reproduce.ensemble_model import EnsembleModel
-from search.reproduce.evaluate import averaging_test, final_test
+from search.reproduce.evaluate import averaging_test, final_test, plain_accuracy
 from search.reproduce.member import (
     Member,
     check_same_validation_split,
@@ -222,7 +222,8 @@ def final_ensemble_test(
     for member in members:
         member.test_accuracy = evaluate_model(member.model, images, labels).accuracy
         if member.averaging is not None:
-            member.averaging_test = averaging_test(member.model, member.averaging, datamodule)
+            plain = plain_accuracy(member.model, member.test_accuracy, images, labels)
+            member.averaging_test = averaging_test(member.averaging, plain, images, labels)
     return test
 
 

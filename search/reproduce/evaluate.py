@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from torch import Tensor
+
 from lightning_modules.config import DataConfig
 from lightning_modules.data import DATASET_NAMES, DatasetNotFoundError
 from lightning_modules.data.datamodule import ImageDataModule
@@ -24,28 +26,33 @@ def final_test(
     raw weights under weight averaging."""
     images, labels = datamodule.test_images, datamodule.test_labels
     test = evaluate_model(model, images, labels)
+    considered = tta is not None and tta.tta_accuracy is not None
+    if not isinstance(model, InferenceModel) or not (considered or averaging is not None):
+        return test, {}
+    plain = plain_accuracy(model, test.accuracy, images, labels)
     variants: dict[str, float] = {}
-    if tta is not None and tta.tta_accuracy is not None and isinstance(model, InferenceModel):
-        other = model.with_tta([] if tta.kept else tta.transforms)
-        other_accuracy = evaluate_model(other, images, labels).accuracy
-        variants = {
-            "test/acc_tta": test.accuracy if tta.kept else other_accuracy,
-            "test/acc_plain": other_accuracy if tta.kept else test.accuracy,
-        }
-    if averaging is not None and isinstance(model, InferenceModel):
-        variants |= averaging_test(model, averaging, datamodule)
+    if tta is not None and considered:
+        augmented = model.with_tta(tta.transforms)
+        tta_accuracy = test.accuracy if tta.kept else evaluate_model(augmented, images, labels).accuracy
+        variants = {"test/acc_tta": tta_accuracy, "test/acc_plain": plain}
+    if averaging is not None:
+        variants |= averaging_test(averaging, plain, images, labels)
     return test, variants
 
 
+def plain_accuracy(model: InferenceModel, accuracy: float, images: Tensor, labels: Tensor) -> float:
+    """`model`'s accuracy without test-time augmentation: `accuracy` (measured on the model as it is)
+    when it has none, else measured again without it."""
+    return accuracy if not model.tta else evaluate_model(model.with_tta([]), images, labels).accuracy
+
+
 def averaging_test(
-    model: InferenceModel, averaging: AveragingReport, datamodule: ImageDataModule
+    averaging: AveragingReport, plain: float, images: Tensor, labels: Tensor
 ) -> dict[str, float]:
-    """Test accuracy of the kept and of the final raw weights, both without test-time augmentation."""
-    images, labels = datamodule.test_images, datamodule.test_labels
-    return {
-        "test/acc_averaged": evaluate_model(model.with_tta([]), images, labels).accuracy,
-        "test/acc_raw": evaluate_model(averaging.raw_model, images, labels).accuracy,
-    }
+    """Test accuracy of the kept weights (`plain`: without test-time augmentation) and of the final
+    raw ones, measured likewise without it."""
+    raw = evaluate_model(averaging.raw_model, images, labels).accuracy
+    return {"test/acc_averaged": plain, "test/acc_raw": raw}
 
 
 def evaluate_on_dataset(

@@ -139,6 +139,7 @@ def _reproduce_in_run(
         result.config_notes.append(retrained.deadline_note)
     result.costs = _measure(parts, config, precision=resolve_precision(config.trainer.precision, "cpu"))
     _log_results(tracker, result)
+    example = parts.datamodule.val_images[:2]
     if options.register:
         tags = {
             v.TAG_REPRODUCTION_OF: trial.user_attrs.get(v.ATTR_RUN_ID, ""),
@@ -152,13 +153,12 @@ def _reproduce_in_run(
             tracker,
             plan.run_id,
             plan.study_name,
-            example=parts.datamodule.val_images[:2],
+            example=example,
             alias=options.alias(),
             tags=tags,
         )
         result.logged_uri = result.registered.model_uri
     else:
-        example = parts.datamodule.val_images[:2]
         result.logged_uri = log_model(model, tracker, plan.run_id, example=example).model_uri
     return result
 
