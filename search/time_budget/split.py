@@ -14,8 +14,9 @@ Pure functions, no clock and no study: the caller passes what was measured.
 - Until `MIN_MEASURED` trials have completed, nothing is measured: `PRIOR_SHARE` of the budget is
   reserved.
 - The reproduction never takes more than `MAX_REPRODUCE_SHARE` of the budget: a bigger workload is
-  reduced before the search starts (fewer members first, then fewer epochs), and again after the
-  search when what is left does not cover it.
+  reduced before the search starts, and again after the search when what is left does not cover it:
+  first fewer epochs, down to `MIN_EPOCH_SHARE` of those asked, then fewer members (each again with
+  as many epochs as fit), then fewer epochs still.
 """
 
 from __future__ import annotations
@@ -31,7 +32,14 @@ TAIL_SECONDS = 15.0  # after training: the test split, cost, the model's files, 
 WRAP_UP_SECONDS = 10.0  # after the search's last trial: a pool's shutdown, the study's plots and summary
 PRIOR_SHARE = 1 / 3  # reserved for the reproduction until trials have measured the speed
 MIN_MEASURED = 3  # COMPLETE trials before the reserve is estimated from them
-MAX_REPRODUCE_SHARE = 0.5  # the search always gets at least the other half
+# The search always gets at least a third. In the headline's narrow space random search was within
+# noise of its final best after a fifth of 25 minutes, TPE after half of it (docs/performance.md,
+# "Search efficiency in the headline's narrow space"): later search minutes buy less than training.
+MAX_REPRODUCE_SHARE = 2 / 3
+# An ensemble member keeps at least this share of its epochs before a member is dropped: 17 epochs
+# gave 0.9392 on the headline's test split, 30 epochs 0.9401-0.9418, less than a second member is
+# expected to add (measured per run: the ensemble's line against its best member).
+MIN_EPOCH_SHARE = 0.6
 # A reproduction with t times a trial's threads trains t ** 0.67 times as fast per image as the trial
 # did: x1.59 and x1.61 measured with 2 threads against one (docs/performance.md, tune --budget 30m and
 # 60m). More than the second thread's own x1.41: validation and a trial's fixed costs weigh more in a
@@ -166,24 +174,29 @@ class Fit:
 
 
 def fit(workload: Workload, speeds: Sequence[Speed], available: float, speedup: float = 1.0) -> Fit | None:
-    """The largest workload within `available` seconds: fewer members first, then fewer epochs (at
-    least one). None without any measured speed."""
+    """The largest workload within `available` seconds: fewer epochs down to `MIN_EPOCH_SHARE` of
+    those asked, then fewer members (each with as many epochs as fit), then fewer epochs (at least
+    one). None without any measured speed."""
     full = estimate(workload, speeds, speedup)
     if full is None or full.reserve <= available:
         return None if full is None else Fit(full)
-    current = full
-    while current.reserve > available and current.workload.members > 1:
-        current = estimate(replace(current.workload, members=current.workload.members - 1), speeds, speedup)  # type: ignore[assignment]
-    if current.reserve > available:
-        current = _fewer_epochs(current, speeds, available, speedup)
-    return Fit(current, _reduced(workload, current.workload, full.reserve, available))
+    floor = max(1, math.ceil(MIN_EPOCH_SHARE * workload.epochs))
+    for members in range(workload.members, 0, -1):
+        current = _epochs_within(replace(workload, members=members), speeds, available, speedup)
+        if current.workload.epochs >= floor or members == 1:
+            return Fit(current, _reduced(workload, current.workload, full.reserve, available))
+    raise AssertionError("unreachable: one member always returns")
 
 
-def _fewer_epochs(current: Estimate, speeds: Sequence[Speed], available: float, speedup: float) -> Estimate:
+def _epochs_within(workload: Workload, speeds: Sequence[Speed], available: float, speedup: float) -> Estimate:
+    """`workload` with as many of its epochs as fit in `available` seconds (at least one)."""
+    current: Estimate = estimate(workload, speeds, speedup)  # type: ignore[assignment]
+    if current.reserve <= available:
+        return current
     fixed = current.reserve - current.training * (1 + MARGIN)
-    per_epoch = current.training * (1 + MARGIN) / current.workload.epochs
-    epochs = max(1, math.floor((available - fixed) / per_epoch)) if per_epoch > 0 else current.workload.epochs
-    return estimate(replace(current.workload, epochs=min(epochs, current.workload.epochs)), speeds, speedup)  # type: ignore[return-value]
+    per_epoch = current.training * (1 + MARGIN) / workload.epochs
+    epochs = max(1, math.floor((available - fixed) / per_epoch)) if per_epoch > 0 else workload.epochs
+    return estimate(replace(workload, epochs=min(epochs, workload.epochs)), speeds, speedup)  # type: ignore[return-value]
 
 
 def _reduced(before: Workload, after: Workload, needed: float, available: float) -> str:

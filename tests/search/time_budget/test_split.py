@@ -3,6 +3,8 @@ estimate, what fits, and the split between search and reproduction."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from search.time_budget import split as tb
@@ -79,39 +81,51 @@ def test_what_fits_keeps_the_workload() -> None:
     assert fitted.estimate.workload == HEADLINE
 
 
-def test_short_time_drops_members_first_then_epochs() -> None:
-    one_member = tb.estimate(tb.Workload(30, 54_000, 1), [TRIAL])
-    assert one_member is not None
-    fitted = tb.fit(HEADLINE, [TRIAL], available=one_member.reserve + 1)
-    assert fitted is not None
-    assert fitted.estimate.workload == tb.Workload(30, 54_000, 1)
-    assert fitted.reduced is not None and "1 member instead of 3" in fitted.reduced
-    assert "epochs instead" not in fitted.reduced
+def test_short_time_cuts_epochs_to_the_floor_then_members_then_epochs() -> None:
+    floor = math.ceil(tb.MIN_EPOCH_SHARE * 30)
 
-    half = tb.fit(HEADLINE, [TRIAL], available=one_member.reserve / 2)
+    def reserve(epochs: int, members: int) -> float:
+        estimate = tb.estimate(tb.Workload(epochs, 54_000, members), [TRIAL])
+        assert estimate is not None
+        return estimate.reserve
+
+    fewer_epochs = tb.fit(HEADLINE, [TRIAL], available=reserve(24, 3) + 1)
+    assert fewer_epochs is not None
+    assert fewer_epochs.estimate.workload == tb.Workload(24, 54_000, 3)
+    assert fewer_epochs.reduced is not None and fewer_epochs.reduced.endswith(": 24 epochs instead of 30")
+
+    under_the_floor = reserve(floor, 3) - 1  # 3 members would need fewer epochs than the floor
+    two_members = tb.fit(HEADLINE, [TRIAL], available=under_the_floor)
+    assert two_members is not None
+    workload = two_members.estimate.workload
+    assert workload.members == 2 and floor <= workload.epochs < 30  # the epochs come back up
+    assert two_members.estimate.reserve <= under_the_floor < reserve(workload.epochs + 1, 2)
+    assert two_members.reduced is not None
+    assert f"2 members instead of 3, {workload.epochs} epochs instead of 30" in two_members.reduced
+
+    half = tb.fit(HEADLINE, [TRIAL], available=reserve(30, 1) / 2)
     assert half is not None
-    assert half.estimate.workload.members == 1
-    assert 1 <= half.estimate.workload.epochs < 30
-    assert half.estimate.reserve <= one_member.reserve / 2
-    assert (
-        half.reduced is not None and f"{half.estimate.workload.epochs} epochs instead of 30" in half.reduced
-    )
+    assert half.estimate.workload.members == 1  # a member under the floor is still one member
+    assert 1 <= half.estimate.workload.epochs < floor
+    assert half.estimate.reserve <= reserve(30, 1) / 2
+    assert half.reduced is not None
+    assert f"1 member instead of 3, {half.estimate.workload.epochs} epochs instead of 30" in half.reduced
 
     nothing = tb.fit(HEADLINE, [TRIAL], available=1.0)
     assert nothing is not None and nothing.estimate.workload == tb.Workload(1, 54_000, 1)  # at least 1 epoch
 
 
-def test_before_enough_trials_a_share_is_reserved_then_the_estimate_capped_at_half() -> None:
+def test_before_enough_trials_a_share_is_reserved_then_the_estimate_capped() -> None:
     prior = tb.planned(HEADLINE, [TRIAL], completed=tb.MIN_MEASURED - 1, budget=3600)
     assert prior.estimate.img_s is None
     assert prior.estimate.reserve == pytest.approx(3600 * tb.PRIOR_SHARE)
     measured = tb.planned(HEADLINE, [TRIAL], completed=tb.MIN_MEASURED, budget=3600)
     assert measured.estimate.img_s is not None
-    # 3 members of 800 s (2 with margin and fixed seconds: 1,865 s) would not fit in half an hour
+    # 3 members of 800 s (2,790 s with margin and fixed seconds) exceed 40 minutes; 25 epochs fit
     assert measured.estimate.reserve <= tb.MAX_REPRODUCE_SHARE * 3600
-    assert measured.estimate.workload == tb.Workload(30, 54_000, 1)
+    assert measured.estimate.workload == tb.Workload(25, 54_000, 3)
     assert measured.reduced == (
-        "the reproduction would take ~46m, more than the ~30m it can have: 1 member instead of 3"
+        "the reproduction would take ~46m, more than the ~40m it can have: 25 epochs instead of 30"
     )
 
 
