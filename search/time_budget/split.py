@@ -37,8 +37,8 @@ MIN_MEASURED = 3  # COMPLETE trials before the reserve is estimated from them
 # "Search efficiency in the headline's narrow space"): later search minutes buy less than training.
 MAX_REPRODUCE_SHARE = 2 / 3
 # An ensemble member keeps at least this share of its epochs before a member is dropped: 17 epochs
-# gave 0.9392 on the headline's test split, 30 epochs 0.9401-0.9418, less than a second member is
-# expected to add (measured per run: the ensemble's line against its best member).
+# gave 0.9392 on the headline's test split and 30 epochs 0.9401-0.9418, while 3 members of 18 epochs
+# gained +0.26 test over their best (docs/performance.md, the 60m run of 2026-12-05).
 MIN_EPOCH_SHARE = 0.6
 # A reproduction with t times a trial's threads trains t ** 0.67 times as fast per image as the trial
 # did: x1.59 and x1.61 measured with 2 threads against one (docs/performance.md, tune --budget 30m and
