@@ -5,7 +5,9 @@ one config (the experiment's base config with `--set` overrides) the way `benchm
 measures reproduced models: parameters, multiply-adds and latency per image at batch 1 and 64
 (float32, one CPU thread, median of 5), as ratios to the headline champion. Unless `--cost-only`, it
 then trains the config as `convtune reproduce` would (deterministic, `--epochs` on `--train-fraction`
-of the training split, the best validation epoch kept) and tests it once.
+of the training split, the best validation epoch kept) and tests it once. With `--set
+'evaluate.tta=[HorizontalFlip]'` the validation split decides whether test-time augmentation is kept,
+as in `reproduce`, and the test accuracy with and without it is printed beside the chosen one.
 
     python benchmarks/probe_config.py experiments/fashion_mnist_pareto.yaml --cost-only \\
         --set 'model.channels=[32,48,64]' --set model.convs_per_block=2 --set model.separable=true \\
@@ -26,10 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pareto_front  # the benchmark beside this one: the same cost measurement
 
 from lightning_modules.models.registry import model_from_config
-from lightning_modules.training import create_trainer
 from search.experiment.dotted import config_from_params, parse_override
 from search.experiment.spec import load_experiment
-from search.reproduce.retrain import train
+from search.reproduce.evaluate import final_test
+from search.reproduce.retrain import to_inference_model, train
+from search.reproduce.selection import choose_tta
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,14 +68,18 @@ def main(argv: list[str] | None = None) -> int:
     }
     if not args.cost_only:
         started = time.perf_counter()
-        parts, best, _weights = train(config, spec.search.metric, spec.search.resolved_direction)
+        parts, best, weights, _raw = train(config, spec.search.metric, spec.search.resolved_direction)
         report["train_seconds"] = round(time.perf_counter() - started)
         report["best_val"] = best.best_value
         report["best_epoch"] = best.best_epoch
-        tested = create_trainer(config.trainer, callbacks=[]).test(
-            parts.module, datamodule=parts.datamodule, verbose=False
-        )
-        report["test_acc"] = tested[0]["test/acc"]
+        report["weights"] = weights
+        data = parts.datamodule
+        model = to_inference_model(parts, config, {"probe": "benchmarks/probe_config.py"})
+        tta = choose_tta(model, config.evaluate, data.val_images, data.val_labels)  # validation decides
+        tested, variants = final_test(tta.model, data, tta)
+        report["tta"] = tta.describe()
+        report["test_acc"] = tested.accuracy
+        report |= {key.replace("/", "_"): value for key, value in variants.items()}
     print(json.dumps(report))
     return 0
 
