@@ -42,7 +42,7 @@ from search.experiment.spec import ExperimentSpec, validate_experiment
 from search.study.objective import Objective, TrialSettings
 from search.tracking import Tracker, TrackingSettings
 
-AUGMENT = [{"HorizontalFlip": {"p": 0.5}}, {"Affine": {"translate_percent": 0.08, "p": 0.5}}]
+AUGMENT = [{"HorizontalFlip": {"p": 0.5}}, {"Affine": {"translate_percent": [-0.08, 0.08], "p": 0.5}}]
 
 
 def load() -> str:

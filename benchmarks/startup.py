@@ -48,7 +48,7 @@ EXPERIMENT = {
     "name": "startup",
     "seed": 0,
     "data": {"dataset": "digits", "val_fraction": 0.2, "batch_size": 64, "num_workers": 0},
-    "augment": [{"Affine": {"translate_percent": 0.08, "p": 0.5}}],
+    "augment": [{"Affine": {"translate_percent": [-0.08, 0.08], "p": 0.5}}],
     "model": {"name": "convnet", "channels": [16, 32], "kernel_size": 3, "padding": "same"},
     "optim": {"name": "adamw", "lr": 3e-3},
     "trainer": {"max_epochs": 2},

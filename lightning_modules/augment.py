@@ -32,6 +32,12 @@ FORBIDDEN: dict[str, str] = {
     "ToTensorV2": f"ToTensorV2 is not allowed in augment: {_TENSORS}",
     "ToTensor": f"ToTensor is not allowed in augment: {_TENSORS}",
 }
+# albumentations reads a number for these arguments of Affine as one fixed value, not as a range
+# around zero as Rotate(limit=10) or ShiftScaleRotate(shift_limit=0.1) do: Affine(translate_percent=0.08)
+# moves every transformed image by the same +8% right and down. Such a number is refused.
+_FIXED_WHEN_A_NUMBER: dict[str, dict[str, float]] = {
+    "Affine": {"translate_percent": 0, "translate_px": 0, "rotate": 0, "shear": 0, "scale": 1}
+}
 _ABSTRACT = frozenset(
     {"BasicTransform", "DualTransform", "ImageOnlyTransform", "Transform3D", "BaseCompose", "ReplayCompose"}
 )
@@ -116,7 +122,9 @@ def _build_entry(entry: Any, where: str, problems: list[str]) -> Any | None:
     if not isinstance(args, Mapping):
         problems.append(f"{where}: the arguments of {name} must be a mapping like {{p: 0.5}}, got {args!r}.")
         return None
-    if not _check_arguments(cls, name, args, where, problems):
+    if not _check_arguments(cls, name, args, where, problems) or not _ranges_not_numbers(
+        name, args, where, problems
+    ):
         return None
     return _instantiate(cls, name, dict(args), where, problems)
 
@@ -162,6 +170,29 @@ def _check_arguments(cls: type, name: str, args: Mapping[str, Any], where: str, 
     if missing:
         problems.append(f"{where}: {name} needs {', '.join(missing)}; add them to its arguments.")
     return not unknown and not missing
+
+
+def _ranges_not_numbers(name: str, args: Mapping[str, Any], where: str, problems: list[str]) -> bool:
+    """False (and a problem) for an argument albumentations would read as one fixed value by surprise."""
+    fixed = _FIXED_WHEN_A_NUMBER.get(name, {})
+    for key, neutral in fixed.items():
+        values = args.get(key)
+        numbers = values.values() if isinstance(values, Mapping) else [values]
+        number = next((v for v in numbers if _is_number(v) and v != neutral), None)
+        if number is None:
+            continue
+        low, high = (neutral - abs(number - neutral), neutral + abs(number - neutral))
+        problems.append(
+            f"{where}: {name} reads {key}={values!r} as one fixed value (every transformed image gets "
+            f"{number}), not a random one; for a random value write {key}: [{low:g}, {high:g}] "
+            f"(or [{number:g}, {number:g}] to keep it fixed)."
+        )
+        return False
+    return True
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _instantiate(cls: type, name: str, args: dict[str, Any], where: str, problems: list[str]) -> Any | None:

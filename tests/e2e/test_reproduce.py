@@ -223,7 +223,8 @@ def test_unknown_trial_number_is_a_config_error(
 
 
 def test_a_difference_is_shown_with_its_likely_cause(in_study: Reproduced) -> None:
-    augmented = in_study.first.config.model_copy(update={"augment": [{"Affine": {"translate_percent": 0.1}}]})
+    shift = [{"Affine": {"translate_percent": [-0.1, 0.1]}}]
+    augmented = in_study.first.config.model_copy(update={"augment": shift})
     differing = replace(in_study.first, config=augmented, original_value=in_study.first.value - 0.01)
     assert not differing.matches
     verdict = differing.verdict()

@@ -10,7 +10,7 @@ from lightning_modules.augment import AugmentationError, build_augmentation, val
 
 GOOD = [
     {"HorizontalFlip": {"p": 0.5}},
-    {"Affine": {"translate_percent": 0.08, "p": 0.5}},
+    {"Affine": {"translate_percent": [-0.08, 0.08], "p": 0.5}},
     {"OneOf": {"transforms": [{"Blur": None}, {"GaussNoise": {}}], "p": 0.3}},
 ]
 
@@ -93,3 +93,33 @@ def test_validate_lists_every_problem() -> None:
         "augment[5]",
     ]
     assert all("\n" not in p for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "advice"),
+    [
+        ({"translate_percent": 0.08}, "translate_percent: [-0.08, 0.08]"),
+        ({"rotate": 15, "p": 0.5}, "rotate: [-15, 15]"),
+        ({"scale": 0.9}, "scale: [0.9, 1.1]"),
+    ],
+)
+def test_affine_number_that_albumentations_reads_as_a_fixed_value_is_refused(
+    arguments: dict, advice: str
+) -> None:
+    message = _error([{"Affine": arguments}])
+    assert message.startswith("augment[0]: Affine reads") and "as one fixed value" in message
+    assert f"for a random value write {advice}" in message
+
+
+def test_affine_number_is_fixed_indeed_and_ranges_or_neutral_numbers_are_accepted() -> None:
+    dot = np.zeros((28, 28, 1), dtype=np.uint8)
+    dot[14, 14] = 255
+    fixed = A.Compose([A.Affine(translate_percent=0.08, p=1.0)], seed=0)
+    moved_to = {tuple(np.argwhere(fixed(image=dot)["image"][..., 0])[0]) for _ in range(8)}
+    assert moved_to == {(16, 16)}  # the trap the check guards against: one fixed shift, every time
+    ranged = [{"Affine": {"translate_percent": [-0.08, 0.08], "rotate": 0, "scale": 1, "p": 1.0}}]
+    assert validate_augmentation(ranged) == []
+    compose = build_augmentation(ranged, seed=0)
+    assert compose is not None
+    moved_to = {tuple(np.argwhere(compose(image=dot)["image"][..., 0] > 0)[0]) for _ in range(8)}
+    assert len(moved_to) > 1

@@ -51,7 +51,8 @@ def test_num_workers_auto_and_explicit() -> None:
 def _epoch_batches(workers: int, epoch: int, seed: int = 0) -> list[torch.Tensor]:
     arrays = load_dataset("digits")
     images, labels = arrays.train_images[:96], arrays.train_labels[:96]
-    transform = build_augmentation([{"Affine": {"translate_percent": 0.2, "rotate": 20, "p": 1.0}}])
+    shift_and_turn = {"translate_percent": [-0.2, 0.2], "rotate": [-20, 20], "p": 1.0}
+    transform = build_augmentation([{"Affine": shift_and_turn}])
     loader = build_augmented_loader(images, labels, transform, 32, seed=seed, num_workers=workers)
     loader.sampler.set_epoch(epoch)
     return [batch for batch, _ in loader]

@@ -109,7 +109,7 @@ def test_digits_stats_resize_and_batches() -> None:
 
 def test_augmented_loader_batches_and_seeds() -> None:
     arrays = load_dataset("digits")
-    module = _module(augment=[*FLIP, {"Affine": {"translate_percent": 0.1, "p": 0.5}}], num_workers=0)
+    module = _module(augment=[*FLIP, {"Affine": {"translate_percent": [-0.1, 0.1], "p": 0.5}}], num_workers=0)
     loader = module.train_dataloader()
     images, labels = next(iter(loader))
     assert images.shape == (64, 1, 8, 8) and images.dtype == torch.uint8 and labels.dtype == torch.int64

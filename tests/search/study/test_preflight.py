@@ -14,21 +14,21 @@ from tests.conftest import tiny_experiment
 
 def test_augmentation_arguments_in_the_space_are_checked_before_training(workdir: Path) -> None:
     raw = tiny_experiment()
-    raw["augment"] = [{"Affine": {"translate_percent": 0.1, "p": 0.5}}]
+    raw["augment"] = [{"Affine": {"translate_percent": [-0.1, 0.1], "p": 0.5}}]
     raw["search"]["space"] = {"augment.0.Affine.p": {"float": [0.0, 1.0]}}
     assert preflight(validate_experiment(raw)).num_classes == 10
-    raw["search"]["space"] = {"augment.0.Affine.rotate": {"choice": [10, "lots"]}}
+    raw["search"]["space"] = {"augment.0.Affine.rotate": {"choice": [0, "lots"]}}
     with pytest.raises(ConfigError, match="Affine"):
         preflight(validate_experiment(raw))
 
 
 def test_augmentation_variants_are_the_base_and_one_per_value_of_a_searched_argument() -> None:
     raw = tiny_experiment()
-    raw["augment"] = [{"Affine": {"translate_percent": 0.1, "p": 0.5}}]
+    raw["augment"] = [{"Affine": {"translate_percent": [-0.1, 0.1], "p": 0.5}}]
     raw["search"]["space"] = {
         "augment.0.Affine.p": {"choice": [0.2, 0.8]},
         "optim.lr": {"float": [1e-3, 1e-2]},
     }
     variants = augmentation_variants(validate_experiment(raw))
     assert [variant[0]["Affine"]["p"] for variant in variants] == [0.5, 0.2, 0.8]
-    assert all(variant[0]["Affine"]["translate_percent"] == 0.1 for variant in variants)
+    assert all(variant[0]["Affine"]["translate_percent"] == [-0.1, 0.1] for variant in variants)
