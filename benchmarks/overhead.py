@@ -65,6 +65,9 @@ def experiment(
             "batch_size": batch_size,
             "train_fraction": fraction,
             "num_workers": "auto" if workers is None else workers,
+            # like the bare loop: per image in DataLoader workers (batched augmentation would make the
+            # trial cheaper than its bare loop; benchmarks/augment_backends.py compares the two)
+            "augment_backend": "albumentations",
         },
         "augment": AUGMENT if augment else [],
         # 421,738 parameters on 28x28 inputs: the 2-conv net of the issue

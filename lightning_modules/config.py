@@ -34,6 +34,11 @@ class DataConfig(StrictModel):
     not an image) and says how many and which one first; `stop` refuses the dataset instead.
     `image_size` resizes every image to a square; image folders of mixed sizes without it are
     resized to their most common size.
+
+    `augment_backend` says how `augment:` runs: `batched` applies it to whole batches with tensor
+    ops where the batch lies (flips and Affine only; pixel-identical to albumentations for the same
+    drawn values), `albumentations` per image in DataLoader workers (any transform), `auto` batched
+    when every transform has a batched form, else per image.
     """
 
     dataset: DatasetName = "digits"
@@ -47,6 +52,7 @@ class DataConfig(StrictModel):
     train_fraction: float = 1.0
     classes: list[Annotated[int, Field(ge=0)]] | None = None
     bad_images: BadImages = "skip"
+    augment_backend: Literal["auto", "batched", "albumentations"] = "auto"
 
     def input_size(self, native: tuple[int, int]) -> tuple[int, int]:
         """The (height, width) a model sees: `image_size` squared when set, else the images' own."""

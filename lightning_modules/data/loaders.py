@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import numpy as np
@@ -28,6 +28,7 @@ __all__ = [
 ]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+BatchTransform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 def _check_images_labels(images: torch.Tensor, labels: torch.Tensor) -> None:
@@ -70,7 +71,10 @@ class EpochSampler:
 class InMemoryLoader:
     """Iterates (uint8 images, int64 labels) batches sliced from tensors held in memory.
 
-    With `device` the tensors are moved there once, and every batch is cut on the device.
+    With `device` the tensors are moved there once, and every batch is cut on the device. With
+    `augment` (a `lightning_modules.batch_augment.BatchAugmentation`) every batch is augmented where
+    it lies, from a generator seeded by (seed, epoch): an epoch's batches do not depend on anything
+    but those two, so a resumed or repeated epoch is augmented the same way.
     """
 
     batch_sampler = None  # Lightning inspects `batch_sampler` next to `sampler`
@@ -85,6 +89,7 @@ class InMemoryLoader:
         drop_last: bool = False,
         seed: int = 0,
         device: torch.device | str | None = None,
+        augment: BatchTransform | None = None,
     ) -> None:
         _check_images_labels(images, labels)
         _check_batch_size(batch_size)
@@ -93,6 +98,7 @@ class InMemoryLoader:
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.drop_last = drop_last
+        self.augment = augment
         self.sampler = EpochSampler(seed)
 
     @property
@@ -116,6 +122,7 @@ class InMemoryLoader:
             drop_last=self.drop_last,
             seed=self.sampler.seed,
             device=device,
+            augment=self.augment,
         )
         moved.set_epoch(self.sampler.epoch)
         return moved
@@ -127,6 +134,15 @@ class InMemoryLoader:
 
     def __iter__(self) -> Iterator[Batch]:
         # a generator: Lightning calls iter() once to check the loader, which must not use up an epoch
+        generator = self._augment_generator()
+        for images, labels in self._batches():
+            yield (images if self.augment is None else self.augment(images, generator)), labels
+
+    def _augment_generator(self) -> torch.Generator:
+        # the epoch about to be iterated (a shuffled iteration advances the sampler's epoch)
+        return torch.Generator().manual_seed((self.sampler.seed * 1_000_003 + self.sampler.epoch) % 2**63)
+
+    def _batches(self) -> Iterator[Batch]:
         if self.shuffle:
             order = self.sampler.next_order(self.num_samples).to(self.device)
             for start in range(0, len(self) * self.batch_size, self.batch_size):

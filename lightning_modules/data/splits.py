@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from lightning_modules.augment import build_augmentation
+from lightning_modules.batch_augment import augmentation_for_backend
 from lightning_modules.config import DataConfig
 from lightning_modules.data.arrays import DatasetError, ImageArrays, check_memory, stratified_split
 from lightning_modules.data.loaders import InMemoryLoader, build_augmented_loader
@@ -58,6 +59,7 @@ class ImageSplits:
         self.seed = int(seed)
         self.loader_device = device
         self.transform = build_augmentation(self.augment, seed=self.seed)
+        self.batched = augmentation_for_backend(self.transform, data.augment_backend)
         self._splits: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
         self._class_names: list[str] = []
         self._mean: list[float] = []
@@ -156,10 +158,10 @@ class ImageSplits:
         batch_size = self.data.batch_size
         # a lone last sample breaks BatchNorm in training
         drop_last = len(labels) > 1 and len(labels) % batch_size == 1
-        if self.transform is None:
+        if self.transform is None or self.batched is not None:
             return InMemoryLoader(
                 images, labels, batch_size, shuffle=True, drop_last=drop_last, seed=self.seed,
-                device=self.loader_device,
+                device=self.loader_device, augment=self.batched,
             )  # fmt: skip
         return build_augmented_loader(
             images, labels, self.transform, batch_size, shuffle=True, drop_last=drop_last, seed=self.seed,

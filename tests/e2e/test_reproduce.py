@@ -223,13 +223,15 @@ def test_unknown_trial_number_is_a_config_error(
 
 
 def test_a_difference_is_shown_with_its_likely_cause(in_study: Reproduced) -> None:
-    shift = [{"Affine": {"translate_percent": [-0.1, 0.1]}}]
-    augmented = in_study.first.config.model_copy(update={"augment": shift})
+    per_image = [{"Affine": {"translate_percent": [-0.1, 0.1]}}, {"CoarseDropout": {}}]
+    augmented = in_study.first.config.model_copy(update={"augment": per_image})
     differing = replace(in_study.first, config=augmented, original_value=in_study.first.value - 0.01)
     assert not differing.matches
     verdict = differing.verdict()
     assert verdict.startswith(f"differs from the original: {in_study.first.value!r} vs ")
     assert "(difference +0.01)" in verdict and "set data.num_workers" in verdict
+    batched = in_study.first.config.model_copy(update={"augment": per_image[:1]})  # no worker count matters
+    assert "num_workers" not in replace(differing, config=batched).verdict()
 
 
 def test_a_machine_that_resolves_precision_otherwise_is_noted(in_study: Reproduced) -> None:

@@ -10,6 +10,7 @@ them) and refuses a space where nothing fits (exit 2).
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from search.cli.commands import add_experiment
 
@@ -45,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
     if spec.trainer.precision == AUTO:
         console.print(f"precision auto: {auto_precision_summary()}")
+    if spec.augment:
+        console.print(augmentation_summary(spec.augment, spec.data.augment_backend), highlight=False)
     space = Table(title="search space")
     space.add_column("key")
     space.add_column("values")
@@ -78,6 +81,23 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"  {line}", highlight=False, markup=False)
     console.print("[green]ok[/green]: the experiment is valid.")
     return 0
+
+
+def augmentation_summary(augment: list[dict[str, Any]], backend: str) -> str:
+    """Which transforms augment the training batches, and how (`data.augment_backend`)."""
+    from lightning_modules.augment import build_augmentation
+    from lightning_modules.batch_augment import augmentation_for_backend, unbatchable
+
+    compose = build_augmentation(augment)
+    names = ", ".join(type(transform).__name__ for transform in compose.transforms)  # type: ignore[union-attr]
+    if augmentation_for_backend(compose, backend) is not None:
+        return f"augment {backend}: {names}, batched (tensor ops on whole batches, where they lie)"
+    why = (
+        f"{backend}"
+        if backend == "albumentations"
+        else f"auto, no batched form of {', '.join(unbatchable(compose))}"
+    )
+    return f"augment {why}: {names}, per image with albumentations in the data loader"
 
 
 def auto_precision_summary() -> str:

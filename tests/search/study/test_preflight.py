@@ -32,3 +32,13 @@ def test_augmentation_variants_are_the_base_and_one_per_value_of_a_searched_argu
     variants = augmentation_variants(validate_experiment(raw))
     assert [variant[0]["Affine"]["p"] for variant in variants] == [0.5, 0.2, 0.8]
     assert all(variant[0]["Affine"]["translate_percent"] == [-0.1, 0.1] for variant in variants)
+
+
+def test_batched_backend_with_a_transform_it_cannot_batch_is_refused_before_training(workdir: Path) -> None:
+    raw = tiny_experiment()
+    raw["augment"] = [{"HorizontalFlip": {"p": 0.5}}, {"CoarseDropout": {}}]
+    raw["data"]["augment_backend"] = "batched"
+    with pytest.raises(ConfigError, match="no batched form of CoarseDropout"):
+        preflight(validate_experiment(raw))
+    raw["data"]["augment_backend"] = "auto"
+    assert preflight(validate_experiment(raw)).num_classes == 10

@@ -46,3 +46,21 @@ def test_cli_check_says_what_precision_auto_trains_with(
     path = write_experiment(workdir, tiny_experiment(trainer={"max_epochs": 1, "precision": "auto"}))
     assert main(["check", str(path)]) == 0
     assert "precision auto: 32 on this CPU" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("extra", "backend", "said"),
+    [
+        ([], "auto", "augment auto: HorizontalFlip, Affine, batched (tensor ops on whole batches"),
+        ([{"CoarseDropout": {}}], "auto", "augment auto, no batched form of CoarseDropout (batched:"),
+        ([], "albumentations", "augment albumentations: HorizontalFlip, Affine, per image with"),
+    ],
+)
+def test_cli_check_says_how_the_training_batches_are_augmented(
+    workdir: Path, capsys: pytest.CaptureFixture[str], extra: list, backend: str, said: str
+) -> None:
+    raw = tiny_experiment()
+    raw["augment"] = [{"HorizontalFlip": {"p": 0.5}}, {"Affine": {"translate_percent": [-0.1, 0.1]}}, *extra]
+    raw["data"]["augment_backend"] = backend
+    assert main(["check", str(write_experiment(workdir, raw))]) == 0
+    assert said in " ".join(capsys.readouterr().out.split())
