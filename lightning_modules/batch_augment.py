@@ -20,13 +20,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from lightning_modules.augment import AugmentationError
+from lightning_modules.augment import AugmentationError, AugmentEntries, build_augmentation
 
 __all__ = [
     "BATCHED_TRANSFORMS",
     "BatchAugmentation",
     "augmentation_for_backend",
     "batch_augmentation",
+    "batched_entries",
     "unbatchable",
 ]
 
@@ -70,12 +71,13 @@ class RandomAffine:
             return images
         height, width = images.shape[-2:]
         theta = self.sampling_matrices(chosen.numel(), height, width, generator).to(images.device)
-        picked = images.index_select(0, chosen.to(images.device)).float()
+        chosen = chosen.to(images.device)
+        picked = images.index_select(0, chosen).float()
         grid = F.affine_grid(theta, list(picked.shape), align_corners=False)
         mode = "nearest" if self.nearest else "bilinear"
         moved = F.grid_sample(picked - self.fill, grid, mode=mode, padding_mode="zeros", align_corners=False)
         out = images.clone()
-        out[chosen.to(images.device)] = (moved + self.fill).round_().clamp_(0, 255).to(images.dtype)
+        out[chosen] = (moved + self.fill).round_().clamp_(0, 255).to(images.dtype)
         return out
 
     def sampling_matrices(
@@ -116,10 +118,9 @@ class RandomAffine:
 
 @dataclass(frozen=True)
 class BatchAugmentation:
-    """The batched steps of a pipeline, in order; `names` are the albumentations transforms they stand for."""
+    """The batched steps of a pipeline, in order."""
 
     steps: tuple[Callable[[torch.Tensor, torch.Generator], torch.Tensor], ...]
-    names: tuple[str, ...]
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Augmented copies of uint8 images (N, C, H, W), drawn from `generator` (a CPU generator)."""
@@ -137,8 +138,7 @@ def batch_augmentation(compose: Any) -> BatchAugmentation | None:
     """The batched form of an albumentations `Compose`, or None when a transform has none."""
     if unbatchable(compose):
         return None
-    steps = tuple(_batched(transform) for transform in compose.transforms)
-    return BatchAugmentation(steps, tuple(type(t).__name__ for t in compose.transforms))
+    return _batch_of(compose)
 
 
 def augmentation_for_backend(compose: Any, backend: str) -> BatchAugmentation | None:
@@ -153,7 +153,16 @@ def augmentation_for_backend(compose: Any, backend: str) -> BatchAugmentation | 
             f"data.augment_backend: batched has no batched form of {', '.join(missing)}; "
             "set data.augment_backend: auto (or albumentations) to augment per image instead."
         )
-    return batch_augmentation(compose)
+    return None if missing else _batch_of(compose)
+
+
+def batched_entries(entries: AugmentEntries, backend: str) -> BatchAugmentation | None:
+    """`augmentation_for_backend` of the pipeline that `augment:` entries build."""
+    return augmentation_for_backend(build_augmentation(entries), backend)
+
+
+def _batch_of(compose: Any) -> BatchAugmentation:
+    return BatchAugmentation(tuple(_batched(transform) for transform in compose.transforms))
 
 
 def _why_not(transform: Any) -> str:

@@ -17,8 +17,7 @@ from pathlib import Path
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from lightning_modules.augment import build_augmentation
-from lightning_modules.batch_augment import augmentation_for_backend
+from lightning_modules.batch_augment import batched_entries
 from lightning_modules.config import RunConfig
 from lightning_modules.data import resolve_num_workers
 from lightning_modules.precision import resolve_precision
@@ -89,7 +88,8 @@ class Reproduction:
     def hint(self) -> str:
         """Why a CPU reproduction can differ from its trial, when the config shows a likely cause."""
         data = self.config.data
-        if self.config.augment and data.num_workers == "auto" and not augments_in_batches(self.config):
+        augment = self.config.augment
+        if augment and data.num_workers == "auto" and not batched_entries(augment, data.augment_backend):
             return (
                 "Augmentation streams depend on the DataLoader worker count (data.num_workers: auto "
                 f"is {resolve_num_workers('auto')} here, fewer in `tune --workers` processes); set "
@@ -219,9 +219,3 @@ def _log_results(tracker: Tracker, result: Reproduction) -> None:
 
 def _metric_safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60]
-
-
-def augments_in_batches(config: RunConfig) -> bool:
-    """Whether `config` augments whole batches in the training process (then no worker count matters)."""
-    compose = build_augmentation(config.augment)
-    return augmentation_for_backend(compose, config.data.augment_backend) is not None

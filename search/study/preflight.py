@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from lightning_modules.augment import AugmentationError, build_augmentation, validate_augmentation
-from lightning_modules.batch_augment import augmentation_for_backend
+from lightning_modules.augment import AugmentationError, validate_augmentation
+from lightning_modules.batch_augment import batched_entries
 from lightning_modules.data import DatasetError, DatasetNotFoundError
 from lightning_modules.data.splits import load_splits
 from lightning_modules.tta_config import check_image_size
@@ -57,7 +57,7 @@ def preflight(spec: ExperimentSpec) -> Preflight:
         if problems:
             raise ConfigError("augment: " + "; ".join(problems))
         try:
-            augmentation_for_backend(build_augmentation(augment), spec.data.augment_backend)
+            batched_entries(augment, spec.data.augment_backend)
         except AugmentationError as error:
             raise ConfigError(str(error)) from None
     config = spec.run_config()
