@@ -160,11 +160,12 @@ class TrainerConfig(StrictModel):
 class EvaluateConfig(StrictModel):
     """Test-time augmentation: logits averaged over each image and its `tta` transforms.
 
-    `tta` names deterministic transforms (`HorizontalFlip`, `VerticalFlip`, `Transpose`), as strings
-    or `{HorizontalFlip: {}}`. `tta_in_validation` also averages in every epoch's validation (so the
-    search's metric and the best epoch include it). `tta_keep`: with `auto`, `reproduce` keeps test-time
-    augmentation in the registered model only when it raises the validation accuracy (never judged on
-    the test split); with `always`, it keeps it regardless.
+    `tta` names deterministic transforms (`HorizontalFlip`, `VerticalFlip`, `Transpose`, as strings
+    or `{HorizontalFlip: {}}`; fixed shifts as `{Affine: {translate_px: {x: 1, y: 0}}}`).
+    `tta_in_validation` also averages in every epoch's validation (so the search's metric and the best
+    epoch include it). `tta_keep`: with `auto`, `reproduce` keeps the prefix of `tta` with the highest
+    validation accuracy, and only when it beats no test-time augmentation (never judged on the test
+    split); with `always`, it keeps all of them regardless.
     """
 
     tta: list[str] = Field(default_factory=list)

@@ -72,6 +72,11 @@ class ClassifierModule(pl.LightningModule):
         x = (images.to(self.mean.dtype) - self.mean) * self.inv_std
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
+    @property
+    def black(self) -> Tensor:
+        """The normalized value of a 0 pixel: what a test-time shift fills uncovered pixels with."""
+        return -self.mean * self.inv_std
+
     def forward(self, images: Tensor) -> Tensor:
         return self.model(self.prepare(images))
 
@@ -79,7 +84,7 @@ class ClassifierModule(pl.LightningModule):
         self, batch: tuple[Tensor, Tensor], tta: Sequence[str] = ()
     ) -> tuple[Tensor, Tensor, Tensor]:
         images, targets = batch
-        logits = average_views(self.model, self.prepare(images), tta) if tta else self(images)
+        logits = average_views(self.model, self.prepare(images), tta, self.black) if tta else self(images)
         loss = F.cross_entropy(logits.float(), targets, label_smoothing=self.optim.label_smoothing)
         return loss, logits, targets
 

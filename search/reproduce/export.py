@@ -29,7 +29,7 @@ def export_torchscript(model: AnyModel, path: str | Path) -> Path:
         return _export_ensemble_torchscript(model, example, path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        network = TTAWrapper(model.network, model.tta) if model.tta else model.network
+        network = TTAWrapper(model.network, model.tta, model.black) if model.tta else model.network
         traced = torch.jit.trace(network, example)  # type: ignore[no-untyped-call]
         wrapper = torch.jit.script(_ScriptableModel(traced, model.mean, model.inv_std))  # type: ignore[no-untyped-call]
         wrapper.save(str(path), _extra_files={"convtune.json": model.description.to_json()})

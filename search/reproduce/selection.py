@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from lightning_modules.config import EvaluateConfig
+from lightning_modules.tta import view
 from search.tracking.model_store import InferenceModel
 
 
@@ -26,13 +27,17 @@ def mean_nll(probabilities: Tensor, labels: Tensor) -> float:
 
 @dataclass(frozen=True)
 class TTAChoice:
-    """Whether test-time augmentation is kept, and the validation accuracies that decided it."""
+    """Whether test-time augmentation is kept, and the validation accuracies that decided it.
+
+    `transforms` is the best of the configured list's prefixes (the first transform, the first two, ...,
+    all of them), `tta_accuracy` its validation accuracy, and `prefixes` each prefix's accuracy."""
 
     model: InferenceModel
     transforms: list[str]
     kept: bool
     plain_accuracy: float
     tta_accuracy: float | None  # None when no transforms were configured
+    prefixes: tuple[float, ...] = ()
 
     def metrics(self) -> dict[str, float]:
         if self.tta_accuracy is None:
@@ -43,23 +48,52 @@ class TTAChoice:
         if self.tta_accuracy is None:
             return "no test-time augmentation configured"
         verdict = "kept" if self.kept else "left out"
-        return (
+        line = (
             f"test-time augmentation ({', '.join(self.transforms)}) {verdict}: validation accuracy "
             f"{self.tta_accuracy:.4f} with it, {self.plain_accuracy:.4f} without"
         )
+        if len(self.prefixes) < 2:
+            return line
+        tried = ", ".join(f"{count}: {value:.4f}" for count, value in enumerate(self.prefixes, start=1))
+        return f"{line} (with the first N listed transforms, N {tried})"
 
 
 def choose_tta(model: InferenceModel, config: EvaluateConfig, images: Tensor, labels: Tensor) -> TTAChoice:
-    """`model` with `config.tta` when it raises the validation accuracy (`tta_keep: auto`; a tie
-    leaves it out, it costs a forward pass per transform) or always (`tta_keep: always`)."""
+    """`model` with the prefix of `config.tta` (the first transform, the first two, ...) that gives
+    the highest validation accuracy, when that beats the plain model (`tta_keep: auto`; a tie goes to
+    fewer transforms, each costs a forward pass), or with all of them (`tta_keep: always`)."""
     plain = model.with_tta([])
-    plain_accuracy = accuracy(plain.predict(images), labels)
+    views = view_logits(plain, [[], *([name] for name in config.tta)], images)
+    plain_accuracy = accuracy(views[0], labels)
     if not config.tta:
         return TTAChoice(plain, [], False, plain_accuracy, None)
-    augmented = model.with_tta(config.tta)
-    tta_accuracy = accuracy(augmented.predict(images), labels)
-    kept = config.tta_keep == "always" or tta_accuracy > plain_accuracy
-    return TTAChoice(augmented if kept else plain, list(config.tta), kept, plain_accuracy, tta_accuracy)
+    prefixes = tuple(
+        accuracy(torch.stack(views[: count + 1]).mean(dim=0), labels) for count in range(1, len(views))
+    )
+    if config.tta_keep == "always":
+        count = len(config.tta)
+    else:
+        count = 1 + max(range(len(prefixes)), key=lambda index: (prefixes[index], -index))
+    transforms = list(config.tta[:count])
+    kept = config.tta_keep == "always" or prefixes[count - 1] > plain_accuracy
+    chosen = model.with_tta(transforms) if kept else plain
+    return TTAChoice(chosen, transforms, kept, plain_accuracy, prefixes[count - 1], prefixes)
+
+
+@torch.inference_mode()
+def view_logits(
+    model: InferenceModel, views: list[list[str]], images: Tensor, batch: int = 512
+) -> list[Tensor]:
+    """`model`'s float logits on `images` under each view (`[]`: the images themselves, `[name]`: one
+    transform of them), computed once each so that every prefix's average costs nothing more."""
+    device = model.mean.device
+    outputs: list[list[Tensor]] = [[] for _ in views]
+    for start in range(0, len(images), batch):
+        chunk = model.normalize(images[start : start + batch].to(device))
+        for index, names in enumerate(views):
+            x = view(names[0], chunk, model.black) if names else chunk
+            outputs[index].append(model.network(x).float().cpu())
+    return [torch.cat(parts) if parts else torch.zeros(0, len(model.class_names)) for parts in outputs]
 
 
 @dataclass(frozen=True)

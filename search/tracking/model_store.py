@@ -103,8 +103,13 @@ class InferenceModel(nn.Module):
         pixels = images.to(torch.float32) if images.dtype == torch.uint8 else images.to(torch.float32) * 255
         return (pixels - self.mean) * self.inv_std
 
+    @property
+    def black(self) -> Tensor:
+        """The normalized value of a 0 pixel: what a test-time shift fills uncovered pixels with."""
+        return -self.mean * self.inv_std
+
     def logits(self, images: Tensor) -> Tensor:
-        return average_views(self.network, self.normalize(images), self.tta)
+        return average_views(self.network, self.normalize(images), self.tta, self.black)
 
     def with_tta(self, transforms: Sequence[str]) -> InferenceModel:
         """The same network (shared, not copied) with test-time augmentation over `transforms`."""

@@ -29,3 +29,23 @@ def test_tta_is_inside_predict_the_saved_file_onnx_and_torchscript(tmp_path: Pat
     np.testing.assert_allclose(output, expected.numpy(), atol=1e-5)
     scripted = torch.jit.load(str(export_torchscript(model, tmp_path / "m.ts")))
     assert torch.allclose(scripted(images), expected, atol=1e-5)
+
+
+def test_a_shift_is_inside_the_saved_file_onnx_and_torchscript_with_black_borders(tmp_path: Path) -> None:
+    moved = "Affine(translate_px={x: -2, y: 1})"
+    model = untrained_model(["HorizontalFlip", moved])
+    images = torch.randint(1, 256, (3, 1, 8, 8), dtype=torch.uint8)
+    shifted = torch.zeros_like(images)
+    shifted[..., 1:, :-2] = images[..., :-1, 2:]  # two pixels left, one down, black where uncovered
+    with torch.no_grad():
+        views = [images, images.flip(3), shifted]
+        expected = torch.stack([model.network(model.normalize(x)) for x in views]).mean(0).softmax(dim=1)
+    assert torch.allclose(model.predict(images), expected, atol=1e-6)
+    loaded = load_inference_model(str(model.save(tmp_path / "model.pt")))
+    assert loaded.tta == ["HorizontalFlip", moved]
+    assert torch.allclose(loaded.predict(images), expected, atol=1e-6)
+    session = onnxruntime.InferenceSession(str(export_onnx(model, tmp_path / "m.onnx")))
+    (output,) = session.run(None, {"images": images.numpy()})
+    np.testing.assert_allclose(output, expected.numpy(), atol=1e-5)
+    scripted = torch.jit.load(str(export_torchscript(model, tmp_path / "m.ts")))
+    assert torch.allclose(scripted(images), expected, atol=1e-5)

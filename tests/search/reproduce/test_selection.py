@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from lightning_modules.config import EvaluateConfig
-from search.reproduce.selection import AveragingReport, choose_ensemble, choose_tta, greedy_counts
+from search.reproduce.selection import AveragingReport, accuracy, choose_ensemble, choose_tta, greedy_counts
 from tests.helpers.tiny_runs import untrained_model
 
 
@@ -56,3 +56,23 @@ def test_the_averaging_report_names_both_weights_and_the_difference_in_points() 
         "weight averaging (ema) on the validation split: 0.9337 with the kept ema weights, "
         "0.9345 with the final raw ones (-0.08 points)"
     )
+
+
+def test_the_validation_split_picks_how_many_of_the_listed_transforms_to_keep() -> None:
+    model = untrained_model([])
+    images = torch.randint(0, 256, (60, 1, 8, 8), dtype=torch.uint8)
+    listed = ["HorizontalFlip", "Affine(translate_px={x: 1, y: 0})"]
+    flip_labels = model.with_tta(listed[:1]).predict(images).argmax(dim=1)  # the first prefix is right on all
+    choice = choose_tta(model, EvaluateConfig(tta=listed), images, flip_labels)
+    assert choice.prefixes[0] == 1.0 and choice.transforms == listed[:1]  # a tie goes to fewer transforms
+    assert choice.kept == (choice.plain_accuracy < 1.0) and choice.model.tta == (
+        listed[:1] if choice.kept else []
+    )
+    for count, value in enumerate(choice.prefixes, start=1):  # the shared logits agree with the model's own
+        assert value == accuracy(model.with_tta(listed[:count]).predict(images), flip_labels)
+    both_labels = model.with_tta(listed).predict(images).argmax(dim=1)
+    both = choose_tta(model, EvaluateConfig(tta=listed), images, both_labels)
+    assert both.transforms == (listed[:1] if both.prefixes[0] == 1.0 else listed)
+    assert "with the first N listed transforms, N 1: " in both.describe()
+    always = choose_tta(model, EvaluateConfig(tta=listed, tta_keep="always"), images, flip_labels)
+    assert always.kept and always.model.tta == listed
