@@ -40,9 +40,14 @@ class TTAChoice:
     prefixes: tuple[float, ...] = ()
 
     def metrics(self) -> dict[str, float]:
+        """The plain and chosen accuracies, and with several transforms listed each prefix's
+        (`val/acc_tta_2`: with the first two), so each transform's share can be read off the run."""
         if self.tta_accuracy is None:
             return {}
-        return {"val/acc_plain": self.plain_accuracy, "val/acc_tta": self.tta_accuracy}
+        chosen = {"val/acc_plain": self.plain_accuracy, "val/acc_tta": self.tta_accuracy}
+        if len(self.prefixes) < 2:
+            return chosen
+        return chosen | {f"val/acc_tta_{count}": value for count, value in enumerate(self.prefixes, start=1)}
 
     def describe(self) -> str:
         if self.tta_accuracy is None:

@@ -74,5 +74,10 @@ def test_the_validation_split_picks_how_many_of_the_listed_transforms_to_keep() 
     both = choose_tta(model, EvaluateConfig(tta=listed), images, both_labels)
     assert both.transforms == (listed[:1] if both.prefixes[0] == 1.0 else listed)
     assert "with the first N listed transforms, N 1: " in both.describe()
+    assert both.metrics() == {
+        "val/acc_plain": both.plain_accuracy,
+        "val/acc_tta": both.tta_accuracy,
+        **{f"val/acc_tta_{count}": value for count, value in enumerate(both.prefixes, start=1)},
+    }
     always = choose_tta(model, EvaluateConfig(tta=listed, tta_keep="always"), images, flip_labels)
     assert always.kept and always.model.tta == listed
