@@ -20,18 +20,16 @@ import argparse
 import os
 import statistics
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from torch import Tensor, nn
+from torch import nn
 
 from lightning_modules.latency import measure_latency
 from lightning_modules.models.registry import model_from_config
 from lightning_modules.models.tracing import traced_table
-from lightning_modules.tta import TTAWrapper
 from search.experiment.spec import load_experiment
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,14 +66,14 @@ def _latency(network: nn.Module, batch: int) -> float:
 
 
 def measure(
-    label: str, network: nn.Module, test_acc: float, tta: Sequence[str] = (), black: Tensor | float = 0.0
+    label: str, network: nn.Module, test_acc: float, served: nn.Module | None = None, views: int = 1
 ) -> Measured:
-    """Parameters from the network; multiply-adds and latency of what is served (every TTA view)."""
+    """Parameters from `network`; multiply-adds and latency of `served` (default: the network itself),
+    which runs it `views` times per image (test-time augmentation)."""
     rows = traced_table(network, SHAPE[0], SHAPE[1:])
-    served = TTAWrapper(network, tta, black) if tta else network
-    views = 1 + len(tta)
+    served = network if served is None else served
     return Measured(
-        label if not tta else f"{label} (TTA: {views} views)",
+        label,
         test_acc,
         sum(row.params for row in rows),
         views * sum(row.macs for row in rows),
@@ -97,7 +95,9 @@ def registered(uri: str) -> Measured:
 
     evaluation, _ = evaluate_on_dataset(uri)
     model = load_inference_model(uri)
-    return measure(uri, model.network, evaluation.accuracy, model.tta, model.black.detach())
+    views = 1 + len(model.tta)
+    label = f"{uri} (TTA: {views} views)" if model.tta else uri
+    return measure(label, model.network, evaluation.accuracy, model.served_network(), views)
 
 
 def table(rows: list[Measured], reference: Measured) -> list[str]:

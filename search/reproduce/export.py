@@ -13,7 +13,6 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from lightning_modules.tta import TTAWrapper
 from search.reproduce.ensemble_model import EnsembleModel
 from search.tracking.model_store import AnyModel, InferenceModel
 
@@ -29,8 +28,7 @@ def export_torchscript(model: AnyModel, path: str | Path) -> Path:
         return _export_ensemble_torchscript(model, example, path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        network = TTAWrapper(model.network, model.tta, model.black) if model.tta else model.network
-        traced = torch.jit.trace(network, example)  # type: ignore[no-untyped-call]
+        traced = torch.jit.trace(model.served_network(), example)  # type: ignore[no-untyped-call]
         wrapper = torch.jit.script(_ScriptableModel(traced, model.mean, model.inv_std))  # type: ignore[no-untyped-call]
         wrapper.save(str(path), _extra_files={"convtune.json": model.description.to_json()})
     return path

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from lightning_modules.models.registry import ModelConfig, model_from_config
 from lightning_modules.models.weights import is_uri
-from lightning_modules.tta import average_views
+from lightning_modules.tta import TTAWrapper, average_views
 from lightning_modules.tta_config import check_image_size, check_tta
 from search.errors import ConfigError, ConvtuneError, first_line
 
@@ -110,6 +110,10 @@ class InferenceModel(nn.Module):
 
     def logits(self, images: Tensor) -> Tensor:
         return average_views(self.network, self.normalize(images), self.tta, self.black)
+
+    def served_network(self) -> nn.Module:
+        """The network as it is served on normalized images: inside a `TTAWrapper` when it has TTA."""
+        return TTAWrapper(self.network, self.tta, self.black) if self.tta else self.network
 
     def with_tta(self, transforms: Sequence[str]) -> InferenceModel:
         """The same network (shared, not copied) with test-time augmentation over `transforms`."""
