@@ -1,12 +1,13 @@
 """Augmentation of whole uint8 batches with tensor ops, on the device that holds the batch.
 
-An albumentations pipeline made only of flips and `Affine` (the usual augmentation of small images)
-has a batched form here: the same transforms with the same probabilities and ranges, drawn per image
-from a seeded generator, applied to a whole batch at once (`torch.where` for flips, one `affine_grid`
-+ `grid_sample` for the affine part). On 2 CPU cores that takes the per-image OpenCV work, about a
-fifth of a small network's training step, out of the hot loop; on a GPU it keeps augmented batches on
-the device instead of coming from DataLoader workers on the host. Pixel values differ from
-OpenCV's only with nearest-neighbour interpolation, where a position falls exactly between two pixels
+An albumentations pipeline made only of flips, `Affine` and `Erasing` (the usual augmentation of
+small images, random erasing included) has a batched form here: the same transforms with the same
+probabilities and ranges, drawn per image from a seeded generator, applied to a whole batch at once
+(`torch.where` for flips, one `affine_grid` + `grid_sample` for the affine part, one rectangle mask
+per image for erasing). On 2 CPU cores that takes the per-image OpenCV work, about a fifth of a
+small network's training step, out of the hot loop; on a GPU it keeps augmented batches on the
+device instead of coming from DataLoader workers on the host. Pixel values differ from OpenCV's
+only with nearest-neighbour interpolation, where a position falls exactly between two pixels
 (bilinear results are pixel-identical for the same drawn values, tested).
 """
 
@@ -32,7 +33,8 @@ __all__ = [
 ]
 
 Range = tuple[float, float]
-BATCHED_TRANSFORMS = ("HorizontalFlip", "VerticalFlip", "Affine")
+BATCHED_TRANSFORMS = ("HorizontalFlip", "VerticalFlip", "Affine", "Erasing")
+ERASING_FILLS = ("random", "random_uniform")
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,62 @@ class RandomAffine:
 
 
 @dataclass(frozen=True)
+class RandomErasing:
+    """Albumentations' `Erasing` (random erasing, Zhong et al. 2017), for a batch: with probability `p`
+    one rectangle per image, of an area drawn from `scale` (shares of the image) and an aspect ratio
+    (width / height) drawn from `ratio` within what fits, is filled with `fill`: a pixel value,
+    `random` (a value per pixel) or `random_uniform` (one value per rectangle)."""
+
+    scale: Range
+    ratio: Range
+    fill: float | str
+    p: float
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        count, _, height, width = images.shape
+        holes = self.holes(count, height, width, generator)
+        if holes is None:
+            return images
+        left, top, right, bottom = (column.view(-1, 1, 1, 1).to(images.device) for column in holes.unbind(1))
+        rows = torch.arange(height, device=images.device).view(1, 1, -1, 1)
+        columns = torch.arange(width, device=images.device).view(1, 1, 1, -1)
+        inside = (rows >= top) & (rows < bottom) & (columns >= left) & (columns < right)
+        return torch.where(inside, self.filling(images.shape, generator).to(images), images)
+
+    def holes(self, count: int, height: int, width: int, generator: torch.Generator) -> torch.Tensor | None:
+        """(count, 4) rectangles `[left, top, right, bottom)` as albumentations draws them; an image
+        left as it is gets an empty one. None when no rectangle fits the image at all."""
+        area = height * width
+        (scale_low, scale_high), (ratio_low, ratio_high) = self.scale, self.ratio
+        largest = min(area * scale_high, ratio_low * height * height, width * width / ratio_high)
+        smallest = area * scale_low
+        if largest < smallest:
+            return None
+
+        def between(low: torch.Tensor | float, high: torch.Tensor | float) -> torch.Tensor:
+            return low + (high - low) * torch.rand(count, generator=generator, dtype=torch.float64)
+
+        chosen = torch.rand(count, generator=generator) < self.p
+        erased = between(smallest, largest)
+        ratio_min = torch.clamp(erased / (height * height), min=ratio_low)
+        ratio_max = torch.clamp(width * width / erased, max=ratio_high)
+        ratio = between(ratio_min, ratio_max)
+        hole_height = torch.sqrt(erased / ratio).round().long()
+        hole_width = torch.sqrt(erased * ratio).round().long()
+        top = (between(0.0, 1.0) * (height - hole_height + 1)).floor().long()
+        left = (between(0.0, 1.0) * (width - hole_width + 1)).floor().long()
+        keep = (chosen & (ratio_min <= ratio_max)).long()
+        return torch.stack([left, top, left + hole_width * keep, top + hole_height * keep], 1)
+
+    def filling(self, shape: torch.Size, generator: torch.Generator) -> torch.Tensor:
+        """What an erased pixel becomes: the fill value, or uint8 noise for the random fills."""
+        if not isinstance(self.fill, str):
+            return torch.full((1, 1, 1, 1), round(self.fill), dtype=torch.uint8)
+        size = (*shape[:2], 1, 1) if self.fill == "random_uniform" else tuple(shape)
+        return torch.randint(0, 256, size, generator=generator, dtype=torch.uint8)
+
+
+@dataclass(frozen=True)
 class BatchAugmentation:
     """The batched steps of a pipeline, in order."""
 
@@ -169,6 +227,13 @@ def _why_not(transform: Any) -> str:
     name = type(transform).__name__
     if name in ("HorizontalFlip", "VerticalFlip"):
         return ""
+    if name == "Erasing":
+        fill = transform.fill
+        return (
+            ""
+            if isinstance(fill, (int, float)) or fill in ERASING_FILLS
+            else "Erasing with an inpainting or per-channel fill"
+        )
     if name != "Affine":
         return f"{name} (batched: {', '.join(BATCHED_TRANSFORMS)})"
     shear = transform.shear
@@ -189,6 +254,9 @@ def _batched(transform: Any) -> Callable[[torch.Tensor, torch.Generator], torch.
         return Flip(-1, float(transform.p))
     if name == "VerticalFlip":
         return Flip(-2, float(transform.p))
+    if name == "Erasing":
+        fill = transform.fill if isinstance(transform.fill, str) else float(transform.fill)
+        return RandomErasing(_bounds(transform.scale), _bounds(transform.ratio), fill, float(transform.p))
     in_pixels = transform.translate_percent is None
     shift = transform.translate_px if in_pixels else transform.translate_percent
     return RandomAffine(

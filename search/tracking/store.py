@@ -9,6 +9,7 @@ the server). Which runs exist and how they start and end is `search.tracking.tra
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import sqlite3
 import time
@@ -41,17 +42,29 @@ _logger = logging.getLogger(__name__)
 
 
 def _prepare_local_store(settings: TrackingSettings) -> None:
-    """The SQLite file's folder exists, and the file uses WAL so that workers write side by side."""
+    """The SQLite file exists with MLflow's tables, and uses WAL so that workers write side by side.
+
+    MLflow creates and migrates its tables on a process's first connection; two commands starting at
+    once on a fresh project would both migrate (`table _alembic_tmp_experiments already exists`), so
+    the first connection is made under a lock file beside the database."""
     if not settings.tracking_uri.startswith("sqlite:///"):
         return
     path = Path(settings.tracking_uri.removeprefix("sqlite:///").split("?", 1)[0])
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_file():
+    with open(path.with_name(path.name + ".lock"), "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            with sqlite3.connect(path, timeout=30) as connection:
-                connection.execute("PRAGMA journal_mode=WAL")
-        except sqlite3.OperationalError as error:  # busy for 30 s: the client's retries still help
-            _logger.warning("could not switch %s to WAL: %s", path, error)
+            client = MlflowClient(settings.tracking_uri, settings.registry_uri)
+            client.search_experiments(max_results=1)
+            if settings.registry_uri == settings.tracking_uri:
+                client.search_registered_models(max_results=1)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    try:
+        with sqlite3.connect(path, timeout=30) as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.OperationalError as error:  # busy for 30 s: the client's retries still help
+        _logger.warning("could not switch %s to WAL: %s", path, error)
 
 
 class TrackingStore:

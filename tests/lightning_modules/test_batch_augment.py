@@ -81,10 +81,72 @@ def test_random_shifts_are_whole_pixels_within_the_range_and_differ_per_image() 
 def test_transforms_without_a_batched_form_are_named() -> None:
     compose = build_augmentation([*SHIFT_AND_FLIP, {"CoarseDropout": {}}, {"Affine": {"shear": [-5, 5]}}])
     assert unbatchable(compose) == [
-        "CoarseDropout (batched: HorizontalFlip, VerticalFlip, Affine)",
+        "CoarseDropout (batched: HorizontalFlip, VerticalFlip, Affine, Erasing)",
         "Affine with shear",
     ]
     assert batch_augmentation(compose) is None
+    inpainting = build_augmentation([{"Erasing": {"fill": "inpaint_telea"}}])
+    assert unbatchable(inpainting) == ["Erasing with an inpainting or per-channel fill"]
+
+
+def _erased(images: torch.Tensor, erased: torch.Tensor) -> torch.Tensor:
+    """Per image, which pixels the erasing changed (any channel)."""
+    return (images != erased).any(1)
+
+
+def _rectangle_sides(changed: torch.Tensor) -> tuple[int, int]:
+    """The height and width of the one rectangle that `changed` (H, W) must be."""
+    rows, columns = torch.nonzero(changed, as_tuple=True)
+    height = int(rows.max() - rows.min()) + 1
+    width = int(columns.max() - columns.min()) + 1
+    assert int(changed.sum()) == height * width, "the erased pixels are not one filled rectangle"
+    return height, width
+
+
+def test_erasing_fills_one_rectangle_per_chosen_image_within_the_area_and_ratio_ranges() -> None:
+    compose = build_augmentation([{"Erasing": {"scale": [0.05, 0.2], "ratio": [0.5, 2.0], "p": 0.5}}])
+    images = torch.full((400, 3, 28, 28), 200, dtype=torch.uint8)
+    erased = batch_augmentation(compose)(images, torch.Generator().manual_seed(0))  # type: ignore[misc]
+    changed = _erased(images, erased)
+    chosen = changed.flatten(1).any(1)
+    assert 160 < int(chosen.sum()) < 240
+    assert bool((erased.masked_select(changed.unsqueeze(1)) == 0).all())  # the default fill: 0
+    sides = [_rectangle_sides(one) for one in changed[chosen]]
+    areas = torch.tensor([h * w for h, w in sides], dtype=torch.float64) / (28 * 28)
+    ratios = torch.tensor([w / h for h, w in sides])
+    assert areas.min() > 0.05 - 0.02 and areas.max() < 0.2 + 0.02  # whole-pixel sides round the area
+    assert ratios.min() > 0.5 * 0.8 and ratios.max() < 2.0 * 1.25
+    assert len(set(sides)) > 20 and len({tuple(torch.nonzero(c)[0].tolist()) for c in changed[chosen]}) > 50
+
+
+def test_erased_areas_follow_albumentations_distribution() -> None:
+    arguments = {"scale": [0.02, 0.33], "ratio": [0.3, 3.3], "fill": 255, "p": 1.0}
+    compose = A.Compose([A.Erasing(**arguments)], seed=0)
+    blank = np.zeros((28, 28, 1), dtype=np.uint8)
+    theirs = np.array([(compose(image=blank)["image"] == 255).mean() for _ in range(2000)])
+    images = torch.zeros(2000, 1, 28, 28, dtype=torch.uint8)
+    ours = (batch_augmentation(compose)(images, torch.Generator().manual_seed(0)) == 255).double()  # type: ignore[misc]
+    ours_per_image = ours.flatten(1).mean(1).numpy()
+    for quantile in (0.1, 0.5, 0.9):
+        assert abs(np.quantile(ours_per_image, quantile) - np.quantile(theirs, quantile)) < 0.02
+    assert theirs.min() > 0 and ours_per_image.min() > 0  # p=1: every image has its rectangle
+
+
+def test_erasing_random_fills_draw_noise_per_pixel_or_one_value_per_rectangle() -> None:
+    images = torch.zeros(64, 3, 16, 16, dtype=torch.uint8)
+    for fill, most_values_in_a_rectangle in (("random", 256), ("random_uniform", 3)):
+        compose = build_augmentation([{"Erasing": {"fill": fill, "scale": [0.2, 0.3], "p": 1.0}}])
+        erased = batch_augmentation(compose)(images, torch.Generator().manual_seed(1))  # type: ignore[misc]
+        changed = _erased(images, erased)
+        values = [erased[i][:, changed[i]].unique().numel() for i in range(64) if changed[i].any()]
+        assert len(values) > 50 and max(values) <= most_values_in_a_rectangle
+        assert max(values) > (100 if fill == "random" else 1)
+
+
+def test_erasing_that_cannot_fit_the_image_leaves_it_as_it_is() -> None:
+    compose = build_augmentation([{"Erasing": {"scale": [0.9, 0.95], "ratio": [3.0, 3.3], "p": 1.0}}])
+    images = torch.full((8, 1, 10, 10), 7, dtype=torch.uint8)
+    assert torch.equal(batch_augmentation(compose)(images, torch.Generator()), images)  # type: ignore[misc]
 
 
 def test_loader_augments_each_epoch_alike_from_seed_and_epoch_only() -> None:

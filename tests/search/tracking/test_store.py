@@ -9,12 +9,14 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from mlflow import MlflowClient
 
 from search.cli.main import main
 from search.parallel import open_work
-from search.tracking.settings import load_settings
+from search.tracking.settings import TrackingSettings, load_settings
 from search.tracking.store import TrackingStore
 from search.tracking.tracker import Tracker
 from tests.conftest import tiny_experiment, write_experiment
@@ -52,6 +54,29 @@ def _closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def _open_fresh_store(settings: dict[str, str], start: Any, experiment: str) -> None:
+    start.wait(timeout=60)
+    store = TrackingStore(TrackingSettings(**settings, source="test"))
+    store.experiment_id(experiment)
+
+
+def test_commands_starting_at_once_on_a_fresh_sqlite_store_all_create_it(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"
+    settings = {"tracking_uri": uri, "registry_uri": uri, "artifact_location": str(tmp_path / "art")}
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(4)
+    processes = [
+        context.Process(target=_open_fresh_store, args=(settings, start, f"study-{n}")) for n in range(4)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=180)
+    assert [p.exitcode for p in processes] == [0, 0, 0, 0]
+    names = {e.name for e in MlflowClient(uri).search_experiments()}
+    assert {f"study-{n}" for n in range(4)} <= names
 
 
 @pytest.mark.parametrize("kind", ["nothing listening", "never answers"])
@@ -109,7 +134,7 @@ def test_experiments_are_described_and_listed_newest_first(workdir: Path) -> Non
     store.experiment_id("second")
     names = [name for name, _, _ in store.last_experiments(5)]
     assert names == ["second", "first"]
-    (_, _, tags), = [e for e in store.last_experiments(5) if e[0] == "first"]
+    ((_, _, tags),) = [e for e in store.last_experiments(5) if e[0] == "first"]
     assert tags["convtune.metric"] == "val/acc"
     assert store.artifact_location("first").endswith("/mlartifacts/first")
 
