@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,7 +50,7 @@ class BudgetedSearch:
     clock_path: str = ""
     clock: SearchClock | None = None
     workload: tb.Workload | None = None
-    speedup: float = 1.0
+    speedup: tb.Speedup = 1.0
     trial_images: int = 0
     plan: tb.Fit | None = None
     tracker: Tracker | None = None
@@ -69,7 +69,8 @@ class BudgetedSearch:
             prepared.parent_run_id,
         )
         self.trial_images = prepared.checked.train_size
-        self.workload = reproduction_workload(self.spec, self.reproduction, self.trial_images)
+        workload = reproduction_workload(self.spec, self.reproduction, self.trial_images)
+        self.workload = replace(workload, at_once=members_at_once(slots))
         self.speedup = reproduction_speedup(slots)
         path = CLOCK_FOLDER / f"{prepared.study.study_name}.json"
         self.clock_path = str(path.resolve())
@@ -164,10 +165,19 @@ def reproduction_workload(
     return tb.Workload(epochs=epochs, images=max(images, 1), members=section.top_k or 1)
 
 
-def reproduction_speedup(slots: list[WorkerSlot]) -> float:
-    """A CPU worker of a pool trains with its share of the threads; the reproduction with all of them."""
-    threads = slots[0].threads if slots and slots[0].kind == "cpu" else None
-    return 1.0 if threads is None else tb.thread_speedup(torch.get_num_threads(), threads)
+def reproduction_speedup(slots: list[WorkerSlot]) -> tb.Speedup:
+    """On the CPU, the threads of a trial (its share of a pool's, or all) against all of them, which
+    set a member's speed-up over its trial; elsewhere 1 (not measured)."""
+    if not slots or slots[0].kind != "cpu":
+        return 1.0
+    total = torch.get_num_threads()
+    return tb.Threads(trial=slots[0].threads or total, total=total)
+
+
+def members_at_once(slots: list[WorkerSlot]) -> int:
+    """A CPU pool's workers each retrain a member at once, a thread share each (x1.6 over one after
+    another on 2 cores, docs/performance.md); elsewhere the members train one after another."""
+    return len(slots) if len(slots) > 1 and slots[0].kind == "cpu" else 1
 
 
 @dataclass(frozen=True)
@@ -196,6 +206,7 @@ def reproduction_plan(limit: BudgetedSearch, study: optuna.Study, storage: str |
         study_name=study.study_name,
         storage=storage,
         deadline=limit.deadline - (fitted.estimate.tail if fitted is not None else tb.TAIL_SECONDS),
+        workers=chosen.parallel,
     )
     return ReproductionPlan(options, chosen.members, fitted.estimate if fitted else None)
 

@@ -6,10 +6,12 @@ Pure functions, no clock and no study: the caller passes what was measured.
   per training image per epoch (its wall time, which includes validation, building and logging,
   over the epochs it trained times its training images), scaled to the reproduction's epochs x
   training images for each of its K members (the current K best trials, each at its own speed), then
-  divided by the speed-up of the reproduction's threads over a trial's (a CPU worker of
-  `--workers 2` has one of two threads; `THREAD_EXPONENT`), raised by `MARGIN`, plus what each member
-  and the end (the ensemble's choice, the test split, model files, registration) cost beside
-  training: a share of an epoch per member, which grows with the data and network, and fixed seconds.
+  divided by a member's speed-up over its trial (`LONG_RUN_SPEEDUP`, and `THREAD_EXPONENT` for more
+  threads than the trial had: a CPU worker of `--workers 2` has one of two threads), and raised by
+  `MARGIN`. Members trained at once (`Workload.at_once`, a worker process each) take rounds, each
+  as long as its slowest member. Added: what each member and the end (the ensemble's choice, the
+  test split, model files, registration) cost beside training, a share of an epoch per member,
+  which grows with the data and network, and fixed seconds.
 - The search's trials end `WRAP_UP_SECONDS` before the reproduction's share begins (the study's plots
   and summary are drawn after its last trial).
 - Until `MIN_MEASURED` trials have completed, nothing is measured: `PRIOR_SHARE` of the budget is
@@ -50,11 +52,16 @@ MAX_REPRODUCE_SHARE = 2 / 3
 # gave 0.9392 on the headline's test split and 30 epochs 0.9401-0.9418, while 3 members of 18 epochs
 # gained +0.26 test over their best (docs/performance.md, the 60m run of 2026-12-05).
 MIN_EPOCH_SHARE = 0.6
-# A reproduction with t times a trial's threads trains t ** 0.8 times as fast per image as the trial
-# did: with 2 threads against one, x1.61 measured in the 60m run of 2026-12-05 and x1.85 in that of
-# 2026-12-06 (its members x1.74-1.98). More than the second thread's own x1.41: validation and a
-# trial's fixed costs weigh more in a 5-epoch trial on 30% of the images than in a long reproduction.
-THREAD_EXPONENT = 0.8
+# A member trains faster per image than the trial it retrains, at the same threads: a 5-epoch trial on
+# 30% of the images spends more per training image on validation and its fixed costs. On 2026-12-06 a
+# one-thread member of the headline's widest net trained at ~1,160 img/s beside another, where its
+# one-thread trials had measured ~780: x1.45-1.5 (docs/performance.md).
+LONG_RUN_SPEEDUP = 1.45
+# Each doubling of a member's threads over the trial's multiplies that by 2 ** 0.3 = x1.23: the same
+# member with both cores to itself trained at ~1,430 img/s (x1.61-1.85 over the trial in all, measured
+# in the 60m runs of 2026-12-05 and 2026-12-06). So on 2 cores two members at once, a thread each,
+# train 2 x 1,160 = 2,320 img/s together, x1.6 what one after another with 2 threads does.
+THREAD_EXPONENT = 0.3
 
 _PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)([hms])")
 _FORM = "a duration like 90s, 45m, 1h30m or a number of seconds"
@@ -98,16 +105,24 @@ def format_duration(seconds: float) -> str:
 
 @dataclass(frozen=True)
 class Workload:
-    """What the reproduction trains: `members` trials, `epochs` each, on `images` training images."""
+    """What the reproduction trains: `members` trials, `epochs` each, on `images` training images,
+    up to `at_once` members at a time (each in its own worker process)."""
 
     epochs: int
     images: int
     members: int = 1
+    at_once: int = 1
+
+    @property
+    def parallel(self) -> int:
+        """Members that actually train at once."""
+        return max(1, min(self.at_once, self.members))
 
     def describe(self, img_s: float | None) -> str:
         speed = f" at ~{img_s:,.0f} img/s" if img_s else ""
         members = f", {self.members} members" if self.members > 1 else ""
-        return f"{self.epochs} epochs x {self.images:,} images{speed}{members}"
+        at_once = f", {self.parallel} at once" if self.parallel > 1 else ""
+        return f"{self.epochs} epochs x {self.images:,} images{speed}{members}{at_once}"
 
 
 @dataclass(frozen=True)
@@ -124,9 +139,17 @@ class Speed:
         return self.seconds / max(self.epochs * self.images, 1)
 
 
-def thread_speedup(reproduction_threads: int, trial_threads: int) -> float:
-    """How much faster the reproduction trains than a trial did, from their torch threads."""
-    return max(1.0, reproduction_threads / max(trial_threads, 1)) ** THREAD_EXPONENT
+@dataclass(frozen=True)
+class Threads:
+    """Torch threads of one search trial and of the whole reproduction process (every core)."""
+
+    trial: int
+    total: int
+
+    def speedup(self, at_once: int) -> float:
+        """A member's speed per image over its trial's, with `at_once` members sharing the threads."""
+        member = max(1, self.total // max(at_once, 1))
+        return LONG_RUN_SPEEDUP * max(1.0, member / max(self.trial, 1)) ** THREAD_EXPONENT
 
 
 @dataclass(frozen=True)
@@ -150,22 +173,30 @@ def member_rates(speeds: Sequence[Speed], members: int) -> list[float]:
     return rates + [max(rates)] * (members - len(rates)) if rates else []
 
 
-def estimate(workload: Workload, speeds: Sequence[Speed], speedup: float = 1.0) -> Estimate | None:
-    """The reproduction's reserve from the trials' speeds (best first), None without any speed."""
+Speedup = float | Threads  # a member's speed per image over its trial's, or the threads that decide it
+
+
+def estimate(workload: Workload, speeds: Sequence[Speed], speedup: Speedup = 1.0) -> Estimate | None:
+    """The reproduction's reserve from the trials' speeds (best first), None without any speed.
+    Members at once train in rounds, each as long as its slowest member."""
     rates = member_rates(speeds, workload.members)
     if not rates:
         return None
-    epoch = sum(rates) * workload.images / speedup  # one epoch of every member
+    at_once = workload.parallel
+    factor = speedup.speedup(at_once) if isinstance(speedup, Threads) else speedup
+    member_epochs = [rate * workload.images / factor for rate in rates]
+    rounds = [member_epochs[start : start + at_once] for start in range(0, len(member_epochs), at_once)]
+    epoch = sum(max(members) for members in rounds)  # one epoch of every member, round after round
     training = epoch * workload.epochs
-    per_member = MEMBER_EPOCHS * epoch + MEMBER_SECONDS * workload.members  # epoch: all members
-    tail = TAIL_EPOCHS * epoch + TAIL_SECONDS
-    reserve = training * (1 + MARGIN) + per_member + tail
+    beside = MEMBER_EPOCHS * epoch + MEMBER_SECONDS * len(rounds)
+    tail = TAIL_EPOCHS * sum(member_epochs) + TAIL_SECONDS
+    reserve = training * (1 + MARGIN) + beside + tail
     img_s = workload.epochs * workload.images * workload.members / training if training > 0 else None
     return Estimate(workload, training, img_s, reserve, tail)
 
 
 def planned(
-    workload: Workload, speeds: Sequence[Speed], completed: int, budget: float, speedup: float = 1.0
+    workload: Workload, speeds: Sequence[Speed], completed: int, budget: float, speedup: Speedup = 1.0
 ) -> Fit:
     """The reserve while the search runs: the prior share until `completed` trials reach
     `MIN_MEASURED`, then the estimate from the best trials' `speeds`, reduced to at most
@@ -188,7 +219,7 @@ class Fit:
     reduced: str | None = None
 
 
-def fit(workload: Workload, speeds: Sequence[Speed], available: float, speedup: float = 1.0) -> Fit | None:
+def fit(workload: Workload, speeds: Sequence[Speed], available: float, speedup: Speedup = 1.0) -> Fit | None:
     """The largest workload within `available` seconds: fewer epochs down to `MIN_EPOCH_SHARE` of
     those asked, then fewer members (each with as many epochs as fit), then fewer epochs (at least
     one). None without any measured speed."""
@@ -203,7 +234,9 @@ def fit(workload: Workload, speeds: Sequence[Speed], available: float, speedup: 
     raise AssertionError("unreachable: one member always returns")
 
 
-def _epochs_within(workload: Workload, speeds: Sequence[Speed], available: float, speedup: float) -> Estimate:
+def _epochs_within(
+    workload: Workload, speeds: Sequence[Speed], available: float, speedup: Speedup
+) -> Estimate:
     """`workload` with as many of its epochs as fit in `available` seconds (at least one)."""
     current: Estimate = estimate(workload, speeds, speedup)  # type: ignore[assignment]
     if current.reserve <= available:

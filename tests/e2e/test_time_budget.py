@@ -62,9 +62,10 @@ def test_tune_with_a_budget_stops_the_search_and_reproduces_within_it(
 @pytest.mark.slow
 def test_a_two_worker_search_shares_the_budget_and_both_workers_stop_on_it(workdir: Path) -> None:
     """`--workers 2` under `--budget`: both worker processes read the search's share from the clock
-    file, and the command ends within the budget with no trial left running."""
-    budget = 70.0
-    raw = tiny_experiment(name="tiny-budget-pool", reproduce={"epochs": 2})
+    file, the command ends within the budget with no trial left running, and the ensemble's two
+    members are retrained at once, one per worker."""
+    budget = 80.0
+    raw = tiny_experiment(name="tiny-budget-pool", reproduce={"epochs": 2, "top_k": 2})
     raw["search"]["n_trials"] = 500
     experiment = write_experiment(workdir, raw)
     started = time.monotonic()
@@ -74,7 +75,8 @@ def test_a_two_worker_search_shares_the_budget_and_both_workers_stop_on_it(workd
     elapsed = time.monotonic() - started
     assert process.returncode == 0, err[-3000:]
     assert elapsed < budget + TOLERANCE, (elapsed, err[-3000:])
-    assert "registered models:/tiny-budget-pool@champion (version 1)" in out
+    assert "registered models:/tiny-budget-pool@ensemble (version 1)" in out
+    assert "2 members, 2 at once" in err
 
     study = find_study(open_storage(None), "tiny-budget-pool")
     states = [t.state for t in study.trials]
@@ -88,3 +90,11 @@ def test_a_two_worker_search_shares_the_budget_and_both_workers_stop_on_it(workd
     assert parent[v.TAG_BUDGET_SEARCH_STOPPED] == "budget"
     assert float(parent[v.TAG_BUDGET_TOTAL_ACTUAL]) < budget + TOLERANCE
     assert not list((workdir / ".convtune" / "budget").glob("*.json"))
+
+    experiment_id = client.get_experiment_by_name("tiny-budget-pool").experiment_id
+    (ensemble,) = client.search_runs([experiment_id], f"tags.`{v.TAG_ENSEMBLE_TRIALS}` != ''")
+    members = [
+        client.get_run(run_id).info for run_id in ensemble.data.tags[v.TAG_ENSEMBLE_MEMBERS].split(",")
+    ]
+    assert len(members) == 2
+    assert max(m.start_time for m in members) < min(m.end_time for m in members)  # trained at once

@@ -9,6 +9,7 @@ from search.experiment.spec import reproduction_spec, validate_experiment
 from search.parallel.plan import WorkerSlot
 from search.time_budget import split as tb
 from search.time_budget.budgeted import (
+    members_at_once,
     reproduction_speedup,
     reproduction_workload,
     trial_epochs,
@@ -39,7 +40,15 @@ def test_a_finished_trials_seconds_and_epochs() -> None:
 
 
 def test_a_cpu_pool_worker_had_a_share_of_the_threads_the_reproduction_has_all_of() -> None:
+    total = torch.get_num_threads()
     assert reproduction_speedup([WorkerSlot(0, "cuda", ("0",))]) == 1.0
-    assert reproduction_speedup([WorkerSlot(0, "cpu")]) == 1.0  # one worker: every thread already
+    assert reproduction_speedup([WorkerSlot(0, "cpu")]) == tb.Threads(total, total)  # every thread already
     pooled = reproduction_speedup([WorkerSlot(0, "cpu", (), 1, 0), WorkerSlot(1, "cpu", (), 1, 0)])
-    assert pooled == tb.thread_speedup(torch.get_num_threads(), 1)
+    assert pooled == tb.Threads(1, total)
+
+
+def test_a_cpu_pools_workers_retrain_members_at_once_elsewhere_one_after_another() -> None:
+    pool = [WorkerSlot(0, "cpu", (), 1, 0), WorkerSlot(1, "cpu", (), 1, 0)]
+    assert members_at_once(pool) == 2
+    assert members_at_once(pool[:1]) == 1
+    assert members_at_once([WorkerSlot(0, "cuda", ("0",)), WorkerSlot(1, "cuda", ("1",))]) == 1

@@ -4,6 +4,7 @@ estimate, what fits, and the split between search and reproduction."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -67,14 +68,35 @@ def test_each_member_at_its_own_speed_and_missing_ones_at_the_slowest() -> None:
     assert tb.estimate(HEADLINE, []) is None
 
 
-def test_more_threads_train_faster_by_the_measured_exponent() -> None:
-    assert tb.thread_speedup(2, 1) == pytest.approx(2**tb.THREAD_EXPONENT)
-    assert tb.thread_speedup(2, 2) == 1.0
-    assert tb.thread_speedup(1, 2) == 1.0  # never slower than the trial
+def test_a_member_trains_faster_than_its_trial_and_more_so_with_more_threads() -> None:
+    assert tb.Threads(1, 1).speedup(1) == pytest.approx(tb.LONG_RUN_SPEEDUP)
+    assert tb.Threads(1, 2).speedup(1) == pytest.approx(tb.LONG_RUN_SPEEDUP * 2**tb.THREAD_EXPONENT)
+    assert tb.Threads(1, 2).speedup(2) == pytest.approx(tb.LONG_RUN_SPEEDUP)  # a thread each
+    assert tb.Threads(2, 1).speedup(1) == pytest.approx(tb.LONG_RUN_SPEEDUP)  # never slower than the trial
     fast = tb.estimate(HEADLINE, [TRIAL], speedup=2.0)
     plain = tb.estimate(HEADLINE, [TRIAL])
     assert fast is not None and plain is not None
     assert fast.training == pytest.approx(plain.training / 2)
+    threads = tb.estimate(HEADLINE, [TRIAL], speedup=tb.Threads(1, 2))
+    assert threads is not None
+    assert threads.training == pytest.approx(plain.training / tb.Threads(1, 2).speedup(1))
+
+
+def test_members_at_once_train_in_rounds_each_as_long_as_its_slowest() -> None:
+    slow = tb.Speed(seconds=80.0, epochs=5, images=16_200)
+    one_by_one = tb.estimate(HEADLINE, [TRIAL, slow, TRIAL], speedup=tb.Threads(1, 2))
+    two_at_once = tb.estimate(replace(HEADLINE, at_once=2), [TRIAL, slow, TRIAL], speedup=tb.Threads(1, 2))
+    assert one_by_one is not None and two_at_once is not None
+
+    def epoch(speed: tb.Speed, at_once: int) -> float:  # a member's epoch, with 2 threads or 1 of 2
+        return speed.per_image * 54_000 / tb.Threads(1, 2).speedup(at_once)
+
+    assert one_by_one.training == pytest.approx((2 * epoch(TRIAL, 1) + epoch(slow, 1)) * 30)
+    # rounds: the first two members together (as long as the slow one), then the third alone
+    assert two_at_once.training == pytest.approx((epoch(slow, 2) + epoch(TRIAL, 2)) * 30)
+    assert two_at_once.training < one_by_one.training
+    assert two_at_once.describe().endswith(", 3 members, 2 at once")
+    assert replace(HEADLINE, members=1, at_once=2).parallel == 1
 
 
 def test_what_fits_keeps_the_workload() -> None:
