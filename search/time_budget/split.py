@@ -189,7 +189,8 @@ def estimate(workload: Workload, speeds: Sequence[Speed], speedup: Speedup = 1.0
     epoch = sum(max(members) for members in rounds)  # one epoch of every member, round after round
     training = epoch * workload.epochs
     beside = MEMBER_EPOCHS * epoch + MEMBER_SECONDS * len(rounds)
-    tail = TAIL_EPOCHS * sum(member_epochs) + TAIL_SECONDS
+    alone = speedup.speedup(1) if isinstance(speedup, Threads) else speedup  # the end: this process's threads
+    tail = TAIL_EPOCHS * sum(rates) * workload.images / alone + TAIL_SECONDS
     reserve = training * (1 + MARGIN) + beside + tail
     img_s = workload.epochs * workload.images * workload.members / training if training > 0 else None
     return Estimate(workload, training, img_s, reserve, tail)

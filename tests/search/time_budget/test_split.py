@@ -96,6 +96,7 @@ def test_members_at_once_train_in_rounds_each_as_long_as_its_slowest() -> None:
     assert two_at_once.training == pytest.approx((epoch(slow, 2) + epoch(TRIAL, 2)) * 30)
     assert two_at_once.training < one_by_one.training
     assert two_at_once.describe().endswith(", 3 members, 2 at once")
+    assert two_at_once.tail == one_by_one.tail  # the end runs in this process, with every thread
     assert replace(HEADLINE, members=1, at_once=2).parallel == 1
 
 
