@@ -55,7 +55,7 @@ def preflight(spec: ExperimentSpec) -> Preflight:
     for augment in augmentation_variants(spec):
         problems = validate_augmentation(augment)
         if problems:
-            raise ConfigError("augment: " + "; ".join(problems))
+            raise ConfigError("; ".join(problems))  # each names its entry: augment[0]: ...
         try:
             batched_entries(augment, spec.data.augment_backend)
         except AugmentationError as error:

@@ -52,15 +52,16 @@ MAX_REPRODUCE_SHARE = 2 / 3
 # gave 0.9392 on the headline's test split and 30 epochs 0.9401-0.9418, while 3 members of 18 epochs
 # gained +0.26 test over their best (docs/performance.md, the 60m run of 2026-12-05).
 MIN_EPOCH_SHARE = 0.6
-# A member trains faster per image than the trial it retrains, at the same threads: a 5-epoch trial on
-# 30% of the images spends more per training image on validation and its fixed costs. On 2026-12-06 a
-# one-thread member of the headline's widest net trained at ~1,160 img/s beside another, where its
-# one-thread trials had measured ~780: x1.45-1.5 (docs/performance.md).
-LONG_RUN_SPEEDUP = 1.45
-# Each doubling of a member's threads over the trial's multiplies that by 2 ** 0.3 = x1.23: the same
-# member with both cores to itself trained at ~1,430 img/s (x1.61-1.85 over the trial in all, measured
-# in the 60m runs of 2026-12-05 and 2026-12-06). So on 2 cores two members at once, a thread each,
-# train 2 x 1,160 = 2,320 img/s together, x1.6 what one after another with 2 threads does.
+# A member trains a little faster per image than the trial it retrains, at the same threads: a 5-epoch
+# trial on 30% of the images spends more per training image on validation and its fixed costs. On
+# 2026-12-06 a one-thread member (24-48-128, 512 hidden) took 45.1 s per epoch of 54,000 images beside
+# another, where its one-thread trial had taken 72 s for 5 x 16,200: x1.06 (docs/performance.md).
+LONG_RUN_SPEEDUP = 1.05
+# Each doubling of a member's threads over the trial's multiplies that by 2 ** 0.3 = x1.23: a member
+# of the widest net trained at ~1,160 img/s with one thread beside another and at ~1,430 with both
+# cores to itself. So on 2 cores two members at once, a thread each, do x1.6 the work of one after
+# another with 2 threads. (Earlier hour runs saw x1.61-1.85 over their trials with 2 threads, more
+# than the x1.29 assumed here: the estimate errs on the safe side for members one after another.)
 THREAD_EXPONENT = 0.3
 
 _PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)([hms])")

@@ -18,8 +18,8 @@ def test_augmentation_arguments_in_the_space_are_checked_before_training(workdir
     raw["search"]["space"] = {"augment.0.Affine.p": {"float": [0.0, 1.0]}}
     assert preflight(validate_experiment(raw)).num_classes == 10
     raw["search"]["space"] = {"augment.0.Affine.rotate": {"choice": [0, "lots"]}}
-    with pytest.raises(ConfigError, match="Affine"):
-        preflight(validate_experiment(raw))
+    with pytest.raises(ConfigError, match=r"^augment\[0\]: Affine rejected its arguments: rotate='lots'"):
+        preflight(validate_experiment(raw))  # the entry named once, not "augment: augment[0]: ..."
 
 
 def test_augmentation_variants_are_the_base_and_one_per_value_of_a_searched_argument() -> None:
