@@ -11,15 +11,22 @@ share the visible GPUs as Lightning places them.
 
 A member is started when a worker is free, with an equal share of the time left before a deadline
 for each round of members still to train. A member that fails ends its own run; the members
-training beside it finish theirs, and then the error is raised.
+training beside it finish theirs, and then the error is raised. Ctrl-C or SIGTERM sent to this
+process alone (`kill PID`, a container's stop; a terminal's Ctrl-C reaches the whole group anyway)
+is passed on to the members still training, which stop and end their runs as killed, and then
+raised here as `KeyboardInterrupt`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import multiprocessing
-from collections.abc import Callable, Sequence
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 
@@ -91,24 +98,68 @@ def train_in_parallel(
     workers = max(1, min(workers, len(trials)))
     slot = member_slot(workers, options.accelerator)
     context = multiprocessing.get_context("forkserver")
-    results: dict[int, TrainedMember] = {}
-    running: dict[Future[TrainedMember], int] = {}
-    started = 0
     with (
         no_main_module(),
         ProcessPoolExecutor(
             workers, mp_context=context, initializer=_start_worker, initargs=(slot.threads,)
         ) as pool,
     ):
-        while started < len(trials) or running:
-            while started < len(trials) and len(running) < workers:
-                rounds_left = math.ceil((len(trials) - started) / workers)
-                member_options = replace(options, deadline=member_deadline(options.deadline, rounds_left))
-                plan = plan_for(trials[started])
-                future = pool.submit(train_in_worker, spec, member_options, plan, slot.loader_workers)
-                running[future] = started
-                started += 1
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                results[running.pop(future)] = future.result()  # a member's error: the others finish first
+        try:
+            with _terminate_as_interrupt():
+                return _train_all(pool, spec, options, trials, plan_for, workers, slot)
+        except KeyboardInterrupt:
+            _interrupt_workers(pool)
+            raise
+
+
+def _train_all(
+    pool: ProcessPoolExecutor,
+    spec: ExperimentSpec,
+    options: ReproduceOptions,
+    trials: Sequence[FrozenTrial],
+    plan_for: Callable[[FrozenTrial], Plan],
+    workers: int,
+    slot: MemberSlot,
+) -> list[TrainedMember]:
+    results: dict[int, TrainedMember] = {}
+    running: dict[Future[TrainedMember], int] = {}
+    started = 0
+    while started < len(trials) or running:
+        while started < len(trials) and len(running) < workers:
+            rounds_left = math.ceil((len(trials) - started) / workers)
+            member_options = replace(options, deadline=member_deadline(options.deadline, rounds_left))
+            plan = plan_for(trials[started])
+            future = pool.submit(train_in_worker, spec, member_options, plan, slot.loader_workers)
+            running[future] = started
+            started += 1
+        finished, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in finished:
+            results[running.pop(future)] = future.result()  # a member's error: the others finish first
     return [results[index] for index in range(len(trials))]
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises `KeyboardInterrupt` here while the members train (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt_workers(pool: ProcessPoolExecutor) -> None:
+    """Ctrl-C for every worker process, as a terminal would send it: Lightning stops the member's
+    training, and the member ends its run as killed before its process exits."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # no public handle on them
+    pool.shutdown(wait=False, cancel_futures=True)  # (which forgets them)
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGINT)

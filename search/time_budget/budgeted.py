@@ -189,7 +189,8 @@ class ReproductionPlan:
 
 def reproduction_plan(limit: BudgetedSearch, study: optuna.Study, storage: str | None) -> ReproductionPlan:
     """After the search: the reproduction fitted into what is left of the budget (reduced if needed,
-    with a note), its training stopping its estimated tail (or `TAIL_SECONDS`) before the budget's end."""
+    with a note), its training stopping before the budget's end by what is estimated to follow it: the
+    last round's members' validation and test passes, then the ensemble's choice, test and registration."""
     workload = limit.workload
     if workload is None:
         raise ConvtuneError("the time budget was never planned: the search did not start.")
@@ -205,7 +206,7 @@ def reproduction_plan(limit: BudgetedSearch, study: optuna.Study, storage: str |
         epochs=epochs,
         study_name=study.study_name,
         storage=storage,
-        deadline=limit.deadline - (fitted.estimate.tail if fitted is not None else tb.TAIL_SECONDS),
+        deadline=limit.deadline - (fitted.estimate.finish if fitted is not None else tb.TAIL_SECONDS),
         workers=chosen.parallel,
     )
     return ReproductionPlan(options, chosen.members, fitted.estimate if fitted else None)

@@ -163,6 +163,7 @@ class Estimate:
     img_s: float | None  # the training speed assumed (None: not measured yet, a share reserved)
     reserve: float
     tail: float = TAIL_SECONDS
+    finish: float = TAIL_SECONDS  # after the last training step: the last round's members' costs and the tail
 
     def describe(self) -> str:
         return self.workload.describe(self.img_s)
@@ -194,7 +195,8 @@ def estimate(workload: Workload, speeds: Sequence[Speed], speedup: Speedup = 1.0
     tail = TAIL_EPOCHS * sum(rates) * workload.images / alone + TAIL_SECONDS
     reserve = training * (1 + MARGIN) + beside + tail
     img_s = workload.epochs * workload.images * workload.members / training if training > 0 else None
-    return Estimate(workload, training, img_s, reserve, tail)
+    finish = MEMBER_EPOCHS * max(rounds[-1]) + MEMBER_SECONDS + tail
+    return Estimate(workload, training, img_s, reserve, tail, finish)
 
 
 def planned(

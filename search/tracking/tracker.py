@@ -219,7 +219,8 @@ class Tracker(TrackingStore):
             self._end(run_id, "FINISHED")
             return
         self.set_tags(run_id, {v.TAG_ERROR: f"{type(error).__name__}: {error}"[:500]})
-        self._end(run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+        stopped = isinstance(error, (KeyboardInterrupt, SystemExit))  # Lightning exits after Ctrl-C
+        self._end(run_id, "KILLED" if stopped else "FAILED")
 
     # --- reading runs back -------------------------------------------------------------------------
 

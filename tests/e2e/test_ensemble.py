@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+import psutil
 import pytest
 import torch
 from PIL import Image
@@ -35,7 +37,7 @@ from search.study.study import find_study
 from search.tracking import vocabulary as v
 from search.tracking.model_store import load_inference_model
 from tests.conftest import tiny_experiment, write_experiment
-from tests.helpers.parallel_helpers import mlflow_client
+from tests.helpers.parallel_helpers import mlflow_client, start_cli, wait_for
 from tests.helpers.study_folder import inside_study_folder
 
 NAME = "tiny-ensemble"
@@ -263,3 +265,28 @@ def test_workers_retrain_the_members_at_the_same_time(in_study: Ensembled) -> No
     assert first_epoch[0] < ends[1] and first_epoch[1] < ends[0]  # each trained before the other ended
     assert [m.trial.number for m in result.members] == [m.trial.number for m in in_study.result.members]
     assert 0.0 < result.test.accuracy <= 1.0 and result.choice.used
+
+
+def test_sigterm_to_the_command_alone_stops_the_members_training_beside_it(in_study: Ensembled) -> None:
+    """`kill PID` (the command's process, not its group) while `--workers 2` members train: their
+    processes stop too, their runs end as killed, and the command exits as interrupted."""
+    args = ["reproduce", "tiny.yaml", "--top-k", "2", "--workers", "2", "--epochs", "5000", "--no-register"]
+    process = start_cli(args, in_study.folder)
+    client = mlflow_client()
+    experiment_id = client.get_experiment_by_name(NAME).experiment_id
+
+    def members_training() -> list[Any]:
+        running = client.search_runs([experiment_id], "attributes.status = 'RUNNING'")
+        members = [run for run in running if v.TAG_ENSEMBLE_RUN in run.data.tags]
+        trained = all(client.get_metric_history(run.info.run_id, "val/acc") for run in members)
+        return members if len(members) == 2 and trained else []
+
+    members = wait_for(members_training, 180, "both members training")
+    workers = psutil.Process(process.pid).children(recursive=True)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=90)
+    assert process.returncode == 130, err[-3000:]
+    assert "interrupted" in err
+    _, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, [worker.cmdline()[:3] for worker in alive]
+    assert {client.get_run(run.info.run_id).info.status for run in members} == {"KILLED"}

@@ -97,6 +97,9 @@ def test_members_at_once_train_in_rounds_each_as_long_as_its_slowest() -> None:
     assert two_at_once.training < one_by_one.training
     assert two_at_once.describe().endswith(", 3 members, 2 at once")
     assert two_at_once.tail == one_by_one.tail  # the end runs in this process, with every thread
+    # after the last step: the last round's member (the third, alone) finishing, then the tail
+    last_member = tb.MEMBER_EPOCHS * epoch(TRIAL, 2) + tb.MEMBER_SECONDS
+    assert two_at_once.finish == pytest.approx(last_member + two_at_once.tail)
     assert replace(HEADLINE, members=1, at_once=2).parallel == 1
 
 

@@ -79,3 +79,6 @@ def test_reproduction_and_ensemble_runs_are_named_tagged_and_linked(tracker: Tra
     tracker.end_run(ensemble, error=ValueError("no"))
     assert tracker.run_status(member) == "KILLED" and tracker.run_status(ensemble) == "FAILED"
     assert tracker.run_tag(ensemble, v.TAG_ERROR) == "ValueError: no"
+    exited = tracker.start_reproduction(study_name="study", trial_number=1, original_run_id="def", tags={})
+    tracker.end_run(exited, error=SystemExit(1))  # Lightning's exit after a Ctrl-C in a member's process
+    assert tracker.run_status(exited) == "KILLED"
