@@ -71,6 +71,9 @@ def member_slot(workers: int, accelerator: str | None) -> MemberSlot:
 def _start_worker(threads: int | None) -> None:
     if threads is not None:
         torch.set_num_threads(threads)
+    # Ctrl-C from the parent stops a member even where the command started with SIGINT ignored (a
+    # background job of a script, nohup): Python then installs no handler of its own
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
 
 

@@ -281,10 +281,17 @@ def test_sigterm_to_the_command_alone_stops_the_members_training_beside_it(in_st
         trained = all(client.get_metric_history(run.info.run_id, "val/acc") for run in members)
         return members if len(members) == 2 and trained else []
 
-    members = wait_for(members_training, 180, "both members training")
-    workers = psutil.Process(process.pid).children(recursive=True)
-    process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=90)
+    try:
+        members = wait_for(members_training, 180, "both members training")
+        workers = psutil.Process(process.pid).children(recursive=True)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=90)
+    finally:  # never leave 5,000 epochs training behind a failed test
+        if process.poll() is None:
+            for child in psutil.Process(process.pid).children(recursive=True):
+                child.kill()
+            process.kill()
+            process.communicate()
     assert process.returncode == 130, err[-3000:]
     assert "interrupted" in err
     _, alive = psutil.wait_procs(workers, timeout=30)
