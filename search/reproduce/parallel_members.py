@@ -25,8 +25,7 @@ import math
 import multiprocessing
 import os
 import signal
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 
@@ -35,6 +34,7 @@ from optuna.trial import FrozenTrial
 
 from search.experiment.spec import ExperimentSpec
 from search.parallel.plan import plan_workers, with_slot_loaders
+from search.parallel.stop_flag import interrupt_on
 from search.parallel.worker_start import no_main_module
 from search.reproduce.member import Member, member_deadline, train_member, validation_digest
 from search.reproduce.options import ReproduceOptions
@@ -108,7 +108,7 @@ def train_in_parallel(
         ) as pool,
     ):
         try:
-            with _terminate_as_interrupt():
+            with interrupt_on(signal.SIGTERM):
                 return _train_all(pool, spec, options, trials, plan_for, workers, slot)
         except KeyboardInterrupt:
             _interrupt_workers(pool)
@@ -139,23 +139,6 @@ def _train_all(
         for future in finished:
             results[running.pop(future)] = future.result()  # a member's error: the others finish first
     return [results[index] for index in range(len(trials))]
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM raises `KeyboardInterrupt` here while the members train (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _interrupt_workers(pool: ProcessPoolExecutor) -> None:

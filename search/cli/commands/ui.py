@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from search.errors import ConfigError, ConvtuneError
+from search.parallel.stop_flag import interrupt_on
 
 if TYPE_CHECKING:
     from search.tracking.tracker import Tracker
@@ -128,10 +129,6 @@ def experiment_links(tracker: Tracker, url: str, limit: int = 10) -> list[str]:
     return [f"  {name}: {study_link(url, eid, tags)}" for name, eid, tags in tracker.last_experiments(limit)]
 
 
-def _interrupt(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.terminate()
@@ -164,24 +161,22 @@ def run(args: argparse.Namespace) -> int:
         settings.tracking_uri, settings.registry_uri, artifact_root, args.host, args.port
     )
     process = subprocess.Popen(command, env=env)
-    # Ctrl-C and SIGTERM both stop the server, even where a shell started us with SIGINT ignored
-    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        if not wait_until_up(url, process):
-            raise ConvtuneError(
-                f"the MLflow server did not start (exit status {process.poll()}); see its messages above."
-            )
-        links = experiment_links(tracker, url)
-        print(f"MLflow UI on {url}  (tracking store {settings.tracking_uri})", flush=True)
-        print("\n".join(["studies:", *links]) if links else "no studies yet: run `convtune tune EXP`.")
-        print("press Ctrl-C to stop.", flush=True)
-        process.wait()
+        # Ctrl-C and SIGTERM both stop the server, even where a shell started us with SIGINT ignored
+        with interrupt_on(signal.SIGINT, signal.SIGTERM):
+            if not wait_until_up(url, process):
+                raise ConvtuneError(
+                    f"the MLflow server did not start (exit status {process.poll()}); see its messages above."
+                )
+            links = experiment_links(tracker, url)
+            print(f"MLflow UI on {url}  (tracking store {settings.tracking_uri})", flush=True)
+            print("\n".join(["studies:", *links]) if links else "no studies yet: run `convtune tune EXP`.")
+            print("press Ctrl-C to stop.", flush=True)
+            process.wait()
         if process.returncode not in (0, -signal.SIGINT, -signal.SIGTERM):
             raise ConvtuneError(f"the MLflow server stopped with exit status {process.returncode}.")
     except KeyboardInterrupt:
         print("stopping the MLflow UI.", flush=True)
     finally:
         stop(process)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     return 0

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 
 import pytest
 
-from search.parallel.stop_flag import StopFlag
+from search.parallel.stop_flag import StopFlag, interrupt_on
 
 
 def test_sigterm_sets_the_flag_and_the_old_handlers_come_back() -> None:
@@ -42,3 +43,19 @@ def test_off_the_main_thread_it_installs_nothing() -> None:
     thread.start()
     thread.join()
     assert seen == [False] and signal.getsignal(signal.SIGTERM) == before
+
+
+def test_interrupt_on_raises_even_for_a_signal_started_ignored_and_then_restores_it() -> None:
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as in a script's background job
+    sigterm = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(KeyboardInterrupt), interrupt_on(signal.SIGINT, signal.SIGTERM):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler runs at the next bytecode; never reached
+        with pytest.raises(KeyboardInterrupt), interrupt_on(signal.SIGINT):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is sigterm
+    finally:
+        signal.signal(signal.SIGINT, previous)
