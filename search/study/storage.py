@@ -4,7 +4,6 @@ lock under which workers claim trials from it."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import time
 import warnings
@@ -18,6 +17,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
 from search.errors import ConvtuneError, first_line
+from search.file_lock import exclusive_lock
 from search.study import optuna_adapter as adapter
 from search.study.storage_url import DEFAULT_STORAGE, RDB_PREFIXES, check_storage, sqlite_path
 
@@ -34,12 +34,8 @@ class StorageHandle:
     def claim_lock(self) -> Iterator[None]:
         """Held while a worker counts trials and asks for a new one, so no study overshoots N."""
         if self.lock_path is not None:
-            with open(self.lock_path, "a+") as handle:
-                fcntl.flock(handle, fcntl.LOCK_EX)
-                try:
-                    yield
-                finally:
-                    fcntl.flock(handle, fcntl.LOCK_UN)
+            with exclusive_lock(self.lock_path):
+                yield
             return
         with _advisory_lock(self.storage):
             yield

@@ -9,7 +9,6 @@ the server). Which runs exist and how they start and end is `search.tracking.tra
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import sqlite3
 import time
@@ -23,6 +22,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
 from search.errors import ConvtuneError, first_line
+from search.file_lock import exclusive_lock
 from search.tracking import vocabulary as v
 from search.tracking.buffer import MetricsBuffer
 from search.tracking.datasets import DataSplit, dataset_entity_fields
@@ -51,15 +51,11 @@ def _prepare_local_store(settings: TrackingSettings) -> None:
         return
     path = Path(settings.tracking_uri.removeprefix("sqlite:///").split("?", 1)[0])
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            client = MlflowClient(settings.tracking_uri, settings.registry_uri)
-            client.search_experiments(max_results=1)
-            if settings.registry_uri == settings.tracking_uri:
-                client.search_registered_models(max_results=1)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with exclusive_lock(path.with_name(path.name + ".lock")):
+        client = MlflowClient(settings.tracking_uri, settings.registry_uri)
+        client.search_experiments(max_results=1)
+        if settings.registry_uri == settings.tracking_uri:
+            client.search_registered_models(max_results=1)
     try:
         with sqlite3.connect(path, timeout=30) as connection:
             connection.execute("PRAGMA journal_mode=WAL")
