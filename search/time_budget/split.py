@@ -185,18 +185,20 @@ def estimate(workload: Workload, speeds: Sequence[Speed], speedup: Speedup = 1.0
     if not rates:
         return None
     at_once = workload.parallel
-    factor = speedup.speedup(at_once) if isinstance(speedup, Threads) else speedup
-    member_epochs = [rate * workload.images / factor for rate in rates]
+    member_epochs = [rate * workload.images / _factor(speedup, at_once) for rate in rates]
     rounds = [member_epochs[start : start + at_once] for start in range(0, len(member_epochs), at_once)]
     epoch = sum(max(members) for members in rounds)  # one epoch of every member, round after round
     training = epoch * workload.epochs
     beside = MEMBER_EPOCHS * epoch + MEMBER_SECONDS * len(rounds)
-    alone = speedup.speedup(1) if isinstance(speedup, Threads) else speedup  # the end: this process's threads
-    tail = TAIL_EPOCHS * sum(rates) * workload.images / alone + TAIL_SECONDS
+    tail = TAIL_EPOCHS * sum(rates) * workload.images / _factor(speedup, 1) + TAIL_SECONDS  # every thread
     reserve = training * (1 + MARGIN) + beside + tail
     img_s = workload.epochs * workload.images * workload.members / training if training > 0 else None
     finish = MEMBER_EPOCHS * max(rounds[-1]) + MEMBER_SECONDS + tail
     return Estimate(workload, training, img_s, reserve, tail, finish)
+
+
+def _factor(speedup: Speedup, at_once: int) -> float:
+    return speedup.speedup(at_once) if isinstance(speedup, Threads) else speedup
 
 
 def planned(
