@@ -93,6 +93,8 @@ class CheckpointStore:
             return
         self.path(run_id).unlink(missing_ok=True)
         (self.folder / f"{run_id}{EPOCHS_SUFFIX}").unlink(missing_ok=True)
+        for partial in self.folder.glob(f".{run_id}*.partial"):  # a write a SIGKILL cut short
+            partial.unlink(missing_ok=True)
         if not self.remote or self.tracker is None:
             return
         try:

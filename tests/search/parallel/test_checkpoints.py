@@ -31,3 +31,17 @@ def test_a_remote_store_keeps_the_checkpoint_in_the_runs_artifacts_for_other_mac
     assert mlflow_client().list_artifacts(run_id, "checkpoint") == []
     assert not elsewhere.path(run_id).exists()
     assert CheckpointStore(workdir / "third", tracker, remote=True).fetch(run_id) is None
+
+
+def test_discarding_removes_the_partial_files_of_writes_a_kill_cut_short(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path)
+    store.folder.mkdir(parents=True, exist_ok=True)
+    store.path("abc123").write_bytes(b"epoch 3")
+    store.saved("abc123", store.path("abc123"), epochs=3)
+    # a worker killed between writing and renaming leaves these behind (its pid in the name)
+    cut_short = [tmp_path / ".abc123.epochs.4242.partial", tmp_path / ".abc123.ckpt.4242.partial"]
+    other = tmp_path / ".def456.ckpt.4242.partial"  # another run's, still being written
+    for path in [*cut_short, other]:
+        path.write_text("partial")
+    store.discard("abc123")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [other.name]
