@@ -23,9 +23,9 @@ from lightning_modules.data.datamodule import ImageDataModule
 from lightning_modules.training import build_datamodule
 from search.errors import ConfigError, ConvtuneError
 from search.experiment.spec import ExperimentSpec
-from search.inspect.evaluation import Evaluation, evaluate_model
+from search.inspect.evaluation import Evaluation, evaluate_predictions
 from search.reproduce.ensemble_model import EnsembleModel
-from search.reproduce.evaluate import averaging_test, final_test, plain_accuracy
+from search.reproduce.evaluate import averaging_test, plain_accuracy
 from search.reproduce.member import (
     Member,
     check_same_validation_split,
@@ -149,7 +149,7 @@ def _in_run(
         )
     except ValueError as error:
         raise ConvtuneError(f"the {len(used)} chosen trials make no ensemble: {error}") from None
-    test = final_ensemble_test(ensemble, members, datamodule)
+    test = final_ensemble_test(ensemble, members, used, datamodule)
     result = EnsembleReproduction(members, choice, ensemble, test, run_id, notes=notes)
     _log(tracker, result)
     if options.register:
@@ -213,18 +213,22 @@ def _members_in_parallel(
 
 
 def final_ensemble_test(
-    ensemble: EnsembleModel, members: list[Member], datamodule: ImageDataModule
+    ensemble: EnsembleModel, members: list[Member], used: list[int], datamodule: ImageDataModule
 ) -> Evaluation:
-    """The one place `reproduce --top-k` reads the test split, after the ensemble is chosen: the
-    ensemble's evaluation, and each member's test accuracy (reported, never used to choose)."""
-    test, _ = final_test(ensemble, datamodule)
+    """The one place `reproduce --top-k` reads the test split, after the ensemble is chosen: each
+    member's test accuracy (reported, never used to choose), and the ensemble's evaluation, combined
+    from the `used` members' test probabilities as its forward combines them (each member's test
+    pass runs once)."""
     images, labels = datamodule.test_images, datamodule.test_labels
-    for member in members:
-        member.test_accuracy = evaluate_model(member.model, images, labels).accuracy
+    probabilities = [member.model.predict(images) for member in members]
+    for member, member_probabilities in zip(members, probabilities, strict=True):
+        predicted = member_probabilities.argmax(dim=1)
+        member.test_accuracy = evaluate_predictions(predicted, labels, ensemble.class_names).accuracy
         if member.averaging is not None:
             plain = plain_accuracy(member.model, member.test_accuracy, images, labels)
             member.averaging_test = averaging_test(member.averaging, plain, images, labels)
-    return test
+    combined = ensemble.combine([probabilities[i] for i in used])
+    return evaluate_predictions(combined.argmax(dim=1), labels, ensemble.class_names)
 
 
 def _log(tracker: Tracker, result: EnsembleReproduction) -> None:

@@ -102,9 +102,13 @@ class EnsembleModel(nn.Module):
         self.eval()
 
     def forward(self, images: Tensor) -> Tensor:
+        return self.combine([member(images) for member in self.members])
+
+    def combine(self, probabilities: Sequence[Tensor]) -> Tensor:
+        """The ensemble's output from its members' outputs (class probabilities), in member order."""
         total = None
-        for member, weight in zip(self.members, self.member_weights, strict=True):
-            term = member(images) * weight
+        for member_probabilities, weight in zip(probabilities, self.member_weights, strict=True):
+            term = member_probabilities * weight
             total = term if total is None else total + term
         return total  # type: ignore[return-value]
 

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import optuna
 import pytest
+import torch
 
+from lightning_modules.data import load_dataset
 from search.errors import ConfigError
 from search.experiment.spec import validate_experiment
-from search.reproduce.ensemble import reproduce_ensemble, top_trials
+from search.inspect.evaluation import evaluate_model
+from search.reproduce.ensemble import final_ensemble_test, reproduce_ensemble, top_trials
+from search.reproduce.ensemble_model import EnsembleModel
+from search.reproduce.member import Member
 from search.reproduce.options import ReproduceOptions
+from search.tracking.model_store import InferenceModel
 from tests.conftest import tiny_experiment
+from tests.helpers.tiny_runs import untrained_model
 
 
 def test_top_trials_counts_repeated_params_once() -> None:
@@ -27,3 +36,30 @@ def test_top_k_refuses_trial_and_pick() -> None:
     spec = validate_experiment(tiny_experiment())
     with pytest.raises(ConfigError, match="--top-k chooses its trials"):
         reproduce_ensemble(spec, ReproduceOptions(trial=1), 2)
+
+
+def test_final_ensemble_test_combines_each_members_test_pass_as_the_ensemble_would() -> None:
+    members = [_member(untrained_model(tta), seed) for seed, tta in enumerate([[], ["HorizontalFlip"], []])]
+    used = [0, 2]
+    ensemble = EnsembleModel([members[i].model for i in used], [0.3, 0.7])
+    arrays = load_dataset("digits")
+    split = SimpleNamespace(test_images=arrays.test_images[:120], test_labels=arrays.test_labels[:120])
+
+    evaluation = final_ensemble_test(ensemble, members, used, split)  # type: ignore[arg-type]
+
+    served = evaluate_model(ensemble, split.test_images, split.test_labels)
+    assert evaluation.accuracy == served.accuracy
+    assert torch.equal(evaluation.confusion, served.confusion)
+    for member in members:
+        alone = evaluate_model(member.model, split.test_images, split.test_labels).accuracy
+        assert member.test_accuracy == alone
+
+
+def _member(model: InferenceModel, seed: int) -> Member:
+    """`model` with its weights moved by seeded noise, so that members disagree."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.3)
+    trial = optuna.trial.create_trial(value=0.5, params={}, distributions={})
+    return Member(trial, run_id=f"run-{seed}", model=model, value=0.5, weights="final", val_accuracy=0.5)
