@@ -12,7 +12,6 @@ the test split is read once, by `final_ensemble_test`, after everything is decid
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import optuna
@@ -28,14 +27,18 @@ from search.reproduce.ensemble_model import EnsembleModel
 from search.reproduce.evaluate import averaging_test, plain_accuracy
 from search.reproduce.member import (
     Member,
+    MemberProgress,
     check_same_validation_split,
     member_deadline,
+    member_finished,
+    member_started,
     train_member,
     validation_digest,
 )
 from search.reproduce.options import ReproduceOptions
+from search.reproduce.pace import Pacing
 from search.reproduce.parallel_members import train_in_parallel
-from search.reproduce.plan import Plan, plan_reproduction
+from search.reproduce.plan import Plan, PlanFor, plan_reproduction
 from search.reproduce.selection import EnsembleChoice, choose_ensemble
 from search.study.pareto import metric_value
 from search.study.storage import open_storage
@@ -87,10 +90,20 @@ def top_trials(study: optuna.Study, k: int) -> tuple[list[FrozenTrial], list[str
     return chosen, notes
 
 
+def _silent(line: str) -> None:
+    """No progress lines."""
+
+
 def reproduce_ensemble(
-    spec: ExperimentSpec, options: ReproduceOptions, k: int, *, overridden: bool = False
+    spec: ExperimentSpec,
+    options: ReproduceOptions,
+    k: int,
+    *,
+    overridden: bool = False,
+    progress: MemberProgress | None = None,
 ) -> EnsembleReproduction:
-    """The K best distinct trials retrained, their ensemble chosen on validation, tested, registered."""
+    """The K best distinct trials retrained, their ensemble chosen on validation, tested, registered;
+    `progress` gets a line as each member starts and ends."""
     if options.trial is not None or options.pick is not None:
         raise ConfigError("--top-k chooses its trials; give it without --trial or --pick.")
     study = find_study(open_storage(options.storage), options.study_name or spec.name)
@@ -102,7 +115,9 @@ def reproduce_ensemble(
     )
     started = time.perf_counter()
     try:
-        result = _in_run(spec, options, study.study_name, trials, tracker, run_id, overridden=overridden)
+        result = _in_run(
+            spec, options, study.study_name, trials, tracker, run_id, overridden, progress or _silent
+        )
     except BaseException as error:
         tracker.end_run(run_id, error=error)
         raise
@@ -119,21 +134,30 @@ def _in_run(
     trials: list[FrozenTrial],
     tracker: Tracker,
     run_id: str,
-    *,
     overridden: bool,
+    progress: MemberProgress,
 ) -> EnsembleReproduction:
     notes: list[str] = []
 
-    def plan_for(trial: FrozenTrial) -> Plan:
+    def plan_for(trial: FrozenTrial, epochs: int | None) -> Plan:
         link = {v.TAG_PARENT_RUN: run_id, v.TAG_ENSEMBLE_RUN: run_id}
-        plan = plan_reproduction(spec, options, study_name, trial, tracker, overridden=overridden, tags=link)
+        paced = options if epochs is None else replace(options, epochs=epochs)
+        plan = plan_reproduction(spec, paced, study_name, trial, tracker, overridden=overridden, tags=link)
         notes.extend(f"trial {trial.number}: {note}" for note in plan.notes)
+        if epochs is not None and epochs != options.epochs:
+            planned = options.epochs or spec.trainer.max_epochs
+            notes.append(
+                f"trial {trial.number}: {epochs} epochs instead of the {planned} planned, at the pace the "
+                "members before it kept."
+            )
         return plan
 
     if options.workers > 1 and len(trials) > 1:
-        members, datamodule, deadline_notes = _members_in_parallel(spec, options, trials, plan_for)
+        members, datamodule, deadline_notes = _members_in_parallel(spec, options, trials, plan_for, progress)
     else:
-        members, datamodule, deadline_notes = _members_one_by_one(spec, options, trials, plan_for, tracker)
+        members, datamodule, deadline_notes = _members_one_by_one(
+            spec, options, trials, plan_for, tracker, progress
+        )
     notes += deadline_notes
     tracker.link_ensemble_members(run_id, [member.run_id for member in members])
     images, labels = datamodule.val_images, datamodule.val_labels
@@ -167,17 +191,26 @@ def _members_one_by_one(
     spec: ExperimentSpec,
     options: ReproduceOptions,
     trials: list[FrozenTrial],
-    plan_for: Callable[[FrozenTrial], Plan],
+    plan_for: PlanFor,
     tracker: Tracker,
+    progress: MemberProgress,
 ) -> tuple[list[Member], ImageDataModule, list[str]]:
-    """Each member retrained in this process, one after another, with its share of the time left."""
+    """Each member retrained in this process, one after another, with its share of the time left
+    (and, under a time budget, the epochs that fit in it at the pace of the members before it)."""
     members: list[Member] = []
     notes: list[str] = []
     datamodule: ImageDataModule | None = None
+    pacing = Pacing(options.epoch_ceiling, spec.trainer.max_epochs)
     for index, trial in enumerate(trials):
-        plan = plan_for(trial)
-        member_options = replace(options, deadline=member_deadline(options.deadline, len(trials) - index))
+        deadline = member_deadline(options.deadline, len(trials) - index)
+        plan = plan_for(trial, pacing.epochs(trial, deadline))
+        member_options = replace(options, deadline=deadline)
+        progress(member_started(index, len(trials), plan, 1))
+        started = time.perf_counter()
         member, data, note = train_member(spec, member_options, plan, tracker)
+        seconds = time.perf_counter() - started
+        pacing.finished(trial, seconds, plan.config.trainer.max_epochs)
+        progress(member_finished(index, len(trials), member, seconds, index + 1))
         notes += [] if note is None else [f"trial {trial.number}: {note}"]
         datamodule = datamodule or data
         if data is not datamodule:  # data is decoded once per process: usually the same object
@@ -191,18 +224,19 @@ def _members_in_parallel(
     spec: ExperimentSpec,
     options: ReproduceOptions,
     trials: list[FrozenTrial],
-    plan_for: Callable[[FrozenTrial], Plan],
+    plan_for: PlanFor,
+    progress: MemberProgress,
 ) -> tuple[list[Member], ImageDataModule, list[str]]:
     """Members retrained in worker processes (`search.reproduce.parallel_members`); this process
     decodes the data once, for the ensemble's choice and its test."""
     configs: list[RunConfig] = []
 
-    def planned(trial: FrozenTrial) -> Plan:
-        plan = plan_for(trial)
+    def planned(trial: FrozenTrial, epochs: int | None) -> Plan:
+        plan = plan_for(trial, epochs)
         configs.append(plan.config)
         return plan
 
-    trained = train_in_parallel(spec, options, trials, planned, options.workers)
+    trained = train_in_parallel(spec, options, trials, planned, options.workers, progress)
     datamodule = build_datamodule(configs[0])
     digest = validation_digest(datamodule)
     notes = []

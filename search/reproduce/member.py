@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from optuna.trial import FrozenTrial
@@ -18,9 +19,12 @@ from search.reproduce.options import ReproduceOptions
 from search.reproduce.plan import Plan
 from search.reproduce.retrain import retrain
 from search.reproduce.selection import AveragingReport, accuracy
+from search.time_budget.split import format_duration
 from search.tracking import vocabulary as v
 from search.tracking.model_store import InferenceModel
 from search.tracking.tracker import Tracker
+
+MemberProgress = Callable[[str], None]  # gets one line as each member starts and as it ends
 
 
 @dataclass
@@ -36,6 +40,23 @@ class Member:
     test_accuracy: float | None = None  # reported after the ensemble's test, never used to choose
     averaging: AveragingReport | None = None  # the kept weights against the final raw ones (measured)
     averaging_test: dict[str, float] = field(default_factory=dict)  # their test accuracies, without TTA
+
+
+def member_started(index: int, count: int, plan: Plan, training: int) -> str:
+    """`member 0: trial 58 started, 21 epochs (2 of 4 training)`."""
+    epochs = plan.config.trainer.max_epochs
+    return (
+        f"member {index}: trial {plan.trial.number} started, {epochs} epoch{'s' if epochs > 1 else ''} "
+        f"({training} of {count} training)"
+    )
+
+
+def member_finished(index: int, count: int, member: Member, seconds: float, done: int) -> str:
+    """`member 0: trial 58 trained in 18m, validation accuracy 0.9510 (1 of 4 done)`."""
+    return (
+        f"member {index}: trial {member.trial.number} trained in {format_duration(seconds)}, "
+        f"validation accuracy {member.val_accuracy:.4f} ({done} of {count} done)"
+    )
 
 
 def member_deadline(deadline: float | None, members_left: int) -> float | None:

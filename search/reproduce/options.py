@@ -21,6 +21,9 @@ class ReproduceOptions:
     pick: str | None = None  # a budget, like "cost/latency_ms <= 2": the best trial within it
     deadline: float | None = None  # wall clock (`time.time()`): training stops there (`tune --budget`)
     workers: int = 1  # `--top-k`: members retrained at once, each in its own process
+    # `tune --budget`: a member started after another has finished gets the epochs that fit before its
+    # deadline at the finished members' pace, up to this many (search.reproduce.pace)
+    epoch_ceiling: int | None = None
 
     def __post_init__(self) -> None:
         if self.workers < 1:

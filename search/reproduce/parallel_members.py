@@ -25,7 +25,8 @@ import math
 import multiprocessing
 import os
 import signal
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 
@@ -36,9 +37,18 @@ from search.experiment.spec import ExperimentSpec
 from search.parallel.plan import plan_workers, with_slot_loaders
 from search.parallel.stop_flag import interrupt_on
 from search.parallel.worker_start import no_main_module
-from search.reproduce.member import Member, member_deadline, train_member, validation_digest
+from search.reproduce.member import (
+    Member,
+    MemberProgress,
+    member_deadline,
+    member_finished,
+    member_started,
+    train_member,
+    validation_digest,
+)
 from search.reproduce.options import ReproduceOptions
-from search.reproduce.plan import Plan
+from search.reproduce.pace import Pacing
+from search.reproduce.plan import Plan, PlanFor
 from search.tracking import load_settings
 from search.tracking.tracker import Tracker
 
@@ -91,13 +101,14 @@ def train_in_parallel(
     spec: ExperimentSpec,
     options: ReproduceOptions,
     trials: Sequence[FrozenTrial],
-    plan_for: Callable[[FrozenTrial], Plan],
+    plan_for: PlanFor,
     workers: int,
+    progress: MemberProgress | None = None,
 ) -> list[TrainedMember]:
     """Every trial retrained in up to `workers` processes; results in the order of `trials`.
 
     `plan_for` opens a member's run; it is called in this process when the member starts, so that a
-    member never started leaves no run behind."""
+    member never started leaves no run behind. `progress` gets a line as each member starts and ends."""
     workers = max(1, min(workers, len(trials)))
     slot = member_slot(workers, options.accelerator)
     context = multiprocessing.get_context("forkserver")
@@ -109,7 +120,7 @@ def train_in_parallel(
     ):
         try:
             with interrupt_on(signal.SIGTERM):
-                return _train_all(pool, spec, options, trials, plan_for, workers, slot)
+                return _train_all(pool, spec, options, trials, plan_for, workers, slot, progress)
         except KeyboardInterrupt:
             _interrupt_workers(pool)
             raise
@@ -120,24 +131,36 @@ def _train_all(
     spec: ExperimentSpec,
     options: ReproduceOptions,
     trials: Sequence[FrozenTrial],
-    plan_for: Callable[[FrozenTrial], Plan],
+    plan_for: PlanFor,
     workers: int,
     slot: MemberSlot,
+    progress: MemberProgress | None,
 ) -> list[TrainedMember]:
+    report = progress or (lambda line: None)
     results: dict[int, TrainedMember] = {}
     running: dict[Future[TrainedMember], int] = {}
+    start_times: dict[int, float] = {}
+    epochs: dict[int, int] = {}
+    pacing = Pacing(options.epoch_ceiling, spec.trainer.max_epochs)
     started = 0
     while started < len(trials) or running:
         while started < len(trials) and len(running) < workers:
             rounds_left = math.ceil((len(trials) - started) / workers)
-            member_options = replace(options, deadline=member_deadline(options.deadline, rounds_left))
-            plan = plan_for(trials[started])
+            deadline = member_deadline(options.deadline, rounds_left)
+            plan = plan_for(trials[started], pacing.epochs(trials[started], deadline))
+            member_options = replace(options, deadline=deadline)
             future = pool.submit(train_in_worker, spec, member_options, plan, slot.loader_workers)
             running[future] = started
+            start_times[started], epochs[started] = time.perf_counter(), plan.config.trainer.max_epochs
+            report(member_started(started, len(trials), plan, len(running)))
             started += 1
         finished, _ = wait(running, return_when=FIRST_COMPLETED)
         for future in finished:
-            results[running.pop(future)] = future.result()  # a member's error: the others finish first
+            index = running.pop(future)
+            results[index] = future.result()  # a member's error: the others finish first
+            seconds = time.perf_counter() - start_times[index]
+            pacing.finished(trials[index], seconds, epochs[index])
+            report(member_finished(index, len(trials), results[index].member, seconds, len(results)))
     return [results[index] for index in range(len(trials))]
 
 

@@ -7,6 +7,7 @@ on this machine) is noted, so that the verdict can say why a result is not compa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import optuna
@@ -102,6 +103,10 @@ class Plan:
     notes: list[str]
     changed: list[str]
     run_id: str
+
+
+# a member's plan (its run opened), with these epochs or (None) as asked
+PlanFor = Callable[[FrozenTrial, int | None], Plan]
 
 
 def plan_reproduction(

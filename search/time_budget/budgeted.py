@@ -26,6 +26,7 @@ from search.errors import ConvtuneError
 from search.experiment.spec import ExperimentSpec
 from search.reproduce.ensemble import top_trials
 from search.reproduce.options import ReproduceOptions
+from search.study.trial_time import trial_epochs, trial_seconds
 from search.time_budget import split as tb
 from search.time_budget.deadlines import SearchClock, SearchEndCallback
 from search.tracking import vocabulary as v
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from search.tracking.tracker import Tracker
 
 CLOCK_FOLDER = Path(".convtune/budget")
+REPLAN_SHIFT = 0.05  # the plan is printed again when the reserve moves by this share of the budget
 
 
 @dataclass
@@ -58,6 +60,7 @@ class BudgetedSearch:
     study: optuna.Study | None = None
     planned: list[str] = field(default_factory=list)  # the plan lines printed
     planned_reserve: float = 0.0  # the reproduction's reserve in the last plan printed
+    planned_workload: tb.Workload | None = None  # and its workload
     _seen: int = -1
     _measured: bool = False
     notes: list[str] = field(default_factory=list)
@@ -99,14 +102,24 @@ class BudgetedSearch:
         self.clock.set(*tb.search_times(self.started, self.budget, reserve, typical))
         first_measure = self.plan.estimate.img_s is not None and not self._measured
         self._measured = self._measured or first_measure
-        if announce or first_measure:
+        if announce or first_measure or (self._measured and self._moved()):
             line = tb.split(self.budget, 0.0, self.plan.estimate.reserve).describe(self.plan.estimate)
             self.planned.append(line)
             self.planned_reserve = self.plan.estimate.reserve
+            self.planned_workload = self.plan.estimate.workload
             prefix = "" if announce else f"re-estimated from {measured.completed} complete trials: "
             self.console.print(f"{prefix}{line}", highlight=False, soft_wrap=True)
             if self.plan.reduced:
                 self.say(f"{self.plan.reduced}.")
+
+    def _moved(self) -> bool:
+        """Whether the plan moved enough since it was last printed to be printed again: a reserve
+        `REPLAN_SHIFT` of the budget away, or another number of members (an epoch more or less as
+        trials finish is not news)."""
+        assert self.plan is not None and self.planned_workload is not None
+        estimate = self.plan.estimate
+        shifted = abs(estimate.reserve - self.planned_reserve) >= REPLAN_SHIFT * self.budget
+        return shifted or estimate.workload.members != self.planned_workload.members
 
     def say(self, note: str) -> None:
         self.notes.append(note)
@@ -142,17 +155,6 @@ def measure(study: optuna.Study, members: int, images: int, default_epochs: int)
         if (seconds := trial_seconds(t)) is not None
     ]
     return Measured(speeds, len(complete), statistics.median(durations) if durations else 0.0)
-
-
-def trial_seconds(trial: FrozenTrial) -> float | None:
-    if trial.datetime_start is None or trial.datetime_complete is None:
-        return None
-    return (trial.datetime_complete - trial.datetime_start).total_seconds()
-
-
-def trial_epochs(trial: FrozenTrial, default: int) -> int:
-    """Epochs the trial trained: its reports (or a Pareto trial's curve), else the experiment's."""
-    return len(trial.intermediate_values) or len(trial.user_attrs.get(v.ATTR_CURVE, [])) or default
 
 
 def reproduction_workload(
@@ -208,6 +210,7 @@ def reproduction_plan(limit: BudgetedSearch, study: optuna.Study, storage: str |
         storage=storage,
         deadline=limit.deadline - (fitted.estimate.finish if fitted is not None else tb.TAIL_SECONDS),
         workers=chosen.parallel,
+        epoch_ceiling=workload.epochs,  # later rounds may take back the epochs the fit took away
     )
     return ReproductionPlan(options, chosen.members, fitted.estimate if fitted else None)
 

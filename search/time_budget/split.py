@@ -50,14 +50,19 @@ MIN_MEASURED = 3  # COMPLETE trials before the reserve is estimated from them
 # noise of its final best after a fifth of 25 minutes, TPE after half of it (docs/performance.md,
 # "Search efficiency in the headline's narrow space"): later search minutes buy less than training.
 MAX_REPRODUCE_SHARE = 3 / 4
-# An ensemble member keeps at least this share of its epochs before a member is dropped: 17 epochs
-# gave 0.9392 on the headline's test split and 30 epochs 0.9401-0.9418, while 3 members of 18 epochs
-# gained +0.26 test over their best (docs/performance.md, the 60m run of 2026-12-05).
-MIN_EPOCH_SHARE = 0.6
+# An ensemble member keeps at least half its epochs before a member is dropped: 17 epochs gave 0.9392
+# on the headline's test split and 30 epochs 0.9401-0.9418, while 4 members of 21 epochs gained +0.26
+# test over their best, and 2 members of 30 (the floor at 60% had dropped two) tested 0.9472 with 10
+# of the hour's minutes unused (docs/performance.md, 2026-12-06). Later rounds take epochs back at
+# the pace the first kept (search/reproduce/pace.py).
+MIN_EPOCH_SHARE = 0.5
 # A member trains a little faster per image than the trial it retrains, at the same threads: a 5-epoch
 # trial on 30% of the images spends more per training image on validation and its fixed costs. On
 # 2026-12-06 a one-thread member (24-48-128, 512 hidden) took 45.1 s per epoch of 54,000 images beside
-# another, where its one-thread trial had taken 72 s for 5 x 16,200: x1.06 (docs/performance.md).
+# another, where its one-thread trial had taken 72 s for 5 x 16,200: x1.06 (docs/performance.md). In
+# the hour runs, members two at once kept x0.93 of their trials' speed in one and x1.14-1.17 in the
+# next (the trials' own speed varies with what trains beside them), so later rounds of members
+# follow the pace the first kept (search/reproduce/pace.py) rather than a finer constant here.
 LONG_RUN_SPEEDUP = 1.05
 # Each doubling of a member's threads over the trial's multiplies that by 2 ** 0.3 = x1.23: a member
 # of the widest net trained at ~1,160 img/s with one thread beside another and at ~1,430 with both
@@ -65,10 +70,6 @@ LONG_RUN_SPEEDUP = 1.05
 # another with 2 threads. (Earlier hour runs saw x1.61-1.85 over their trials with 2 threads, more
 # than the x1.29 assumed here: the estimate errs on the safe side for members one after another.)
 THREAD_EXPONENT = 0.3
-# Members at once train slower than that A/B (pinned, nothing else running) measured: in the 60m run
-# of 2026-12-06 two rounds of two members ran at ~1,100 and ~1,036 img/s each, where ~1,210 was
-# planned, so x0.88 (the parent's own work, unpinned threads).
-AT_ONCE_EFFICIENCY = 0.88
 
 _PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)([hms])")
 _FORM = "a duration like 90s, 45m, 1h30m or a number of seconds"
@@ -156,8 +157,7 @@ class Threads:
     def speedup(self, at_once: int) -> float:
         """A member's speed per image over its trial's, with `at_once` members sharing the threads."""
         member = max(1, self.total // max(at_once, 1))
-        shared = AT_ONCE_EFFICIENCY if at_once > 1 else 1.0
-        return shared * LONG_RUN_SPEEDUP * max(1.0, member / max(self.trial, 1)) ** THREAD_EXPONENT
+        return LONG_RUN_SPEEDUP * max(1.0, member / max(self.trial, 1)) ** THREAD_EXPONENT
 
 
 @dataclass(frozen=True)

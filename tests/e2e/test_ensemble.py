@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -242,6 +243,9 @@ def test_cli_top_k_says_which_selection_it_made(
     assert main(["reproduce", experiment, "--top-k", "2", "--epochs", "1", "--no-register"]) == 0
     out = capsys.readouterr().out
     assert out.count("member ") >= 2 and "ensemble chosen on the validation split:" in out
+    first, second = (m.trial.number for m in in_study.result.members)
+    assert f"member 0: trial {first} started, 1 epoch (1 of 2 training)" in out  # one after another
+    assert f"member 1: trial {second} trained in " in out and "(2 of 2 done)" in out
     assert "plain average" in out and "greedy" in out and "test split: accuracy" in out
     assert "model logged, not registered: models:/m-" in out
     assert main(["reproduce", experiment, "--top-k", "2", "--trial", "0"]) == 2
@@ -253,7 +257,16 @@ def test_workers_retrain_the_members_at_the_same_time(in_study: Ensembled) -> No
     spec = load_experiment(in_study.folder / "tiny.yaml")
     # 100 tiny epochs (~0.15 s each on a slow 2-core machine, ~15 s): the second worker may start its
     # first epoch ~3 s after the first one under load, which 12 epochs (2 s) could not cover
-    result = reproduce_ensemble(spec, ReproduceOptions(epochs=100, register=False, workers=2), 2)
+    lines: list[str] = []
+    options = ReproduceOptions(epochs=100, register=False, workers=2)
+    result = reproduce_ensemble(spec, options, 2, progress=lines.append)
+    assert [line.split(" (")[-1] for line in lines] == [
+        "1 of 2 training)",
+        "2 of 2 training)",
+        "1 of 2 done)",
+        "2 of 2 done)",
+    ]
+    assert all(" started, 100 epochs " in line for line in lines[:2])
     client = mlflow_client()
     runs = [client.get_run(member.run_id) for member in result.members]
     assert {run.info.status for run in runs} == {"FINISHED"}
@@ -297,3 +310,23 @@ def test_sigterm_to_the_command_alone_stops_the_members_training_beside_it(in_st
     _, alive = psutil.wait_procs(workers, timeout=30)
     assert not alive, [worker.cmdline()[:3] for worker in alive]
     assert {client.get_run(run.info.run_id).info.status for run in members} == {"KILLED"}
+
+
+def test_under_a_deadline_a_later_member_gets_the_epochs_that_fit_at_the_earlier_ones_pace(
+    in_study: Ensembled,
+) -> None:
+    """`tune --budget`'s reproduction: the first member trains the planned epochs; the second, with ten
+    minutes left at the first one's pace of well under a second per epoch, trains up to the ceiling."""
+    spec = load_experiment(in_study.folder / "tiny.yaml")
+    options = ReproduceOptions(epochs=2, register=False, deadline=time.time() + 600, epoch_ceiling=3)
+    lines: list[str] = []
+    result = reproduce_ensemble(spec, options, 2, progress=lines.append)
+    first, second = (member.trial.number for member in result.members)
+    assert f"member 0: trial {first} started, 2 epochs (1 of 2 training)" in lines
+    assert f"member 1: trial {second} started, 3 epochs (1 of 2 training)" in lines
+    assert f"trial {second}: 3 epochs instead of the 2 planned, at the pace the members before it kept." in (
+        result.notes
+    )
+    client = mlflow_client()
+    epochs = [len(client.get_metric_history(m.run_id, "val/acc")) for m in result.members]
+    assert epochs == [2, 3]

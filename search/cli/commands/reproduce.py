@@ -199,8 +199,11 @@ def run_ensemble(
     # lazy: `convtune --help` imports every command module (search/cli/commands/__init__.py)
     from search.reproduce.ensemble import reproduce_ensemble
 
+    def progress(line: str) -> None:
+        console.print(line, highlight=False)
+
     with console.status(f"reproducing the {top_k} best trials ...", spinner="dots"):
-        result = reproduce_ensemble(spec, options, top_k, overridden=overridden)
+        result = reproduce_ensemble(spec, options, top_k, overridden=overridden, progress=progress)
     print_ensemble(console, result)
     return 0
 

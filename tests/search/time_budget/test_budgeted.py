@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import datetime
+import io
+import time
+from pathlib import Path
+
 import optuna
 import torch
+from rich.console import Console
 
 from search.experiment.spec import reproduction_spec, validate_experiment
 from search.parallel.plan import WorkerSlot
 from search.time_budget import split as tb
 from search.time_budget.budgeted import (
+    BudgetedSearch,
     members_at_once,
     reproduction_speedup,
     reproduction_workload,
-    trial_epochs,
-    trial_seconds,
 )
+from search.time_budget.deadlines import SearchClock
 from tests.conftest import tiny_experiment
 
 
@@ -26,17 +32,6 @@ def test_the_reproduction_workload_follows_the_section() -> None:
     assert workload == tb.Workload(epochs=30, images=54_000, members=3)
     plain = validate_experiment(tiny_experiment())
     assert reproduction_workload(plain, plain, trial_images=1_150) == tb.Workload(2, 1_150, 1)
-
-
-def test_a_finished_trials_seconds_and_epochs() -> None:
-    study = optuna.create_study()
-    study.optimize(lambda trial: trial.report(0.5, 1) or trial.report(0.6, 2) or 0.6, n_trials=1)
-    (trial,) = study.trials
-    assert trial_seconds(trial) == (trial.datetime_complete - trial.datetime_start).total_seconds()
-    assert trial_epochs(trial, default=9) == 2
-    assert trial_epochs(optuna.trial.create_trial(value=1.0), default=9) == 9
-    study.ask()
-    assert trial_seconds(study.trials[1]) is None  # still running
 
 
 def test_a_cpu_pool_worker_had_a_share_of_the_threads_the_reproduction_has_all_of() -> None:
@@ -52,3 +47,40 @@ def test_a_cpu_pools_workers_retrain_members_at_once_elsewhere_one_after_another
     assert members_at_once(pool) == 2
     assert members_at_once(pool[:1]) == 1
     assert members_at_once([WorkerSlot(0, "cuda", ("0",)), WorkerSlot(1, "cuda", ("1",))]) == 1
+
+
+def test_the_plan_is_printed_again_only_when_the_reserve_moves(tmp_path: Path) -> None:
+    out = io.StringIO()
+    spec = validate_experiment(tiny_experiment())
+    limit = BudgetedSearch(3600, time.time(), spec, spec, Console(file=out, width=400))
+    limit.workload, limit.trial_images = tb.Workload(epochs=30, images=54_000), 16_200
+    limit.clock = SearchClock(tmp_path / "clock.json")
+    study = optuna.create_study(direction="maximize")
+    limit.observe(study)  # the prior share, nothing measured: not printed again
+    for number in range(3):
+        study.add_trial(_finished(0.80 + number / 100, number, seconds=40.0))
+    limit.observe(study)  # first measured: printed
+    first = limit.planned_reserve
+    study.add_trial(_finished(0.70, 3, seconds=40.0))
+    limit.observe(study)  # not among the best: the plan is the same
+    study.add_trial(_finished(0.90, 4, seconds=80.0))
+    limit.observe(study)  # a best trial twice as slow: the reserve roughly doubles, printed again
+
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and len(limit.planned) == 2  # (the prior share is printed by begin())
+    assert lines[0].startswith("re-estimated from 3 complete trials: ")
+    assert lines[1].startswith("re-estimated from 5 complete trials: ")
+    assert limit.planned_reserve > 1.5 * first
+
+
+def _finished(value: float, x: int, seconds: float) -> optuna.trial.FrozenTrial:
+    """A COMPLETE trial of 5 reported epochs that took `seconds`."""
+    trial = optuna.trial.create_trial(
+        value=value,
+        params={"x": x},
+        distributions={"x": optuna.distributions.IntDistribution(0, 10)},
+        intermediate_values={epoch: value for epoch in range(5)},
+    )
+    trial.datetime_start = datetime.datetime(2026, 12, 6, 9, 0, 0)
+    trial.datetime_complete = trial.datetime_start + datetime.timedelta(seconds=seconds)
+    return trial

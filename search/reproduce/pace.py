@@ -1,0 +1,71 @@
+"""Later members' epochs from the earlier members' measured pace (`tune --budget`'s reproduction).
+
+The budget plans every member's epochs from the trials' speeds, and the members' real speed over
+their trials' has differed from run to run by more than its margin (two at once, members kept x0.93
+of their trials' speed per image in one hour run and x1.14-1.17 in the next; docs/performance.md).
+So once a member has finished, each member started after it gets the epochs that fit before its
+deadline at the pace the finished ones kept: each finished member's wall seconds per epoch (its
+validation, test and start-up included, so the pace errs slow) over its trial's seconds per epoch,
+averaged, times the new member's trial's seconds per epoch. Never more than `ceiling` epochs (those
+the reproduction asked for before the budget reduced them).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from optuna.trial import FrozenTrial
+
+from search.study.trial_time import seconds_per_epoch
+
+
+@dataclass(frozen=True)
+class MemberPace:
+    """A finished member: wall seconds, epochs trained, and its trial's seconds per epoch."""
+
+    seconds: float
+    epochs: int
+    trial_epoch_seconds: float
+
+    @property
+    def over_trial(self) -> float:
+        """The member's seconds per epoch over its trial's."""
+        return self.seconds / max(self.epochs, 1) / self.trial_epoch_seconds
+
+
+def epochs_that_fit(
+    paces: Sequence[MemberPace], trial_epoch_seconds: float | None, seconds_left: float, ceiling: int
+) -> int | None:
+    """Epochs of the next member within `seconds_left`, at least one and at most `ceiling`; None
+    (the planned epochs stand) before any member has finished or without its trial's speed."""
+    if not paces or trial_epoch_seconds is None or trial_epoch_seconds <= 0:
+        return None
+    per_epoch = statistics.fmean(pace.over_trial for pace in paces) * trial_epoch_seconds
+    return max(1, min(ceiling, math.floor(seconds_left / per_epoch)))
+
+
+@dataclass
+class Pacing:
+    """The members' paces so far, and the epochs of the next (None: as planned). Inactive without a
+    deadline or a ceiling (a plain `reproduce --top-k`)."""
+
+    ceiling: int | None
+    default_epochs: int  # a trial's epochs when it reported none
+    paces: list[MemberPace] = field(default_factory=list)
+
+    def epochs(self, trial: FrozenTrial, deadline: float | None) -> int | None:
+        """Epochs for `trial`'s member, started now and due to stop training at `deadline`."""
+        if deadline is None or self.ceiling is None:
+            return None
+        trial_pace = seconds_per_epoch(trial, self.default_epochs)
+        return epochs_that_fit(self.paces, trial_pace, deadline - time.time(), self.ceiling)
+
+    def finished(self, trial: FrozenTrial, seconds: float, epochs: int) -> None:
+        """A member of `trial` trained `epochs` epochs in `seconds` (wall, start to end)."""
+        trial_pace = seconds_per_epoch(trial, self.default_epochs)
+        if trial_pace:
+            self.paces.append(MemberPace(seconds, epochs, trial_pace))

@@ -1,0 +1,48 @@
+"""`search.reproduce.pace`: later members' epochs from the pace the finished ones kept."""
+
+from __future__ import annotations
+
+import datetime
+import time
+
+import optuna
+
+from search.reproduce.pace import MemberPace, Pacing, epochs_that_fit
+
+
+def test_nothing_changes_before_a_member_has_finished() -> None:
+    assert epochs_that_fit([], 20.0, seconds_left=600.0, ceiling=30) is None
+    assert epochs_that_fit([MemberPace(600.0, 10, 20.0)], None, seconds_left=600.0, ceiling=30) is None
+
+
+def test_a_member_faster_than_planned_gives_the_next_more_epochs_and_a_slower_one_fewer() -> None:
+    # finished: 10 epochs in 600 s where its trial took 20 s per epoch, so x3 its trial
+    finished = [MemberPace(600.0, 10, trial_epoch_seconds=20.0)]
+    assert epochs_that_fit(finished, 20.0, seconds_left=900.0, ceiling=30) == 15  # 60 s per epoch
+    assert epochs_that_fit(finished, 40.0, seconds_left=900.0, ceiling=30) == 7  # a trial twice as slow
+    assert epochs_that_fit(finished, 20.0, seconds_left=9_000.0, ceiling=30) == 30  # never past the ceiling
+    assert epochs_that_fit(finished, 20.0, seconds_left=10.0, ceiling=30) == 1  # at least one
+
+
+def test_the_pace_of_several_finished_members_is_averaged() -> None:
+    finished = [MemberPace(600.0, 10, 20.0), MemberPace(400.0, 10, 20.0)]  # x3 and x2 their trials
+    assert epochs_that_fit(finished, 10.0, seconds_left=500.0, ceiling=30) == 20  # x2.5: 25 s per epoch
+
+
+def test_pacing_is_idle_without_a_deadline_or_a_ceiling_and_learns_from_finished_members() -> None:
+    trial = _trial(seconds_per_epoch=20.0)
+    soon = time.time() + 900.0
+    assert Pacing(ceiling=None, default_epochs=5).epochs(trial, soon) is None  # plain reproduce --top-k
+    pacing = Pacing(ceiling=30, default_epochs=5)
+    assert pacing.epochs(trial, None) is None
+    assert pacing.epochs(trial, soon) is None  # nothing finished yet: as planned
+    pacing.finished(trial, seconds=600.0, epochs=10)  # 60 s per epoch
+    assert pacing.epochs(trial, soon) in (14, 15)  # 900 s (less the test's own instants) at 60 s
+    assert pacing.epochs(trial, time.time() + 9_000.0) == 30
+
+
+def _trial(seconds_per_epoch: float) -> optuna.trial.FrozenTrial:
+    trial = optuna.trial.create_trial(value=0.9, intermediate_values={epoch: 0.9 for epoch in range(5)})
+    trial.datetime_start = datetime.datetime(2026, 12, 6, 9, 0, 0)
+    trial.datetime_complete = trial.datetime_start + datetime.timedelta(seconds=5 * seconds_per_epoch)
+    return trial
