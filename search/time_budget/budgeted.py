@@ -160,11 +160,13 @@ def measure(study: optuna.Study, members: int, images: int, default_epochs: int)
 def reproduction_workload(
     spec: ExperimentSpec, reproduction: ExperimentSpec, trial_images: int
 ) -> tb.Workload:
-    """Epochs, training images and members of the reproduction (`reproduce:` section applied)."""
+    """Epochs, training images, members and test-time views of the reproduction (`reproduce:` section
+    applied)."""
     section = spec.reproduce
     epochs = section.epochs or reproduction.trainer.max_epochs
     images = round(trial_images * reproduction.data.train_fraction / spec.data.train_fraction)
-    return tb.Workload(epochs=epochs, images=max(images, 1), members=section.top_k or 1)
+    views = 1 + len(reproduction.evaluate.tta)
+    return tb.Workload(epochs=epochs, images=max(images, 1), members=section.top_k or 1, views=views)
 
 
 def reproduction_speedup(slots: list[WorkerSlot]) -> tb.Speedup:

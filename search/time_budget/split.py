@@ -32,16 +32,20 @@ from dataclasses import dataclass, replace
 # Calibrated on the headline's 60m runs (docs/performance.md): with the speed-up and the fixed costs
 # below as measured, the margin covers the run-to-run spread of the speed-up (x1.61 to x1.85).
 MARGIN = 0.08  # the training estimate is raised by this share (load, a slower champion)
-# Beside its epochs each member costs what grows with its data and network (its validation and test
-# passes with every TTA view, its TTA choice) and a few seconds that do not (building it, its run):
-# ~35 s per member against ~38 s per epoch in the 60m run of 2026-12-06.
-MEMBER_EPOCHS = 0.9  # per member, in epochs of its own training
+# Beside its epochs each member costs what grows with its data, network and test-time views (its
+# validation pass over the image and every TTA view listed, to choose a prefix, and its raw weights'
+# pass) and a few seconds that do not (building it, its run). Counted per pass: (views + 1) x this
+# share of one of its epochs. Measured with the headline's 5 transforms listed (6 views): ~100 s per
+# member at ~60 s epochs (2026-12-06, the 50m run), ~55 s at ~48 s epochs (the 61m run): 0.23 and
+# 0.15 per pass; the larger kept.
+MEMBER_EPOCHS_PER_PASS = 0.23  # per member and pass, in epochs of its own training
 MEMBER_SECONDS = 5.0
-# After training: the ensemble's choice and test over every member's views, the model's files and its
-# registration. 1.8 epochs per member matched the 60m run of 2026-12-06 (estimated 275 s, took 279 s),
-# whose end passed ~444,000 images through members; the ensemble's test no longer repeats its members'
-# test passes (~140,000 of them), so 1.4.
-TAIL_EPOCHS = 1.4  # per member, in epochs of its own training
+# After training: the ensemble's choice over every member's views of the validation split, each
+# member's test passes (every view kept, and the plain and raw weights' passes reported), the model's
+# files and its registration. Per member, (views + 1) x this share of one of its epochs with every
+# thread: the 50m run's end took 200 s for 2 members that kept all 6 views, at ~53 s epochs with 2
+# threads: 0.25 per pass.
+TAIL_EPOCHS_PER_PASS = 0.25  # per member and pass, in epochs of its own training with every thread
 TAIL_SECONDS = 15.0
 WRAP_UP_SECONDS = 10.0  # after the search's last trial: a pool's shutdown, the study's plots and summary
 PRIOR_SHARE = 1 / 3  # reserved for the reproduction until trials have measured the speed
@@ -120,6 +124,13 @@ class Workload:
     images: int
     members: int = 1
     at_once: int = 1
+    views: int = 1  # the image and each test-time transform listed (evaluate.tta): passes per image
+
+    @property
+    def passes(self) -> int:
+        """Passes over the validation or test split beside training, per member: its views, then its
+        raw weights' plain pass (EMA or SWA reports them)."""
+        return self.views + 1
 
     @property
     def parallel(self) -> int:
@@ -196,11 +207,15 @@ def estimate(workload: Workload, speeds: Sequence[Speed], speedup: Speedup = 1.0
     rounds = [member_epochs[start : start + at_once] for start in range(0, len(member_epochs), at_once)]
     epoch = sum(max(members) for members in rounds)  # one epoch of every member, round after round
     training = epoch * workload.epochs
-    beside = MEMBER_EPOCHS * epoch + MEMBER_SECONDS * len(rounds)
-    tail = TAIL_EPOCHS * sum(rates) * workload.images / _factor(speedup, 1) + TAIL_SECONDS  # every thread
+    member_share, tail_share = (
+        MEMBER_EPOCHS_PER_PASS * workload.passes,
+        TAIL_EPOCHS_PER_PASS * workload.passes,
+    )
+    beside = member_share * epoch + MEMBER_SECONDS * len(rounds)
+    tail = tail_share * sum(rates) * workload.images / _factor(speedup, 1) + TAIL_SECONDS  # every thread
     reserve = training * (1 + MARGIN) + beside + tail
     img_s = workload.epochs * workload.images * workload.members / training if training > 0 else None
-    finish = MEMBER_EPOCHS * max(rounds[-1]) + MEMBER_SECONDS + tail
+    finish = member_share * max(rounds[-1]) + MEMBER_SECONDS + tail
     return Estimate(workload, training, img_s, reserve, tail, finish)
 
 

@@ -52,11 +52,29 @@ def test_the_estimate_scales_the_trials_speed_to_the_reproduction() -> None:
     assert estimate is not None
     training = 40.0 / 81_000 * 30 * 54_000  # 800 s
     assert estimate.training == pytest.approx(training)
-    beside = (tb.MEMBER_EPOCHS + tb.TAIL_EPOCHS) * training / 30 + tb.MEMBER_SECONDS + tb.TAIL_SECONDS
+    beside = (
+        ((tb.MEMBER_EPOCHS_PER_PASS * 2) + (tb.TAIL_EPOCHS_PER_PASS * 2)) * training / 30
+        + tb.MEMBER_SECONDS
+        + tb.TAIL_SECONDS
+    )
     assert estimate.reserve == pytest.approx(training * (1 + tb.MARGIN) + beside)
-    assert estimate.tail == pytest.approx(tb.TAIL_EPOCHS * training / 30 + tb.TAIL_SECONDS)
+    assert estimate.tail == pytest.approx((tb.TAIL_EPOCHS_PER_PASS * 2) * training / 30 + tb.TAIL_SECONDS)
     assert estimate.img_s == pytest.approx(81_000 / 40.0)
     assert estimate.describe() == "30 epochs x 54,000 images at ~2,025 img/s"
+
+
+def test_test_time_views_raise_what_members_and_the_end_cost_beside_training() -> None:
+    plain = tb.estimate(tb.Workload(30, 54_000, 2), [TRIAL])
+    six_views = tb.estimate(tb.Workload(30, 54_000, 2, views=6), [TRIAL])  # the image and 5 transforms
+    assert plain is not None and six_views is not None
+    assert six_views.training == plain.training  # training is the same
+    epoch = plain.training / 60  # one member's epoch (two members, one after another)
+    assert six_views.tail - plain.tail == pytest.approx(tb.TAIL_EPOCHS_PER_PASS * 5 * 2 * epoch)
+    extra = (six_views.reserve - six_views.tail) - (plain.reserve - plain.tail)
+    assert extra == pytest.approx(tb.MEMBER_EPOCHS_PER_PASS * 5 * 2 * epoch)  # beside, each member
+    assert six_views.finish - plain.finish == pytest.approx(
+        (tb.MEMBER_EPOCHS_PER_PASS + tb.TAIL_EPOCHS_PER_PASS * 2) * 5 * epoch
+    )
 
 
 def test_each_member_at_its_own_speed_and_missing_ones_at_the_slowest() -> None:
@@ -103,7 +121,7 @@ def test_members_at_once_train_in_rounds_each_as_long_as_its_slowest() -> None:
     assert two_at_once.describe().endswith(", 3 members, 2 at once")
     assert two_at_once.tail == one_by_one.tail  # the end runs in this process, with every thread
     # after the last step: the last round's member (the third, alone) finishing, then the tail
-    last_member = tb.MEMBER_EPOCHS * epoch(TRIAL, 2) + tb.MEMBER_SECONDS
+    last_member = (tb.MEMBER_EPOCHS_PER_PASS * 2) * epoch(TRIAL, 2) + tb.MEMBER_SECONDS
     assert two_at_once.finish == pytest.approx(last_member + two_at_once.tail)
     assert replace(HEADLINE, members=1, at_once=2).parallel == 1
 
@@ -152,14 +170,14 @@ def test_before_enough_trials_a_share_is_reserved_then_the_estimate_capped() -> 
     prior = tb.planned(HEADLINE, [TRIAL], completed=tb.MIN_MEASURED - 1, budget=3600)
     assert prior.estimate.img_s is None
     assert prior.estimate.reserve == pytest.approx(3600 * tb.PRIOR_SHARE)
-    measured = tb.planned(HEADLINE, [TRIAL], completed=tb.MIN_MEASURED, budget=3600)
+    measured = tb.planned(HEADLINE, [TRIAL], completed=tb.MIN_MEASURED, budget=3000)
     assert measured.estimate.img_s is not None
-    # 3 members of 800 s (2,592 s with margin, ~2,800 s with members' and tail's costs) exceed 45
-    # minutes; 28 epochs fit
-    assert measured.estimate.reserve <= tb.MAX_REPRODUCE_SHARE * 3600
-    assert measured.estimate.workload == tb.Workload(28, 54_000, 3)
+    # 3 members of 800 s (2,592 s with margin, ~2,700 s with members' and tail's costs) exceed three
+    # quarters of 50 minutes; 24 epochs fit
+    assert measured.estimate.reserve <= tb.MAX_REPRODUCE_SHARE * 3000
+    assert measured.estimate.workload == tb.Workload(24, 54_000, 3)
     assert measured.reduced == (
-        "the reproduction would take ~47m, more than the ~45m it can have: 28 epochs instead of 30"
+        "the reproduction would take ~45m, more than the ~38m it can have: 24 epochs instead of 30"
     )
 
 
@@ -170,7 +188,7 @@ def test_the_split_and_the_search_times() -> None:
     assert estimate is not None
     line = tb.split(3600, 0, estimate.reserve).describe(estimate)
     assert line.startswith(
-        "budget 1h00m: search ~44m, reproduce ~16m (30 epochs x 54,000 images at ~2,025 img/s"
+        "budget 1h00m: search ~45m, reproduce ~15m (30 epochs x 54,000 images at ~2,025 img/s"
     )
     assert tb.split(60, 50, 30).search == 0
     claim_until, search_end = tb.search_times(started=1000, budget=3600, reserve=1140, typical_trial=45)
