@@ -103,7 +103,7 @@ def train_in_parallel(
     trials: Sequence[FrozenTrial],
     plan_for: PlanFor,
     workers: int,
-    progress: MemberProgress | None = None,
+    progress: MemberProgress,
 ) -> list[TrainedMember]:
     """Every trial retrained in up to `workers` processes; results in the order of `trials`.
 
@@ -134,9 +134,8 @@ def _train_all(
     plan_for: PlanFor,
     workers: int,
     slot: MemberSlot,
-    progress: MemberProgress | None,
+    progress: MemberProgress,
 ) -> list[TrainedMember]:
-    report = progress or (lambda line: None)
     results: dict[int, TrainedMember] = {}
     running: dict[Future[TrainedMember], int] = {}
     start_times: dict[int, float] = {}
@@ -152,7 +151,7 @@ def _train_all(
             future = pool.submit(train_in_worker, spec, member_options, plan, slot.loader_workers)
             running[future] = started
             start_times[started], epochs[started] = time.perf_counter(), plan.config.trainer.max_epochs
-            report(member_started(started, len(trials), plan, len(running)))
+            progress(member_started(started, len(trials), plan, len(running)))
             started += 1
         finished, _ = wait(running, return_when=FIRST_COMPLETED)
         for future in finished:
@@ -160,7 +159,7 @@ def _train_all(
             results[index] = future.result()  # a member's error: the others finish first
             seconds = time.perf_counter() - start_times[index]
             pacing.finished(trials[index], seconds, epochs[index])
-            report(member_finished(index, len(trials), results[index].member, seconds, len(results)))
+            progress(member_finished(index, len(trials), results[index].member, seconds, len(results)))
     return [results[index] for index in range(len(trials))]
 
 

@@ -203,14 +203,13 @@ def estimate(workload: Workload, speeds: Sequence[Speed], speedup: Speedup = 1.0
     if not rates:
         return None
     at_once = workload.parallel
-    member_epochs = [rate * workload.images / _factor(speedup, at_once) for rate in rates]
+    factor = _factor(speedup, at_once)
+    member_epochs = [rate * workload.images / factor for rate in rates]
     rounds = [member_epochs[start : start + at_once] for start in range(0, len(member_epochs), at_once)]
     epoch = sum(max(members) for members in rounds)  # one epoch of every member, round after round
     training = epoch * workload.epochs
-    member_share, tail_share = (
-        MEMBER_EPOCHS_PER_PASS * workload.passes,
-        TAIL_EPOCHS_PER_PASS * workload.passes,
-    )
+    member_share = MEMBER_EPOCHS_PER_PASS * workload.passes
+    tail_share = TAIL_EPOCHS_PER_PASS * workload.passes
     beside = member_share * epoch + MEMBER_SECONDS * len(rounds)
     tail = tail_share * sum(rates) * workload.images / _factor(speedup, 1) + TAIL_SECONDS  # every thread
     reserve = training * (1 + MARGIN) + beside + tail
