@@ -4,10 +4,43 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from typing import Any, Literal
 
 import pytorch_lightning as pl
 import torch
+
+
+class EpochClock(pl.Callback):
+    """Wall clock of one training: from the callback's creation to the first training step (`startup`:
+    data, network, trainer) and from there to the end of each training epoch (its validation
+    included)."""
+
+    def __init__(self) -> None:
+        self.created = time.perf_counter()
+        self.train_started: float | None = None
+        self.epoch_ends: list[float] = []
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.train_started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.epoch_ends.append(time.perf_counter())
+
+    @property
+    def epochs(self) -> int:
+        return len(self.epoch_ends)
+
+    @property
+    def startup(self) -> float:
+        return (self.train_started or time.perf_counter()) - self.created
+
+    @property
+    def seconds(self) -> float:
+        """Seconds of the epochs that ended (0 before any)."""
+        if self.train_started is None or not self.epoch_ends:
+            return 0.0
+        return self.epoch_ends[-1] - self.train_started
 
 
 class BestWeights(pl.Callback):

@@ -161,7 +161,7 @@ def _in_run(
     notes += deadline_notes
     tracker.link_ensemble_members(run_id, [member.run_id for member in members])
     images, labels = datamodule.val_images, datamodule.val_labels
-    choice = choose_ensemble([member.model.predict(images) for member in members], labels)
+    choice = choose_ensemble([member.validation_probabilities(images) for member in members], labels)
     used = choice.used
     try:
         ensemble = EnsembleModel(
@@ -209,7 +209,7 @@ def _members_one_by_one(
         started = time.perf_counter()
         member, data, note = train_member(spec, member_options, plan, tracker)
         seconds = time.perf_counter() - started
-        pacing.finished(trial, seconds, plan.config.trainer.max_epochs)
+        pacing.finished(trial, member.training)
         progress(member_finished(index, len(trials), member, seconds, index + 1))
         notes += [] if note is None else [f"trial {trial.number}: {note}"]
         datamodule = datamodule or data

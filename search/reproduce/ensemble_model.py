@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from search.tracking.model_store import (
     ENSEMBLE_FORMAT,
     FORMAT_VERSION,
+    PREDICT_BATCH,
     InferenceModel,
     ModelDescription,
     rebuild_network,
@@ -113,10 +114,12 @@ class EnsembleModel(nn.Module):
         return total  # type: ignore[return-value]
 
     @torch.inference_mode()
-    def predict(self, images: Tensor, batch_size: int = 512) -> Tensor:
-        """Probabilities (N, classes) for uint8 (N, C, H, W) images of the members' size, in batches."""
+    def predict(self, images: Tensor, batch_size: int = PREDICT_BATCH) -> Tensor:
+        """Probabilities (N, classes) for uint8 (N, C, H, W) images of the members' size, in batches of
+        `batch_size` inputs per member's forward pass (its test-time views included)."""
         self.check_input(images)
-        chunks = [self(images[i : i + batch_size]).cpu() for i in range(0, len(images), batch_size)]
+        step = max(1, batch_size // max(member.views for member in self.members))  # type: ignore[misc]
+        chunks = [self(images[i : i + step]).cpu() for i in range(0, len(images), step)]
         return torch.cat(chunks) if chunks else torch.zeros(0, len(self.class_names))
 
     def check_input(self, images: Tensor) -> None:

@@ -11,11 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from optuna.trial import FrozenTrial
+from torch import Tensor
 
 from lightning_modules.data.datamodule import ImageDataModule
 from search.errors import ConvtuneError
 from search.experiment.spec import ExperimentSpec
 from search.reproduce.options import ReproduceOptions
+from search.reproduce.pace import TrainingTime
 from search.reproduce.plan import Plan
 from search.reproduce.retrain import retrain
 from search.reproduce.selection import AveragingReport, accuracy
@@ -40,6 +42,13 @@ class Member:
     test_accuracy: float | None = None  # reported after the ensemble's test, never used to choose
     averaging: AveragingReport | None = None  # the kept weights against the final raw ones (measured)
     averaging_test: dict[str, float] = field(default_factory=dict)  # their test accuracies, without TTA
+    val_probabilities: Tensor | None = None  # the model's on the validation split, as measured
+    training: TrainingTime | None = None  # its training as clocked (start-up, epochs)
+
+    def validation_probabilities(self, images: Tensor) -> Tensor:
+        """The model's probabilities on the validation split `images`: those measured after training,
+        or predicted now where they were not kept."""
+        return self.val_probabilities if self.val_probabilities is not None else self.model.predict(images)
 
 
 def member_started(index: int, count: int, plan: Plan, training: int) -> str:
@@ -75,7 +84,10 @@ def train_member(
     try:
         retrained = retrain(spec, options, plan, tracker)
         data = retrained.parts.datamodule
-        val_accuracy = accuracy(retrained.model.predict(data.val_images), data.val_labels)
+        val_probabilities = retrained.tta.probabilities
+        if val_probabilities is None:
+            val_probabilities = retrained.model.predict(data.val_images)
+        val_accuracy = accuracy(val_probabilities, data.val_labels)
         best = retrained.best
         tracker.log_metrics(
             plan.run_id,
@@ -103,6 +115,8 @@ def train_member(
         retrained.weights,
         val_accuracy,  # type: ignore[arg-type]
         averaging=retrained.averaging,
+        val_probabilities=val_probabilities,
+        training=retrained.training,
     )
     return member, data, retrained.deadline_note
 

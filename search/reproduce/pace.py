@@ -4,9 +4,10 @@ The budget plans every member's epochs from the trials' speeds, and the members'
 their trials' has differed from run to run by more than its margin (two at once, members kept x0.93
 of their trials' speed per image in one hour run and x1.14-1.17 in the next; docs/performance.md).
 So once a member has finished, each member started after it gets the epochs that fit before its
-deadline at the pace the finished ones kept: each finished member's wall seconds per epoch (its
-validation, test and start-up included, so the pace errs slow) over its trial's seconds per epoch,
-averaged, times the new member's trial's seconds per epoch. Never more than `ceiling` epochs (those
+deadline at the pace the finished ones kept: each finished member's seconds per training epoch (its
+validation included; what follows its training is reserved apart, as the budget's end) over its
+trial's seconds per epoch, averaged, times the new member's trial's seconds per epoch, after the
+finished members' average start-up (data, network, trainer). Never more than `ceiling` epochs (those
 the reproduction asked for before the budget reduced them).
 """
 
@@ -24,12 +25,23 @@ from search.study.trial_time import seconds_per_epoch
 
 
 @dataclass(frozen=True)
+class TrainingTime:
+    """A member's training as clocked: seconds to its first step, then seconds of `epochs` epochs."""
+
+    startup: float
+    seconds: float
+    epochs: int
+
+
+@dataclass(frozen=True)
 class MemberPace:
-    """A finished member: wall seconds, epochs trained, and its trial's seconds per epoch."""
+    """A finished member: seconds of its training epochs, epochs trained, its trial's seconds per epoch,
+    and its start-up seconds."""
 
     seconds: float
     epochs: int
     trial_epoch_seconds: float
+    startup: float = 0.0
 
     @property
     def over_trial(self) -> float:
@@ -45,7 +57,8 @@ def epochs_that_fit(
     if not paces or trial_epoch_seconds is None or trial_epoch_seconds <= 0:
         return None
     per_epoch = statistics.fmean(pace.over_trial for pace in paces) * trial_epoch_seconds
-    return max(1, min(ceiling, math.floor(seconds_left / per_epoch)))
+    training = seconds_left - statistics.fmean(pace.startup for pace in paces)
+    return max(1, min(ceiling, math.floor(training / per_epoch)))
 
 
 @dataclass
@@ -64,8 +77,8 @@ class Pacing:
         trial_pace = seconds_per_epoch(trial, self.default_epochs)
         return epochs_that_fit(self.paces, trial_pace, deadline - time.time(), self.ceiling)
 
-    def finished(self, trial: FrozenTrial, seconds: float, epochs: int) -> None:
-        """A member of `trial` trained `epochs` epochs in `seconds` (wall, start to end)."""
+    def finished(self, trial: FrozenTrial, training: TrainingTime | None) -> None:
+        """A member of `trial` trained as `training` clocked it (None: not clocked, nothing learnt)."""
         trial_pace = seconds_per_epoch(trial, self.default_epochs)
-        if trial_pace:
-            self.paces.append(MemberPace(seconds, epochs, trial_pace))
+        if trial_pace and training is not None and training.epochs > 0:
+            self.paces.append(MemberPace(training.seconds, training.epochs, trial_pace, training.startup))

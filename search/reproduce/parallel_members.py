@@ -139,7 +139,6 @@ def _train_all(
     results: dict[int, TrainedMember] = {}
     running: dict[Future[TrainedMember], int] = {}
     start_times: dict[int, float] = {}
-    epochs: dict[int, int] = {}
     pacing = Pacing(options.epoch_ceiling, spec.trainer.max_epochs)
     started = 0
     while started < len(trials) or running:
@@ -150,7 +149,7 @@ def _train_all(
             member_options = replace(options, deadline=deadline)
             future = pool.submit(train_in_worker, spec, member_options, plan, slot.loader_workers)
             running[future] = started
-            start_times[started], epochs[started] = time.perf_counter(), plan.config.trainer.max_epochs
+            start_times[started] = time.perf_counter()
             progress(member_started(started, len(trials), plan, len(running)))
             started += 1
         finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -158,7 +157,7 @@ def _train_all(
             index = running.pop(future)
             results[index] = future.result()  # a member's error: the others finish first
             seconds = time.perf_counter() - start_times[index]
-            pacing.finished(trials[index], seconds, epochs[index])
+            pacing.finished(trials[index], results[index].member.training)
             progress(member_finished(index, len(trials), results[index].member, seconds, len(results)))
     return [results[index] for index in range(len(trials))]
 

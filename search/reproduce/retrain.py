@@ -12,12 +12,13 @@ import pytorch_lightning as pl
 import torch
 
 from lightning_modules.averaging import AveragedWeights
-from lightning_modules.callbacks import BestWeights
+from lightning_modules.callbacks import BestWeights, EpochClock
 from lightning_modules.config import RunConfig
 from lightning_modules.training import RunParts, build_run, create_trainer
 from search.errors import ConvtuneError
 from search.experiment.spec import ExperimentSpec
 from search.reproduce.options import ReproduceOptions
+from search.reproduce.pace import TrainingTime
 from search.reproduce.plan import Plan
 from search.reproduce.selection import AveragingReport, TTAChoice, accuracy, choose_tta
 from search.study.weights import resolve_weights
@@ -112,6 +113,7 @@ class Retrained:
     tta: TTAChoice
     deadline_note: str | None = None  # training stopped at `ReproduceOptions.deadline`
     averaging: AveragingReport | None = None  # the kept weights against the final raw ones
+    training: TrainingTime | None = None  # how long its start and its epochs took
 
     @property
     def model(self) -> InferenceModel:
@@ -121,7 +123,8 @@ class Retrained:
 def retrain(spec: ExperimentSpec, options: ReproduceOptions, plan: Plan, tracker: Tracker) -> Retrained:
     """Trains the plan's config in its run (until the options' deadline, if any) and decides test-time
     augmentation on the validation split."""
-    callbacks: list[pl.Callback] = [EpochMetricsCallback(tracker, plan.run_id)]
+    clock = EpochClock()
+    callbacks: list[pl.Callback] = [clock, EpochMetricsCallback(tracker, plan.run_id)]
     deadline = None if options.deadline is None else TrainingDeadline(options.deadline)
     if deadline is not None:
         callbacks.append(deadline)
@@ -143,7 +146,8 @@ def retrain(spec: ExperimentSpec, options: ReproduceOptions, plan: Plan, tracker
         raw_accuracy = accuracy(raw_model.predict(data.val_images), data.val_labels)
         kind = plan.config.trainer.weight_averaging.kind
         averaging = AveragingReport(kind, weights, raw_model, raw_accuracy, tta.plain_accuracy)
-    return Retrained(parts, best, weights, tta, note, averaging)
+    training = TrainingTime(clock.startup, clock.seconds, clock.epochs)
+    return Retrained(parts, best, weights, tta, note, averaging, training)
 
 
 def raw_inference_model(

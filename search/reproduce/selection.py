@@ -12,7 +12,7 @@ from torch import Tensor
 
 from lightning_modules.config import EvaluateConfig
 from lightning_modules.tta import view
-from search.tracking.model_store import InferenceModel
+from search.tracking.model_store import PREDICT_BATCH, InferenceModel, channels_last
 
 
 def accuracy(probabilities: Tensor, labels: Tensor) -> float:
@@ -38,6 +38,7 @@ class TTAChoice:
     plain_accuracy: float
     tta_accuracy: float | None  # None when no transforms were configured
     prefixes: tuple[float, ...] = ()
+    probabilities: Tensor | None = None  # the chosen model's on the validation split
 
     def metrics(self) -> dict[str, float]:
         """The plain and chosen accuracies, and with several transforms listed each prefix's
@@ -71,7 +72,7 @@ def choose_tta(model: InferenceModel, config: EvaluateConfig, images: Tensor, la
     views = view_logits(plain, [[], *([name] for name in config.tta)], images)
     plain_accuracy = accuracy(views[0], labels)
     if not config.tta:
-        return TTAChoice(plain, [], False, plain_accuracy, None)
+        return TTAChoice(plain, [], False, plain_accuracy, None, probabilities=views[0].softmax(dim=1))
     prefixes = tuple(
         accuracy(torch.stack(views[: count + 1]).mean(dim=0), labels) for count in range(1, len(views))
     )
@@ -82,19 +83,22 @@ def choose_tta(model: InferenceModel, config: EvaluateConfig, images: Tensor, la
     transforms = list(config.tta[:count])
     kept = config.tta_keep == "always" or prefixes[count - 1] > plain_accuracy
     chosen = model.with_tta(transforms) if kept else plain
-    return TTAChoice(chosen, transforms, kept, plain_accuracy, prefixes[count - 1], prefixes)
+    logits = torch.stack(views[: count + 1]).mean(dim=0) if kept else views[0]  # as `chosen` averages them
+    return TTAChoice(
+        chosen, transforms, kept, plain_accuracy, prefixes[count - 1], prefixes, logits.softmax(dim=1)
+    )
 
 
 @torch.inference_mode()
 def view_logits(
-    model: InferenceModel, views: list[list[str]], images: Tensor, batch: int = 512
+    model: InferenceModel, views: list[list[str]], images: Tensor, batch: int = PREDICT_BATCH
 ) -> list[Tensor]:
     """`model`'s float logits on `images` under each view (`[]`: the images themselves, `[name]`: one
     transform of them), computed once each so that every prefix's average costs nothing more."""
     device = model.mean.device
     outputs: list[list[Tensor]] = [[] for _ in views]
     for start in range(0, len(images), batch):
-        chunk = model.normalize(images[start : start + batch].to(device))
+        chunk = channels_last(model.normalize(images[start : start + batch].to(device)))
         for index, names in enumerate(views):
             x = view(names[0], chunk, model.black) if names else chunk
             outputs[index].append(model.network(x).float().cpu())

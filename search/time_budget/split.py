@@ -18,8 +18,9 @@ Pure functions, no clock and no study: the caller passes what was measured.
   reserved.
 - The reproduction never takes more than `MAX_REPRODUCE_SHARE` of the budget: a bigger workload is
   reduced before the search starts, and again after the search when what is left does not cover it:
-  first fewer epochs, down to `MIN_EPOCH_SHARE` of those asked, then fewer members (each again with
-  as many epochs as fit), then fewer epochs still.
+  first fewer epochs, down to `MIN_EPOCH_SHARE` of those asked, then fewer members (a round of
+  members at once fewer: with two at once, 4 members become 2, not 3; each again with as many epochs
+  as fit), then fewer epochs still.
 """
 
 from __future__ import annotations
@@ -36,16 +37,19 @@ MARGIN = 0.08  # the training estimate is raised by this share (load, a slower c
 # validation pass over the image and every TTA view listed, to choose a prefix, and its raw weights'
 # pass) and a few seconds that do not (building it, its run). Counted per pass: (views + 1) x this
 # share of one of its epochs. Measured with the headline's 5 transforms listed (6 views): ~100 s per
-# member at ~60 s epochs (2026-12-06, the 50m run), ~55 s at ~48 s epochs (the 61m run): 0.23 and
-# 0.15 per pass; the larger kept.
-MEMBER_EPOCHS_PER_PASS = 0.23  # per member and pass, in epochs of its own training
+# member at ~60 s epochs (2026-12-06, the 50m run): 0.23 per pass. Since, inference runs x2.6 faster
+# on one thread (channels_last, 128 inputs per pass: benchmarks/inference_batch.py) and the member no
+# longer passes its kept views a second time (0.23 x 42/78 passes / 2.6 = 0.05): 0.1 kept, the rest a
+# margin for what is not inference.
+MEMBER_EPOCHS_PER_PASS = 0.1  # per member and pass, in epochs of its own training
 MEMBER_SECONDS = 5.0
-# After training: the ensemble's choice over every member's views of the validation split, each
-# member's test passes (every view kept, and the plain and raw weights' passes reported), the model's
-# files and its registration. Per member, (views + 1) x this share of one of its epochs with every
-# thread: the 50m run's end took 200 s for 2 members that kept all 6 views, at ~53 s epochs with 2
-# threads: 0.25 per pass.
-TAIL_EPOCHS_PER_PASS = 0.25  # per member and pass, in epochs of its own training with every thread
+# After training: the ensemble's choice (from the validation probabilities its members measured),
+# each member's test passes (every view kept, and the plain and raw weights' passes reported), the
+# model's files and its registration. Per member, (views + 1) x this share of one of its epochs with
+# every thread: the 50m run's end took 200 s for 2 members that kept all 6 views, at ~53 s epochs
+# with 2 threads: 0.25 per pass, when it also passed the validation split again and inference ran
+# x2.3 slower on 2 threads (benchmarks/inference_batch.py): 0.12, the rest a margin for the files.
+TAIL_EPOCHS_PER_PASS = 0.12  # per member and pass, in epochs of its own training with every thread
 TAIL_SECONDS = 15.0
 WRAP_UP_SECONDS = 10.0  # after the search's last trial: a pool's shutdown, the study's plots and summary
 PRIOR_SHARE = 1 / 3  # reserved for the reproduction until trials have measured the speed
@@ -248,17 +252,26 @@ class Fit:
 
 def fit(workload: Workload, speeds: Sequence[Speed], available: float, speedup: Speedup = 1.0) -> Fit | None:
     """The largest workload within `available` seconds: fewer epochs down to `MIN_EPOCH_SHARE` of
-    those asked, then fewer members (each with as many epochs as fit), then fewer epochs (at least
-    one). None without any measured speed."""
+    those asked, then fewer members (`member_counts`, each with as many epochs as fit), then fewer
+    epochs (at least one). None without any measured speed."""
     full = estimate(workload, speeds, speedup)
     if full is None or full.reserve <= available:
         return None if full is None else Fit(full)
     floor = max(1, math.ceil(MIN_EPOCH_SHARE * workload.epochs))
-    for members in range(workload.members, 0, -1):
+    for members in member_counts(workload.members, workload.at_once):
         current = _epochs_within(replace(workload, members=members), speeds, available, speedup)
         if current.workload.epochs >= floor or members == 1:
             return Fit(current, _reduced(workload, current.workload, full.reserve, available))
     raise AssertionError("unreachable: one member always returns")
+
+
+def member_counts(members: int, at_once: int) -> list[int]:
+    """The numbers of members `fit` tries, most first: after `members`, each that takes a round of
+    members at once away (3 members two at once train as long as 4, one of them alone), then one."""
+    at_once = max(1, at_once)
+    rounds = math.ceil(members / at_once)
+    counts = [members, *(r * at_once for r in range(rounds - 1, 0, -1))]
+    return counts if counts[-1] == 1 else [*counts, 1]
 
 
 def _epochs_within(

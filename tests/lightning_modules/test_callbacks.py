@@ -1,4 +1,5 @@
-"""`BestWeights`: the best epoch's weights, metrics and predictions, kept in memory and restorable."""
+"""`BestWeights`: the best epoch's weights, metrics and predictions, kept in memory and restorable;
+`EpochClock`: a training's start-up and epochs, clocked."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import pytest
 import torch
 
-from lightning_modules.callbacks import BestWeights
+from lightning_modules.callbacks import BestWeights, EpochClock
 from lightning_modules.config import RunConfig
 from lightning_modules.training import build_run, create_trainer
 
@@ -57,3 +58,16 @@ def test_the_state_round_trips_for_a_resumed_run() -> None:
     assert (again.best_value, again.best_epoch, again.best_metrics) == (0.75, 2, {"val/acc": 0.75})
     assert again.best_state is not None and torch.equal(again.best_state["w"], torch.ones(2))
     assert again.best_predictions is not None and torch.equal(again.best_predictions[0], torch.tensor([1, 0]))
+
+
+def test_the_epoch_clock_counts_the_epochs_and_splits_their_time_from_the_start_up() -> None:
+    clock = EpochClock()
+    assert (clock.epochs, clock.seconds) == (0, 0.0)
+    config = _config()
+    config.trainer.max_epochs = 2
+    parts = build_run(config)
+    trainer = create_trainer(config.trainer, callbacks=[clock])
+    trainer.fit(parts.module, datamodule=parts.datamodule)
+    assert clock.epochs == 2 and clock.train_started is not None
+    assert clock.startup > 0 and clock.seconds > 0
+    assert clock.created + clock.startup + clock.seconds == pytest.approx(clock.epoch_ends[-1])

@@ -7,7 +7,7 @@ import time
 
 import optuna
 
-from search.reproduce.pace import MemberPace, Pacing, epochs_that_fit
+from search.reproduce.pace import MemberPace, Pacing, TrainingTime, epochs_that_fit
 
 
 def test_nothing_changes_before_a_member_has_finished() -> None:
@@ -24,6 +24,11 @@ def test_a_member_faster_than_planned_gives_the_next_more_epochs_and_a_slower_on
     assert epochs_that_fit(finished, 20.0, seconds_left=10.0, ceiling=30) == 1  # at least one
 
 
+def test_the_start_up_the_finished_members_took_comes_off_the_time_left() -> None:
+    finished = [MemberPace(600.0, 10, 20.0, startup=30.0), MemberPace(600.0, 10, 20.0, startup=90.0)]
+    assert epochs_that_fit(finished, 20.0, seconds_left=900.0, ceiling=30) == 14  # (900 - 60) / 60
+
+
 def test_the_pace_of_several_finished_members_is_averaged() -> None:
     finished = [MemberPace(600.0, 10, 20.0), MemberPace(400.0, 10, 20.0)]  # x3 and x2 their trials
     assert epochs_that_fit(finished, 10.0, seconds_left=500.0, ceiling=30) == 20  # x2.5: 25 s per epoch
@@ -36,8 +41,11 @@ def test_pacing_is_idle_without_a_deadline_or_a_ceiling_and_learns_from_finished
     pacing = Pacing(ceiling=30, default_epochs=5)
     assert pacing.epochs(trial, None) is None
     assert pacing.epochs(trial, soon) is None  # nothing finished yet: as planned
-    pacing.finished(trial, seconds=600.0, epochs=10)  # 60 s per epoch
-    assert pacing.epochs(trial, soon) in (14, 15)  # 900 s (less the test's own instants) at 60 s
+    pacing.finished(trial, None)  # not clocked: nothing learnt
+    pacing.finished(trial, TrainingTime(startup=5.0, seconds=600.0, epochs=0))  # stopped before an epoch
+    assert pacing.epochs(trial, soon) is None
+    pacing.finished(trial, TrainingTime(startup=5.0, seconds=600.0, epochs=10))  # 60 s per epoch
+    assert pacing.epochs(trial, soon) in (14, 15)  # 900 s less 5 s of start-up (and the test's instants)
     assert pacing.epochs(trial, time.time() + 9_000.0) == 30
 
 

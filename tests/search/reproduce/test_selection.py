@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from lightning_modules.config import EvaluateConfig
@@ -81,3 +82,20 @@ def test_the_validation_split_picks_how_many_of_the_listed_transforms_to_keep() 
     }
     always = choose_tta(model, EvaluateConfig(tta=listed, tta_keep="always"), images, flip_labels)
     assert always.kept and always.model.tta == listed
+
+
+@pytest.mark.parametrize("labels_from", [[], ["HorizontalFlip"]])
+def test_the_chosen_models_validation_probabilities_are_what_it_predicts(labels_from: list[str]) -> None:
+    model = untrained_model([])
+    images = torch.randint(
+        0, 256, (50, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(3)
+    )
+    labels = model.with_tta(labels_from).predict(images).argmax(dim=1)
+    for config in (
+        EvaluateConfig(),
+        EvaluateConfig(tta=["HorizontalFlip"]),
+        EvaluateConfig(tta=["HorizontalFlip"], tta_keep="always"),
+    ):
+        choice = choose_tta(model, config, images, labels)
+        assert choice.probabilities is not None
+        torch.testing.assert_close(choice.probabilities, choice.model.predict(images))

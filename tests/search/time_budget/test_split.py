@@ -166,18 +166,47 @@ def test_short_time_cuts_epochs_to_the_floor_then_members_then_epochs() -> None:
     assert nothing is not None and nothing.estimate.workload == tb.Workload(1, 54_000, 1)  # at least 1 epoch
 
 
+@pytest.mark.parametrize(
+    ("members", "at_once", "counts"),
+    [
+        (4, 2, [4, 2, 1]),
+        (5, 2, [5, 4, 2, 1]),
+        (3, 1, [3, 2, 1]),
+        (6, 3, [6, 3, 1]),
+        (1, 2, [1]),
+        (2, 2, [2, 1]),
+    ],
+)
+def test_fewer_members_means_a_round_of_members_at_once_fewer(
+    members: int, at_once: int, counts: list[int]
+) -> None:
+    assert tb.member_counts(members, at_once) == counts
+
+
+def test_two_at_once_four_members_under_the_floor_become_two_not_three() -> None:
+    four = replace(HEADLINE, members=4, at_once=2)
+    floor = math.ceil(tb.MIN_EPOCH_SHARE * 30)
+    speedup = tb.Threads(1, 2)
+    below = tb.estimate(replace(four, epochs=floor), [TRIAL], speedup)
+    three = tb.estimate(replace(four, members=3, epochs=floor), [TRIAL], speedup)
+    assert below is not None and three is not None and three.reserve < below.reserve
+    fitted = tb.fit(four, [TRIAL], available=(three.reserve + below.reserve) / 2, speedup=speedup)
+    assert fitted is not None  # 3 members would fit the floor, but train as long as 4: 2 take more epochs
+    assert fitted.estimate.workload.members == 2 and fitted.estimate.workload.epochs > floor
+
+
 def test_before_enough_trials_a_share_is_reserved_then_the_estimate_capped() -> None:
     prior = tb.planned(HEADLINE, [TRIAL], completed=tb.MIN_MEASURED - 1, budget=3600)
     assert prior.estimate.img_s is None
     assert prior.estimate.reserve == pytest.approx(3600 * tb.PRIOR_SHARE)
     measured = tb.planned(HEADLINE, [TRIAL], completed=tb.MIN_MEASURED, budget=3000)
     assert measured.estimate.img_s is not None
-    # 3 members of 800 s (2,592 s with margin, ~2,700 s with members' and tail's costs) exceed three
-    # quarters of 50 minutes; 24 epochs fit
+    # 3 members of 800 s (2,592 s with margin, ~2,660 s with members' and tail's costs) exceed three
+    # quarters of 50 minutes; 25 epochs fit
     assert measured.estimate.reserve <= tb.MAX_REPRODUCE_SHARE * 3000
-    assert measured.estimate.workload == tb.Workload(24, 54_000, 3)
+    assert measured.estimate.workload == tb.Workload(25, 54_000, 3)
     assert measured.reduced == (
-        "the reproduction would take ~45m, more than the ~38m it can have: 24 epochs instead of 30"
+        "the reproduction would take ~44m, more than the ~38m it can have: 25 epochs instead of 30"
     )
 
 
