@@ -41,9 +41,10 @@ FORMAT_VERSION = 1
 MODEL_FILE = "convtune_model.pt"
 MLFLOW_MODEL_NAME = "model"
 _INIT_ONLY_FIELDS = {"weights": None, "pretrained": False, "freeze": "none", "unfreeze_after": None}
-# Inputs per forward pass in `predict`, test-time views included. Inference in float32 on 2 Zen 4 cores
-# (32-64-128, two convs per block): ~2,800 img/s at 128 per pass with channels_last weights, ~1,100 at
-# 512 and ~770 at 3,072 (512 images x 6 views) in NCHW (benchmarks/inference_batch.py).
+# Inputs per forward pass in `predict`, test-time views included. Float32 inference of the headline's
+# widest net (32-64-128, two convs per block) with 6 views on 2 Zen 4 cores: ~2,540 img/s with
+# channels_last weights at 128 inputs per pass, ~1,090 in NCHW with 512 images' views in one pass
+# (3,072 inputs); on one thread ~1,550 against ~590 (benchmarks/inference_batch.py).
 PREDICT_BATCH = 128
 
 
