@@ -87,9 +87,7 @@ class ReceptiveField:
         return {"receptive_field": self.size, "jump": self.step}
 
 
-def check_dims(
-    in_channels: int, image_size: int | Sequence[int], num_classes: int = 1
-) -> tuple[int, int]:
+def check_dims(in_channels: int, image_size: int | Sequence[int], num_classes: int = 1) -> tuple[int, int]:
     """Validate the data-dependent sizes of a network; returns `image_size` as `(height, width)`."""
     for label, value in (("in_channels", in_channels), ("num_classes", num_classes)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

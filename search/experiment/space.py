@@ -76,4 +76,3 @@ def grid_of(spec: ExperimentSpec) -> dict[str, list[Any]]:
             "another sampler (tpe, random)."
         )
     return grid
-

@@ -134,9 +134,7 @@ def plot_confusion(evaluation: Evaluation, path: Path, *, title: str) -> Path:
 
 def title_on_validation(evaluation: Evaluation) -> str:
     """The title of a trial's confusion matrix (validation images)."""
-    return (
-        f"confusion matrix on {evaluation.total:,} validation images (accuracy {evaluation.accuracy:.1%})"
-    )
+    return f"confusion matrix on {evaluation.total:,} validation images (accuracy {evaluation.accuracy:.1%})"
 
 
 def title_on_test_split(evaluation: Evaluation) -> str:

@@ -94,4 +94,3 @@ def check_space(spec: ExperimentSpec, in_channels: int, image_size: tuple[int, i
             f"inputs: {first_reason}"
         )
     return SpaceFeasibility(len(combos), infeasible, first_reason)
-

@@ -90,4 +90,3 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
         return None
     pick = max if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else min
     return pick(completed, key=lambda t: t.values[0])
-

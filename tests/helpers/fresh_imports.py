@@ -9,8 +9,7 @@ import sys
 from tests.conftest import REPO
 
 _REPORT = (
-    "\nimport json as _json, sys as _sys"
-    "\nprint(_json.dumps(sorted({m.split('.')[0] for m in _sys.modules})))"
+    "\nimport json as _json, sys as _sys\nprint(_json.dumps(sorted({m.split('.')[0] for m in _sys.modules})))"
 )
 
 
