@@ -15,6 +15,7 @@ import pytest
 from mlflow import MlflowClient
 
 from search.cli.main import main
+from search.errors import ConvtuneError
 from search.parallel import open_work
 from search.tracking.settings import TrackingSettings, load_settings
 from search.tracking.store import TrackingStore
@@ -98,6 +99,15 @@ def test_an_unreachable_tracking_server_is_one_line_within_ten_seconds_before_an
     assert err.count("\n") == 0 and f"http://127.0.0.1:{port} is unreachable" in err
     assert "MLFLOW_TRACKING_URI" in err
     assert not (workdir / ".convtune" / "optuna.journal").exists()
+
+
+def test_an_unreachable_store_from_mlflow_yml_names_that_file_as_the_fix(workdir: Path) -> None:
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    store = TrackingStore(TrackingSettings(uri, uri, source=str(workdir / "mlflow.yml")))
+    with pytest.raises(ConvtuneError) as raised:
+        store.check_reachable()
+    message = str(raised.value)
+    assert f"fix tracking_uri in {workdir / 'mlflow.yml'}" in message and message.count("\n") == 0
 
 
 def test_runs_hold_params_metrics_tags_text_and_a_checkpoint(workdir: Path) -> None:
