@@ -39,20 +39,21 @@ MARGIN = 0.08  # the training estimate is raised by this share (load, a slower c
 # share of one of its epochs. Measured with the headline's 5 transforms listed (6 views): ~100 s per
 # member at ~60 s epochs (2026-12-06, the 50m run): 0.23 per pass. Since, inference runs x2.6 faster
 # on one thread (channels_last, 128 inputs per pass: benchmarks/inference_batch.py) and the member no
-# longer passes its kept views a second time (0.23 x 42/78 passes / 2.6 = 0.05): 0.1 kept, the rest a
-# margin for what is not inference. The fifth hour run then measured 13-17 s per member at 38-45 s
-# epochs (0.05 per pass).
-MEMBER_EPOCHS_PER_PASS = 0.1  # per member and pass, in epochs of its own training
+# longer passes its kept views a second time (0.23 x 42/78 passes / 2.6 = 0.05). The fifth hour run
+# then measured 13-17 s per member at 38-45 s epochs (0.05 per pass): 0.07 kept, the rest a margin
+# for what is not inference.
+MEMBER_EPOCHS_PER_PASS = 0.07  # per member and pass, in epochs of its own training
 MEMBER_SECONDS = 5.0
 # After training: the ensemble's choice (from the validation probabilities its members measured),
 # each member's test passes (every view kept, and the plain and raw weights' passes reported), the
 # model's files and its registration. Per member, (views + 1) x this share of one of its epochs with
 # every thread: the 50m run's end took 200 s for 2 members that kept all 6 views, at ~53 s epochs
 # with 2 threads: 0.25 per pass, when it also passed the validation split again and inference ran
-# x2.3 slower on 2 threads (benchmarks/inference_batch.py): 0.12, the rest a margin for the files.
-# The fifth hour run's end then took 38 s for 4 members (0.02 per pass after the 15 s): kept, as the
-# margin of the one step that comes after the budget's last deadline.
-TAIL_EPOCHS_PER_PASS = 0.12  # per member and pass, in epochs of its own training with every thread
+# x2.3 slower on 2 threads (benchmarks/inference_batch.py): 0.12. The fifth hour run's end then took
+# 38 s for 4 members (0.02 per pass after the 15 s), and the sixth ended 4 minutes early, most of
+# them this reserve: 0.06 kept, three times the measured share, as this is the one step that comes
+# after the budget's last deadline.
+TAIL_EPOCHS_PER_PASS = 0.06  # per member and pass, in epochs of its own training with every thread
 TAIL_SECONDS = 15.0
 WRAP_UP_SECONDS = 10.0  # after the search's last trial: a pool's shutdown, the study's plots and summary
 PRIOR_SHARE = 1 / 3  # reserved for the reproduction until trials have measured the speed
