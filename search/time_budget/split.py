@@ -50,10 +50,11 @@ MEMBER_SECONDS = 5.0
 # every thread: the 50m run's end took 200 s for 2 members that kept all 6 views, at ~53 s epochs
 # with 2 threads: 0.25 per pass, when it also passed the validation split again and inference ran
 # x2.3 slower on 2 threads (benchmarks/inference_batch.py): 0.12. The fifth hour run's end then took
-# 38 s for 4 members (0.02 per pass after the 15 s), and the sixth ended 4 minutes early, most of
-# them this reserve: 0.06 kept, three times the measured share, as this is the one step that comes
-# after the budget's last deadline.
-TAIL_EPOCHS_PER_PASS = 0.06  # per member and pass, in epochs of its own training with every thread
+# 38 s for 4 small members (0.02 per pass after the 15 s), and the sixth ended 4 minutes early, most
+# of them this reserve. At 0.06 the seventh's end took 73 s for 4 wide members that kept more views
+# (~0.04 per pass) and the hour ended 27 s early: 0.08 kept, twice the larger measured share, as this
+# is the one step that comes after the budget's last deadline.
+TAIL_EPOCHS_PER_PASS = 0.08  # per member and pass, in epochs of its own training with every thread
 TAIL_SECONDS = 15.0
 WRAP_UP_SECONDS = 10.0  # after the search's last trial: a pool's shutdown, the study's plots and summary
 PRIOR_SHARE = 1 / 3  # reserved for the reproduction until trials have measured the speed
