@@ -31,6 +31,7 @@ REGISTRY_ENV = "MLFLOW_REGISTRY_URI"
 SETTINGS_KEYS = ("tracking_uri", "registry_uri", "artifact_location")
 _SERVER_SCHEMES = ("http://", "https://", "databricks")
 _LOCAL_SCHEMES = ("sqlite:", "file:")
+DEFAULT_SOURCE = "the default"
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,14 @@ class TrackingSettings:
     registry_uri: str
     artifact_location: str | None = None
     source: str = "explicit"  # where the tracking URI came from: environment / mlflow.yml / default
+
+    def where_to_fix(self) -> str:
+        """Where the tracking URI came from, as the place to change it."""
+        if self.source.startswith("$"):
+            return f"fix {self.source}"
+        if self.source == DEFAULT_SOURCE:
+            return "point MLFLOW_TRACKING_URI or tracking_uri in mlflow.yml at a running store"
+        return f"fix tracking_uri in {self.source} (or set MLFLOW_TRACKING_URI, which wins)"
 
     @property
     def is_server(self) -> bool:
@@ -132,7 +141,7 @@ def load_settings(explicit: str | Path | None = None) -> TrackingSettings:
     elif "tracking_uri" in file_values:
         tracking, source = _absolute(file_values["tracking_uri"], base), str(path)
     else:
-        tracking, source = _absolute(DEFAULT_TRACKING_URI, base), "the default"
+        tracking, source = _absolute(DEFAULT_TRACKING_URI, base), DEFAULT_SOURCE
     registry_env = os.environ.get(REGISTRY_ENV, "").strip()
     if registry_env:
         registry = _absolute(registry_env, Path.cwd())

@@ -63,15 +63,6 @@ def _prepare_local_store(settings: TrackingSettings) -> None:
         _logger.warning("could not switch %s to WAL: %s", path, error)
 
 
-def _where_to_fix(source: str) -> str:
-    """Where the tracking URI came from, as the place to change it."""
-    if source.startswith("$"):
-        return f"fix {source}"
-    if source == "the default":
-        return "point MLFLOW_TRACKING_URI or tracking_uri in mlflow.yml at a running store"
-    return f"fix tracking_uri in {source} (or set MLFLOW_TRACKING_URI, which wins)"
-
-
 class TrackingStore:
     """Experiments and the contents of runs, through one resilient client."""
 
@@ -96,7 +87,7 @@ class TrackingStore:
             raise ConvtuneError(
                 f"MLflow tracking store {redact(self.settings.tracking_uri)} is unreachable "
                 f"({first_line(error, drop_period=True)}); "
-                f"start it, or {_where_to_fix(self.settings.source)}."
+                f"start it, or {self.settings.where_to_fix()}."
             ) from None
 
     def experiment_id(self, name: str) -> str:
