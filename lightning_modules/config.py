@@ -139,6 +139,11 @@ class WeightAveragingConfig(StrictModel):
 
 
 class TrainerConfig(StrictModel):
+    """How a run trains. `seed` seeds the training's randomness alone (initial weights, batch order,
+    augmentation draws); unset, the run's `seed` does. The splits always follow the run's `seed`, so
+    runs that differ only in `trainer.seed` train and validate on the same images: what an ensemble's
+    members need to differ without one training on another's validation images."""
+
     max_epochs: Annotated[int, Field(ge=1)] = 5
     precision: Literal["32", "16-mixed", "bf16-mixed", "64", "auto"] = "32"
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
@@ -150,6 +155,7 @@ class TrainerConfig(StrictModel):
     gradient_clip_val: Annotated[float, Field(ge=0)] | None = None
     channels_last: bool = True
     weight_averaging: WeightAveragingConfig = Field(default_factory=WeightAveragingConfig)
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] | None = None
 
     @field_validator("precision", mode="before")
     @classmethod
@@ -196,6 +202,11 @@ class RunConfig(StrictModel):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+
+    @property
+    def training_seed(self) -> int:
+        """What seeds initial weights, batch order and augmentation: `trainer.seed`, else `seed`."""
+        return self.seed if self.trainer.seed is None else self.trainer.seed
 
     @field_validator("augment")
     @classmethod

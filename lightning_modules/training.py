@@ -29,7 +29,9 @@ class RunParts:
 def build_datamodule(config: RunConfig, device: torch.device | str | None = None) -> ImageDataModule:
     """The config's data, decoded (once per process) and split; with `device`, the plain (unaugmented)
     loaders hold their tensors there, so batches are cut on the GPU with no host-to-device copies."""
-    datamodule = ImageDataModule(config.data, config.augment, seed=config.seed, device=device)
+    datamodule = ImageDataModule(
+        config.data, config.augment, seed=config.seed, train_seed=config.training_seed, device=device
+    )
     datamodule.setup()
     return datamodule
 
@@ -102,7 +104,7 @@ def build_run(
     `weights_resolver` is passed to `build_module` (resolves `model.weights` URIs); `device` to
     `build_datamodule` (see `data_device`).
     """
-    pl.seed_everything(config.seed, workers=True, verbose=False)
+    pl.seed_everything(config.training_seed, workers=True, verbose=False)
     datamodule = build_datamodule(config, device)
     return RunParts(datamodule, build_module(config, datamodule, weights_resolver))
 

@@ -47,6 +47,7 @@ class ImageSplits:
         augment: Sequence[Mapping[str, Mapping[str, Any] | None]] = (),
         seed: int = 0,
         *,
+        train_seed: int | None = None,
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()  # the LightningDataModule's, in ImageDataModule
@@ -56,9 +57,10 @@ class ImageSplits:
             )
         self.data = data
         self.augment = [dict(entry) for entry in augment]
-        self.seed = int(seed)
+        self.seed = int(seed)  # the splits
+        self.train_seed = self.seed if train_seed is None else int(train_seed)  # batch order, augmentation
         self.loader_device = device
-        self.transform = build_augmentation(self.augment, seed=self.seed)
+        self.transform = build_augmentation(self.augment, seed=self.train_seed)
         self.batched = augmentation_for_backend(self.transform, data.augment_backend)
         self._splits: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
         self._class_names: list[str] = []
@@ -160,12 +162,12 @@ class ImageSplits:
         drop_last = len(labels) > 1 and len(labels) % batch_size == 1
         if self.transform is None or self.batched is not None:
             return InMemoryLoader(
-                images, labels, batch_size, shuffle=True, drop_last=drop_last, seed=self.seed,
+                images, labels, batch_size, shuffle=True, drop_last=drop_last, seed=self.train_seed,
                 device=self.loader_device, augment=self.batched,
             )  # fmt: skip
         return build_augmented_loader(
-            images, labels, self.transform, batch_size, shuffle=True, drop_last=drop_last, seed=self.seed,
-            num_workers=self.data.num_workers,
+            images, labels, self.transform, batch_size, shuffle=True, drop_last=drop_last,
+            seed=self.train_seed, num_workers=self.data.num_workers,
         )  # fmt: skip
 
     def val_dataloader(self) -> InMemoryLoader:

@@ -49,6 +49,10 @@ from search.tracking.registry import ENSEMBLE_ALIAS, RegisteredModel, log_and_re
 from search.tracking.tracker import Tracker
 
 MAX_TOP_K = 20
+MEMBER_SEEDS_NOTE = (
+    "member k trains on trainer.seed = its trial's seed + k (member 0 as its trial did): no two members "
+    "start from the same weights or see the same batches; all keep the experiment's splits."
+)
 
 
 @dataclass
@@ -137,12 +141,16 @@ def _in_run(
     overridden: bool,
     progress: MemberProgress,
 ) -> EnsembleReproduction:
-    notes: list[str] = []
+    notes: list[str] = [] if len(trials) == 1 else [MEMBER_SEEDS_NOTE]
+    ranks = {trial.number: rank for rank, trial in enumerate(trials)}
 
     def plan_for(trial: FrozenTrial, epochs: int | None) -> Plan:
         link = {v.TAG_PARENT_RUN: run_id, v.TAG_ENSEMBLE_RUN: run_id}
         paced = options if epochs is None else replace(options, epochs=epochs)
-        plan = plan_reproduction(spec, paced, study_name, trial, tracker, overridden=overridden, tags=link)
+        plan = plan_reproduction(
+            spec, paced, study_name, trial, tracker, overridden=overridden, tags=link,
+            seed_offset=ranks[trial.number],
+        )  # fmt: skip
         notes.extend(f"trial {trial.number}: {note}" for note in plan.notes)
         if epochs is not None and epochs != options.epochs:
             planned = options.epochs or spec.trainer.max_epochs

@@ -15,6 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lightning_modules.config import RunConfig
 from lightning_modules.precision import resolve_precision
+from lightning_modules.strict_model import MAX_SEED
 from search.errors import ConfigError, ConvtuneError
 from search.experiment.dotted import config_from_params
 from search.experiment.serialized import config_from_yaml, config_params, config_yaml, training_params
@@ -118,8 +119,10 @@ def plan_reproduction(
     *,
     overridden: bool,
     tags: dict[str, str] | None = None,
+    seed_offset: int = 0,
 ) -> Plan:
-    """The trial's config (with --epochs), notes on what differs, and its reproduction run, started."""
+    """The trial's config (with --epochs, and its training seed moved on by `seed_offset`), notes on
+    what differs, and its reproduction run, started."""
     original_run = trial.user_attrs.get(v.ATTR_RUN_ID)
     recorded = recorded_config(tracker, original_run)
     config, notes = trial_config(spec, trial, recorded, overridden=overridden)
@@ -134,6 +137,9 @@ def plan_reproduction(
             config = config.model_copy(
                 update={"trainer": config.trainer.model_copy(update={"max_epochs": options.epochs})}
             )
+    if seed_offset:
+        seed = (config.training_seed + seed_offset) % (MAX_SEED + 1)
+        config = config.model_copy(update={"trainer": config.trainer.model_copy(update={"seed": seed})})
     precision = resolve_precision(config.trainer.precision, options.accelerator or config.trainer.accelerator)
     notes += precision_notes(tracker, original_run, precision)
     changed = differing_keys(config, trained)

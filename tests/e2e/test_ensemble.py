@@ -124,6 +124,15 @@ def test_members_are_the_two_best_distinct_trials_with_averaged_weights(in_study
     assert all(m.weights == "ema" for m in in_study.result.members)
 
 
+def test_each_later_member_trains_on_its_own_seed_with_the_same_splits(in_study: Ensembled) -> None:
+    client = mlflow_client()
+    seeds = [client.get_run(m.run_id).data.params["trainer.seed"] for m in in_study.result.members]
+    assert seeds == ["None", "1"]  # member 0 as its trial trained (seed 0), member 1 on seed 0 + 1
+    assert ensemble_module.MEMBER_SEEDS_NOTE in in_study.result.notes
+    probabilities = [m.val_probabilities for m in in_study.result.members]
+    assert all(p is not None and p.shape == probabilities[0].shape for p in probabilities)
+
+
 def test_each_member_measures_its_final_raw_weights_beside_the_averaged_ones(in_study: Ensembled) -> None:
     for member in in_study.result.members:
         assert member.averaging is not None and member.averaging.kept == "ema"

@@ -25,6 +25,19 @@ def test_the_same_config_builds_the_same_run() -> None:
     assert not torch.equal(first.module.model.head.fc.weight, other.module.model.head.fc.weight)
 
 
+def test_trainer_seed_reseeds_weights_and_batches_but_not_the_splits() -> None:
+    base = build_run(_digits(seed=4))
+    reseeded = build_run(_digits(seed=4, trainer={"seed": 9}))
+    assert reseeded.datamodule.seed == 4 and reseeded.datamodule.train_seed == 9
+    for split in ("train_images", "val_images", "val_labels"):
+        assert torch.equal(getattr(base.datamodule, split), getattr(reseeded.datamodule, split))
+    assert not torch.equal(base.module.model.head.fc.weight, reseeded.module.model.head.fc.weight)
+    first_batch = [next(iter(parts.datamodule.train_dataloader()))[1] for parts in (base, reseeded)]
+    assert not torch.equal(*first_batch)
+    same_as_seed = build_run(_digits(seed=9))  # trainer.seed 9 initializes as seed 9 does
+    assert torch.equal(same_as_seed.module.model.head.fc.weight, reseeded.module.model.head.fc.weight)
+
+
 def test_the_module_normalizes_with_the_data_or_the_pretraining_statistics() -> None:
     parts = build_run(_digits())
     mean = parts.datamodule.mean[0] * 255
