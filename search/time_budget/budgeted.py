@@ -60,7 +60,7 @@ class BudgetedSearch:
     study: optuna.Study | None = None
     planned: list[str] = field(default_factory=list)  # the plan lines printed
     planned_reserve: float = 0.0  # the reproduction's reserve in the last plan printed
-    planned_workload: tb.Workload | None = None  # and its workload
+    planned_members: int = 0  # and its number of members
     _seen: int = -1
     _measured: bool = False
     notes: list[str] = field(default_factory=list)
@@ -106,7 +106,7 @@ class BudgetedSearch:
             line = tb.split(self.budget, 0.0, self.plan.estimate.reserve).describe(self.plan.estimate)
             self.planned.append(line)
             self.planned_reserve = self.plan.estimate.reserve
-            self.planned_workload = self.plan.estimate.workload
+            self.planned_members = self.plan.estimate.workload.members
             prefix = "" if announce else f"re-estimated from {measured.completed} complete trials: "
             self.console.print(f"{prefix}{line}", highlight=False, soft_wrap=True)
             if self.plan.reduced:
@@ -116,10 +116,10 @@ class BudgetedSearch:
         """Whether the plan moved enough since it was last printed to be printed again: a reserve
         `REPLAN_SHIFT` of the budget away, or another number of members (an epoch more or less as
         trials finish is not news)."""
-        assert self.plan is not None and self.planned_workload is not None
+        assert self.plan is not None
         estimate = self.plan.estimate
         shifted = abs(estimate.reserve - self.planned_reserve) >= REPLAN_SHIFT * self.budget
-        return shifted or estimate.workload.members != self.planned_workload.members
+        return shifted or estimate.workload.members != self.planned_members
 
     def say(self, note: str) -> None:
         self.notes.append(note)
@@ -201,6 +201,13 @@ def reproduction_plan(limit: BudgetedSearch, study: optuna.Study, storage: str |
     left = limit.deadline - time.time()
     measured = measure(study, workload.members, limit.trial_images, limit.spec.trainer.max_epochs)
     fitted = tb.fit(workload, measured.speeds, left, limit.speedup)
+    if fitted is not None and nothing_fits(fitted.estimate, left):
+        raise ConvtuneError(
+            f"the --budget left {tb.format_duration(max(left, 0.0))} after the search, less than the "
+            f"smallest reproduction (one member of one epoch: ~{tb.format_duration(fitted.estimate.reserve)} "
+            f"at the trials' pace), so nothing was reproduced; give a larger --budget (the study keeps "
+            f"its {measured.completed} complete trials), or run `convtune reproduce` without one."
+        )
     if fitted is not None and fitted.reduced:
         limit.say(f"{fitted.reduced}.")
     chosen = fitted.estimate.workload if fitted is not None else workload
@@ -215,6 +222,12 @@ def reproduction_plan(limit: BudgetedSearch, study: optuna.Study, storage: str |
         epoch_ceiling=workload.epochs,  # later rounds may take back the epochs the fit took away
     )
     return ReproductionPlan(options, chosen.members, fitted.estimate if fitted else None)
+
+
+def nothing_fits(estimate: tb.Estimate, available: float) -> bool:
+    """Whether even the smallest reproduction (`tb.fit`'s last resort) needs more than `available`."""
+    smallest = estimate.workload.members == 1 and estimate.workload.epochs == 1
+    return smallest and estimate.reserve > available
 
 
 def finish(limit: BudgetedSearch, search_done: float, plan: ReproductionPlan) -> str:

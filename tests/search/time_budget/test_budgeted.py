@@ -8,15 +8,18 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 import torch
 from rich.console import Console
 
+from search.errors import ConvtuneError
 from search.experiment.spec import reproduction_spec, validate_experiment
 from search.parallel.plan import WorkerSlot
 from search.time_budget import split as tb
 from search.time_budget.budgeted import (
     BudgetedSearch,
     members_at_once,
+    reproduction_plan,
     reproduction_speedup,
     reproduction_workload,
 )
@@ -71,6 +74,26 @@ def test_the_plan_is_printed_again_only_when_the_reserve_moves(tmp_path: Path) -
     assert lines[0].startswith("re-estimated from 3 complete trials: ")
     assert lines[1].startswith("re-estimated from 5 complete trials: ")
     assert limit.planned_reserve > 1.5 * first
+
+
+def test_a_budget_spent_by_the_search_reproduces_nothing_and_says_so(tmp_path: Path) -> None:
+    spec = validate_experiment(tiny_experiment())
+    study = optuna.create_study(direction="maximize")
+    for number in range(3):
+        study.add_trial(_finished(0.80 + number / 100, number, seconds=40.0))
+
+    def planned_with(seconds_left: float) -> object:
+        limit = BudgetedSearch(
+            3600, time.time() - 3600 + seconds_left, spec, spec, Console(file=io.StringIO())
+        )
+        limit.workload, limit.trial_images = tb.Workload(epochs=30, images=54_000, members=2), 16_200
+        return reproduction_plan(limit, study, storage=None)
+
+    assert planned_with(3000).top_k == 2  # type: ignore[attr-defined]
+    with pytest.raises(
+        ConvtuneError, match=r"^the --budget left 5s after the search, less than the smallest"
+    ):
+        planned_with(5)
 
 
 def _finished(value: float, x: int, seconds: float) -> optuna.trial.FrozenTrial:
