@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -134,12 +135,9 @@ def plan_reproduction(
             notes.append(
                 f"trainer.max_epochs={options.epochs} instead of the trial's {config.trainer.max_epochs}."
             )
-            config = config.model_copy(
-                update={"trainer": config.trainer.model_copy(update={"max_epochs": options.epochs})}
-            )
+            config = with_trainer(config, max_epochs=options.epochs)
     if seed_offset:
-        seed = (config.training_seed + seed_offset) % (MAX_SEED + 1)
-        config = config.model_copy(update={"trainer": config.trainer.model_copy(update={"seed": seed})})
+        config = with_trainer(config, seed=(config.training_seed + seed_offset) % (MAX_SEED + 1))
     precision = resolve_precision(config.trainer.precision, options.accelerator or config.trainer.accelerator)
     notes += precision_notes(tracker, original_run, precision)
     changed = differing_keys(config, trained)
@@ -147,6 +145,11 @@ def plan_reproduction(
         tracker, study_name, trial, config, original_run, {v.TAG_PRECISION: precision, **(tags or {})}
     )
     return Plan(study_name, trial, config, notes, changed, run_id)
+
+
+def with_trainer(config: RunConfig, **fields: Any) -> RunConfig:
+    """`config` with these `trainer.*` fields replaced."""
+    return config.model_copy(update={"trainer": config.trainer.model_copy(update=fields)})
 
 
 def precision_notes(tracker: Tracker, original_run: str | None, precision: str) -> list[str]:

@@ -32,11 +32,14 @@ from search.experiment.spec import load_experiment, validate_experiment
 from search.reproduce.ensemble import EnsembleReproduction, reproduce_ensemble
 from search.reproduce.ensemble_model import EnsembleModel
 from search.reproduce.options import ReproduceOptions
+from search.reproduce.plan import recorded_config
 from search.study.runner import TuneOptions, tune
 from search.study.storage import open_storage
 from search.study.study import find_study
 from search.tracking import vocabulary as v
 from search.tracking.model_store import load_inference_model
+from search.tracking.settings import load_settings
+from search.tracking.tracker import Tracker
 from tests.conftest import tiny_experiment, write_experiment
 from tests.helpers.parallel_helpers import mlflow_client, start_cli, wait_for
 from tests.helpers.study_folder import inside_study_folder
@@ -129,8 +132,12 @@ def test_each_later_member_trains_on_its_own_seed_with_the_same_splits(in_study:
     seeds = [client.get_run(m.run_id).data.params["trainer.seed"] for m in in_study.result.members]
     assert seeds == ["None", "1"]  # member 0 as its trial trained (seed 0), member 1 on seed 0 + 1
     assert ensemble_module.MEMBER_SEEDS_NOTE in in_study.result.notes
-    probabilities = [m.val_probabilities for m in in_study.result.members]
-    assert all(p is not None and p.shape == probabilities[0].shape for p in probabilities)
+    tracker = Tracker(load_settings())
+    configs = [recorded_config(tracker, m.run_id) for m in in_study.result.members]
+    assert [c.training_seed for c in configs if c is not None] == [0, 1]
+    first, second = (build_datamodule(c) for c in configs if c is not None)
+    assert torch.equal(first.val_images, second.val_images)
+    assert torch.equal(first.val_labels, second.val_labels)
 
 
 def test_each_member_measures_its_final_raw_weights_beside_the_averaged_ones(in_study: Ensembled) -> None:

@@ -76,7 +76,7 @@ def test_the_plan_is_printed_again_only_when_the_reserve_moves(tmp_path: Path) -
     assert limit.planned_reserve > 1.5 * first
 
 
-def test_a_budget_spent_by_the_search_reproduces_nothing_and_says_so(tmp_path: Path) -> None:
+def test_a_budget_spent_by_the_search_reproduces_nothing_and_says_so() -> None:
     spec = validate_experiment(tiny_experiment())
     study = optuna.create_study(direction="maximize")
     for number in range(3):
