@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 import optuna
 from optuna.trial import FrozenTrial
 from rich.console import Console
+from rich.progress import TaskID
 
 from search.cli.progress import StudyProgress, trials_table
 from search.study.observer import StudyEnd, StudyWatch, TrialsWatch
@@ -74,6 +75,7 @@ class WorkersView:
         self.tasks = {
             label: progress.bars.add_task(f"{label:>8}", total=epochs, status="starting") for label in workers
         }
+        self.showing: dict[str, int | None] = {}  # each worker's trial on its line (None: waiting)
 
     def update_study(self, study: optuna.Study, _trial: FrozenTrial | None = None) -> None:
         self.progress.update_study(study)
@@ -83,6 +85,7 @@ class WorkersView:
         }
         for label, task in self.tasks.items():
             trial = running.get(label)
+            self._restart_clock(label, task, trial.number if trial is not None else None)
             if trial is None:
                 self.progress.bars.update(task, completed=0, status="waiting")
                 continue
@@ -94,3 +97,11 @@ class WorkersView:
                 completed=len(steps),
                 status=f"trial {trial.number} epoch {len(steps)}/{self.epochs}{last}",
             )
+
+    def _restart_clock(self, label: str, task: TaskID, number: int | None) -> None:
+        """A worker's time is that of what it does now: its trial, or its wait for one (rich's elapsed
+        time would otherwise run from the panel's start, and freeze once a trial reached the last epoch)."""
+        if label in self.showing and self.showing[label] == number:
+            return
+        self.showing[label] = number
+        self.progress.bars.reset(task, total=self.epochs, completed=0)

@@ -12,6 +12,7 @@ the test split is read once, by `final_ensemble_test`, after everything is decid
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import optuna
@@ -40,6 +41,7 @@ from search.reproduce.pace import Pacing
 from search.reproduce.parallel_members import train_in_parallel
 from search.reproduce.plan import Plan, PlanFor, plan_reproduction
 from search.reproduce.selection import EnsembleChoice, choose_ensemble
+from search.reproduce.watch import Show, TrainingWatch
 from search.study.pareto import metric_value
 from search.study.storage import open_storage
 from search.study.study import find_study
@@ -105,9 +107,11 @@ def reproduce_ensemble(
     *,
     overridden: bool = False,
     progress: MemberProgress | None = None,
+    show: Show | None = None,
 ) -> EnsembleReproduction:
     """The K best distinct trials retrained, their ensemble chosen on validation, tested, registered;
-    `progress` gets a line as each member starts and ends."""
+    `progress` gets a line as each member starts and ends, `show` the training members' epochs and
+    validation metric every few seconds."""
     if options.trial is not None or options.pick is not None:
         raise ConfigError("--top-k chooses its trials; give it without --trial or --pick.")
     study = find_study(open_storage(options.storage), options.study_name or spec.name)
@@ -119,9 +123,11 @@ def reproduce_ensemble(
     )
     started = time.perf_counter()
     try:
-        result = _in_run(
-            spec, options, study.study_name, trials, tracker, run_id, overridden, progress or _silent
-        )
+        with TrainingWatch(show, tracker.training_progress, spec.search.metric) as watch:
+            result = _in_run(
+                spec, options, study.study_name, trials, tracker, run_id, overridden, progress or _silent,
+                watch.follow,
+            )  # fmt: skip
     except BaseException as error:
         tracker.end_run(run_id, error=error)
         raise
@@ -140,6 +146,7 @@ def _in_run(
     run_id: str,
     overridden: bool,
     progress: MemberProgress,
+    follow: Callable[[Plan], None],
 ) -> EnsembleReproduction:
     notes: list[str] = [] if len(trials) == 1 else [MEMBER_SEEDS_NOTE]
     ranks = {trial.number: rank for rank, trial in enumerate(trials)}
@@ -151,6 +158,7 @@ def _in_run(
             spec, paced, study_name, trial, tracker, overridden=overridden, tags=link,
             seed_offset=ranks[trial.number],
         )  # fmt: skip
+        follow(plan)
         notes.extend(f"trial {trial.number}: {note}" for note in plan.notes)
         if epochs is not None and epochs != options.epochs:
             planned = options.epochs or spec.trainer.max_epochs

@@ -29,6 +29,7 @@ from search.reproduce.options import ReproduceOptions
 from search.reproduce.plan import Plan, listed, plan_reproduction, select_trial
 from search.reproduce.retrain import retrain
 from search.reproduce.selection import AveragingReport, TTAChoice
+from search.reproduce.watch import Show, TrainingWatch
 from search.study.model_cost import measure_cost
 from search.study.pareto import metric_value, pick
 from search.study.storage import open_storage
@@ -102,8 +103,11 @@ class Reproduction:
         return ""
 
 
-def reproduce(spec: ExperimentSpec, options: ReproduceOptions, *, overridden: bool = False) -> Reproduction:
-    """Best (or chosen) trial -> deterministic retraining -> test split -> MLflow run -> registry."""
+def reproduce(
+    spec: ExperimentSpec, options: ReproduceOptions, *, overridden: bool = False, show: Show | None = None
+) -> Reproduction:
+    """Best (or chosen) trial -> deterministic retraining -> test split -> MLflow run -> registry;
+    `show` gets the training's epoch and validation metric every few seconds."""
     budget = options.budget()
     handle = open_storage(options.storage)
     study = find_study(handle, options.study_name or spec.name)
@@ -113,7 +117,9 @@ def reproduce(spec: ExperimentSpec, options: ReproduceOptions, *, overridden: bo
     plan = plan_reproduction(spec, options, study.study_name, trial, tracker, overridden=overridden)
     started = time.perf_counter()
     try:
-        result = _reproduce_in_run(spec, options, plan, tracker)
+        with TrainingWatch(show, tracker.training_progress, spec.search.metric) as watch:
+            watch.follow(plan)
+            result = _reproduce_in_run(spec, options, plan, tracker)
     except BaseException as error:
         tracker.end_run(plan.run_id, error=error)
         raise

@@ -109,8 +109,8 @@ class BudgetedSearch:
             self.planned_members = self.plan.estimate.workload.members
             prefix = "" if announce else f"re-estimated from {measured.completed} complete trials: "
             self.console.print(f"{prefix}{line}", highlight=False, soft_wrap=True)
-            if self.plan.reduced:
-                self.say(f"{self.plan.reduced}.")
+            if self.plan.reduced and not nothing_fits(self.plan.estimate, self.deadline - time.time()):
+                self.say(f"{self.plan.reduced}.")  # (when nothing fits, the reproduction's plan says so)
 
     def _moved(self) -> bool:
         """Whether the plan moved enough since it was last printed to be printed again: a reserve

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from mlflow.entities import RunStatus, RunTag
 from mlflow.exceptions import MlflowException
@@ -28,6 +29,13 @@ STATE_TO_STATUS = {
 }
 RUNNING = RunStatus.to_string(RunStatus.RUNNING)
 ABANDON_SECONDS = 10.0  # how long a crashing command tries to close its runs
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    running: bool
+    epochs: int  # epochs logged of the metric asked for
+    last: float | None  # its last value
 
 
 class Tracker(TrackingStore):
@@ -156,6 +164,12 @@ class Tracker(TrackingStore):
     def logged_steps(self, run_id: str, metric: str) -> set[int]:
         """The steps at which the run holds `metric` (its epochs, for an epoch metric)."""
         return {int(m.step) for m in self._client.get_metric_history(run_id, metric)}
+
+    def training_progress(self, run_id: str, metric: str) -> RunProgress:
+        """Whether the run still runs, how many epochs of `metric` it has logged, and the last one."""
+        history = sorted(self._client.get_metric_history(run_id, metric), key=lambda m: m.step)
+        running = self._client.get_run(run_id).info.status == RUNNING
+        return RunProgress(running, len(history), history[-1].value if history else None)
 
     def close_trial_run(
         self, study_name: str, trial_number: int, run_id: str | None, reason: str, *, status: str

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ import torch
 from PIL import Image
 
 import search.reproduce.ensemble as ensemble_module
+import search.reproduce.watch as watch
 from lightning_modules.config import RunConfig
 from lightning_modules.data.datamodule import ImageDataModule
 from lightning_modules.training import build_datamodule
@@ -267,15 +269,27 @@ def test_cli_top_k_says_which_selection_it_made(
     assert main(["reproduce", experiment, "--top-k", "2", "--trial", "0"]) == 2
 
 
-def test_workers_retrain_the_members_at_the_same_time(in_study: Ensembled) -> None:
+def test_workers_retrain_the_members_at_the_same_time(
+    in_study: Ensembled, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`--workers 2`: both members train at once in worker processes; the ensemble is chosen and
-    tested as with one worker, and every member's run is closed."""
+    tested as with one worker, and every member's run is closed. The live line, read from the
+    members' runs, follows both."""
     spec = load_experiment(in_study.folder / "tiny.yaml")
     # 100 tiny epochs (~0.15 s each on a slow 2-core machine, ~15 s): the second worker may start its
     # first epoch ~3 s after the first one under load, which 12 epochs (2 s) could not cover
     lines: list[str] = []
+    shown: list[str] = []
+    monkeypatch.setattr(watch, "INTERVAL_SECONDS", 0.2)
     options = ReproduceOptions(epochs=100, register=False, workers=2)
-    result = reproduce_ensemble(spec, options, 2, progress=lines.append)
+    result = reproduce_ensemble(spec, options, 2, progress=lines.append, show=shown.append)
+    first, second = (member.trial.number for member in result.members)
+    member = r"epoch (\d+)/100 val/acc 0\.\d{4}"
+    both = re.compile(rf"^trial {first} {member} · trial {second} {member}$")
+    together = [match for line in shown if (match := both.match(line))]
+    assert together, shown[:5]  # both members' epochs in one line while both trained
+    firsts = [int(match.group(1)) for match in together]
+    assert firsts == sorted(firsts) and max(firsts) > min(firsts)  # read again as the epochs go on
     assert [line.split(" (")[-1] for line in lines] == [
         "1 of 2 training)",
         "2 of 2 training)",

@@ -37,7 +37,10 @@ from search.cli.commands import add_experiment, add_study, checked_study
 from search.errors import ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from rich.console import Console
+    from rich.status import Status
 
     from search.experiment.spec import ExperimentSpec
     from search.reproduce.ensemble import EnsembleReproduction
@@ -149,8 +152,8 @@ def run_single(
     # lazy: `convtune --help` imports every command module (search/cli/commands/__init__.py)
     from search.reproduce.reproduce import reproduce
 
-    with console.status("reproducing ...", spinner="dots"):
-        result = reproduce(spec, options, overridden=overridden)
+    with console.status("reproducing ...", spinner="dots") as spinner:
+        result = reproduce(spec, options, overridden=overridden, show=spinner_line(spinner, "reproducing"))
     print_reproduction(console, result)
     if strict and result.comparable and not result.matches:
         return 1
@@ -202,10 +205,21 @@ def run_ensemble(
     def progress(line: str) -> None:
         console.print(line, highlight=False)
 
-    with console.status(f"reproducing the {top_k} best trials ...", spinner="dots"):
-        result = reproduce_ensemble(spec, options, top_k, overridden=overridden, progress=progress)
+    heading = f"reproducing the {top_k} best trials"
+    with console.status(f"{heading} ...", spinner="dots") as spinner:
+        show = spinner_line(spinner, heading)
+        result = reproduce_ensemble(spec, options, top_k, overridden=overridden, progress=progress, show=show)
     print_ensemble(console, result)
     return 0
+
+
+def spinner_line(spinner: Status, heading: str) -> Callable[[str], None]:
+    """The spinner's text becomes `heading: trial 33 epoch 18/25 val/acc 0.9432 · ...`."""
+
+    def show(line: str) -> None:
+        spinner.update(f"{heading}: {line}")
+
+    return show
 
 
 def _raw_figures(member: Member) -> str:

@@ -69,3 +69,29 @@ def test_the_workers_panel_shows_each_workers_running_trial() -> None:
     assert tasks["cpu1"].fields["status"] == "waiting"
     assert "study shown: 1/4 finished" in view.progress.summary.plain  # type: ignore[attr-defined]
     assert study.trials[1].state == TrialState.RUNNING
+
+
+def test_a_workers_time_is_that_of_its_current_trial() -> None:
+    """rich freezes a task's elapsed time once it first reaches its total; a worker's line restarts
+    its clock for each new trial and for each wait instead."""
+    display, _ = _display()
+    study = _study()
+    first = study.ask()
+    first.set_user_attr(v.ATTR_WORKER, "cpu0")
+    for epoch in (1, 2):
+        first.report(0.5, epoch)
+    with display.watch_workers(study, 4, "val/acc", ["cpu0"], 2) as view:
+        view.update_study(study)
+        task = view.progress.bars.tasks[0]  # type: ignore[attr-defined]
+        started = task.start_time
+        assert task.finished  # the first trial's last epoch
+        view.update_study(study)
+        assert task.start_time == started  # the same trial: its clock runs on
+        study.tell(first, 0.5)
+        view.update_study(study)
+        assert task.fields["status"] == "waiting" and not task.finished and task.start_time > started
+        waited = task.start_time
+        second = study.ask()
+        second.set_user_attr(v.ATTR_WORKER, "cpu0")
+        view.update_study(study)
+        assert task.fields["status"] == "trial 2 epoch 0/2" and task.start_time > waited

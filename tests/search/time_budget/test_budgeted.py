@@ -96,6 +96,25 @@ def test_a_budget_spent_by_the_search_reproduces_nothing_and_says_so() -> None:
         planned_with(5)
 
 
+def test_a_budget_too_small_for_any_reproduction_prints_no_reduced_plan(tmp_path: Path) -> None:
+    """The reduction ("1 epoch instead of 30") is only news when something still fits; when nothing
+    does, `reproduction_plan`'s error is the one line the user sees about it."""
+
+    def notes_with(budget: float) -> list[str]:
+        spec = validate_experiment(tiny_experiment())
+        limit = BudgetedSearch(budget, time.time(), spec, spec, Console(file=io.StringIO(), width=400))
+        limit.workload, limit.trial_images = tb.Workload(epochs=30, images=54_000), 16_200
+        limit.clock = SearchClock(tmp_path / f"clock-{budget}.json")
+        study = optuna.create_study(direction="maximize")
+        for number in range(3):
+            study.add_trial(_finished(0.80 + number / 100, number, seconds=40.0))
+        limit.observe(study)
+        return limit.notes
+
+    assert any("epochs instead of 30" in note for note in notes_with(600))  # reduced, still fits
+    assert notes_with(5) == []
+
+
 def _finished(value: float, x: int, seconds: float) -> optuna.trial.FrozenTrial:
     """A COMPLETE trial of 5 reported epochs that took `seconds`."""
     trial = optuna.trial.create_trial(

@@ -9,7 +9,7 @@ import pytest
 from search.parallel import open_work
 from search.tracking import vocabulary as v
 from search.tracking.settings import load_settings
-from search.tracking.tracker import Tracker
+from search.tracking.tracker import RunProgress, Tracker
 from tests.helpers.parallel_helpers import mlflow_client
 
 
@@ -82,3 +82,14 @@ def test_reproduction_and_ensemble_runs_are_named_tagged_and_linked(tracker: Tra
     exited = tracker.start_reproduction(study_name="study", trial_number=1, original_run_id="def", tags={})
     tracker.end_run(exited, error=SystemExit(1))  # Lightning's exit after a Ctrl-C in a member's process
     assert tracker.run_status(exited) == "KILLED"
+
+
+def test_a_runs_training_progress_is_its_logged_epochs_and_whether_it_runs(tracker: Tracker) -> None:
+    run_id = tracker.start_reproduction(study_name="study", trial_number=2, original_run_id="abc", tags={})
+    assert tracker.training_progress(run_id, "val/acc") == RunProgress(running=True, epochs=0, last=None)
+    client = mlflow_client()
+    for epoch, value in ((1, 0.82), (0, 0.71)):  # logged out of order: the last epoch's value counts
+        client.log_metric(run_id, "val/acc", value, step=epoch)
+    assert tracker.training_progress(run_id, "val/acc") == RunProgress(running=True, epochs=2, last=0.82)
+    tracker.end_run(run_id)
+    assert not tracker.training_progress(run_id, "val/acc").running
