@@ -11,6 +11,7 @@ the test split is read once, by `final_ensemble_test`, after everything is decid
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -94,6 +95,9 @@ def top_trials(study: optuna.Study, k: int) -> tuple[list[FrozenTrial], list[str
         )
     notes = [] if len(chosen) == k else [f"the study has {len(chosen)} distinct COMPLETE trials, not {k}."]
     return chosen, notes
+
+
+MEMBER_NOTE = re.compile(r"^trial (?P<trial>\d+): (?P<text>.*)$", re.DOTALL)
 
 
 def _silent(line: str) -> None:
@@ -190,7 +194,7 @@ def _in_run(
     except ValueError as error:
         raise ConvtuneError(f"the {len(used)} chosen trials make no ensemble: {error}") from None
     test = final_ensemble_test(ensemble, members, used, datamodule)
-    result = EnsembleReproduction(members, choice, ensemble, test, run_id, notes=notes)
+    result = EnsembleReproduction(members, choice, ensemble, test, run_id, notes=merged_notes(notes))
     _log(tracker, result)
     if options.register:
         tags = {v.MODEL_TAG_TEST_ACC: f"{test.accuracy:.6f}", v.TAG_ENSEMBLE_METHOD: choice.method}
@@ -201,6 +205,24 @@ def _in_run(
     else:
         result.logged_uri = log_model(ensemble, tracker, run_id, example=images[:2]).model_uri
     return result
+
+
+def merged_notes(notes: list[str]) -> list[str]:
+    """Members' notes that say the same (`trial 33: X`, `trial 62: X`) as one line where the first
+    stood (`trials 33 and 62: X`); every other note as it is."""
+    trials_of: dict[str, list[str]] = {}
+    for note in notes:
+        if member := MEMBER_NOTE.match(note):
+            trials_of.setdefault(member["text"], []).append(member["trial"])
+    merged: list[str] = []
+    for note in notes:
+        member = MEMBER_NOTE.match(note)
+        if member is None:
+            merged.append(note)
+        elif (trials := trials_of.pop(member["text"], None)) is not None:
+            named = trials[0] if len(trials) == 1 else f"{', '.join(trials[:-1])} and {trials[-1]}"
+            merged.append(f"trial{'s' if len(trials) > 1 else ''} {named}: {member['text']}")
+    return merged
 
 
 def _members_one_by_one(

@@ -12,7 +12,13 @@ from lightning_modules.data import load_dataset
 from search.errors import ConfigError
 from search.experiment.spec import validate_experiment
 from search.inspect.evaluation import evaluate_model
-from search.reproduce.ensemble import final_ensemble_test, reproduce_ensemble, top_trials
+from search.reproduce.ensemble import (
+    MEMBER_SEEDS_NOTE,
+    final_ensemble_test,
+    merged_notes,
+    reproduce_ensemble,
+    top_trials,
+)
 from search.reproduce.ensemble_model import EnsembleModel
 from search.reproduce.member import Member
 from search.reproduce.options import ReproduceOptions
@@ -63,3 +69,24 @@ def _member(model: InferenceModel, seed: int) -> Member:
             parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.3)
     trial = optuna.trial.create_trial(value=0.5, params={}, distributions={})
     return Member(trial, run_id=f"run-{seed}", model=model, value=0.5, weights="final", val_accuracy=0.5)
+
+
+def test_members_notes_that_say_the_same_are_one_line() -> None:
+    changed = "--set changes the trial's config (data.train_fraction); the values may differ."
+    notes = [
+        MEMBER_SEEDS_NOTE,
+        f"trial 33: {changed}",
+        "trial 33: trainer.max_epochs=25 instead of the trial's 5.",
+        f"trial 62: {changed}",
+        "trial 62: trainer.max_epochs=25 instead of the trial's 5.",
+        f"trial 42: {changed}",
+        "trial 42: trainer.max_epochs=30 instead of the trial's 5.",
+        "trial 42: 30 epochs instead of the 25 planned, at the pace the members before it kept.",
+    ]
+    assert merged_notes(notes) == [
+        MEMBER_SEEDS_NOTE,
+        f"trials 33, 62 and 42: {changed}",
+        "trials 33 and 62: trainer.max_epochs=25 instead of the trial's 5.",
+        "trial 42: trainer.max_epochs=30 instead of the trial's 5.",
+        "trial 42: 30 epochs instead of the 25 planned, at the pace the members before it kept.",
+    ]
