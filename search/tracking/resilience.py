@@ -102,12 +102,19 @@ def _messages(error: BaseException) -> Iterator[str]:
         current = current.__cause__ or current.__context__
 
 
-# two machines inserting the same row at once (MLflow's tag writes are read-then-insert): the loser's
-# transaction is rolled back and its retry finds the row and updates it, so for the writes that
-# set a value by key the race is as transient as a lock
+# two machines inserting the same row at once (MLflow's tag writes and its dataset inputs are
+# read-then-insert): the loser's transaction is rolled back and its retry finds the row and uses it,
+# so for the writes that set a value by key the race is as transient as a lock
 _RACED = ("UNIQUE constraint failed", "duplicate key value violates unique constraint")
 _KEYED_WRITES = frozenset(
-    {"set_experiment_tag", "set_tag", "log_batch", "set_model_version_tag", "set_registered_model_alias"}
+    {
+        "set_experiment_tag",
+        "set_tag",
+        "log_batch",
+        "log_inputs",
+        "set_model_version_tag",
+        "set_registered_model_alias",
+    }
 )
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
+from search.tracking.datasets import DataSplit
 from search.tracking.resilience import ResilientClient, call_with_retry, is_transient
 from search.tracking.settings import load_settings
 from search.tracking.tracker import Tracker
@@ -86,3 +88,34 @@ def test_experiment_tags_written_by_two_machines_at_once_are_retried(
     with pytest.raises(RuntimeError, match="INVALID_PARAMETER_VALUE"):
         tracker.describe_study("team", {"a": "1"})  # any other refusal is not retried
     assert not is_transient(RuntimeError(RACE)), "a race is retried only for writes that set a key"
+
+
+class RacingInputsClient:
+    """Refuses a run's first dataset inputs as MLflow's store does when another machine's trial
+    inserted the same dataset a moment before (its check-then-insert lost the race)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.logged: dict[str, list] = {}
+
+    def log_inputs(self, run_id: str, datasets: list) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError(
+                "RestException: BAD_REQUEST: (sqlite3.IntegrityError) UNIQUE constraint failed: "
+                "datasets.experiment_id, datasets.name, datasets.digest"
+            )
+        self.logged[run_id] = datasets
+
+
+def test_dataset_inputs_logged_by_two_machines_at_once_are_retried(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tracker = Tracker(load_settings())
+    client = RacingInputsClient()
+    monkeypatch.setattr(tracker, "_client", ResilientClient(client, budget=5))
+    images, labels = torch.zeros(4, 1, 8, 8), torch.tensor([0, 1, 0, 1])
+    splits = [DataSplit("digits", split, images, labels, "sklearn") for split in ("train", "val")]
+    tracker.log_data("run-1", splits)
+    names = [entry.dataset.name for entry in client.logged["run-1"]]
+    assert names == ["digits/train", "digits/val"] and client.calls == 2
