@@ -6,9 +6,11 @@ split only. Used by `search.reproduce.ensemble` one member after another, and by
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from optuna.trial import FrozenTrial
 from torch import Tensor
@@ -23,10 +25,11 @@ from search.reproduce.retrain import retrain
 from search.reproduce.selection import AveragingReport, accuracy
 from search.time_budget.split import format_duration
 from search.tracking import vocabulary as v
-from search.tracking.model_store import InferenceModel
+from search.tracking.model_store import MODEL_FILE, InferenceModel
 from search.tracking.tracker import Tracker
 
 MemberProgress = Callable[[str], None]  # gets one line as each member starts and as it ends
+MEMBER_MODEL_PATH = "member"  # the artifact folder of a member's model file: `runs:/<member run>/member`
 
 
 @dataclass
@@ -103,6 +106,7 @@ def train_member(
             plan.run_id,
             {v.TAG_WEIGHTS: retrained.weights, v.TAG_TTA: ",".join(retrained.model.tta) or "off"},
         )
+        keep_member_model(tracker, plan.run_id, retrained.model)
     except BaseException as error:
         tracker.end_run(plan.run_id, error=error)
         raise
@@ -119,6 +123,15 @@ def train_member(
         training=retrained.training,
     )
     return member, data, retrained.deadline_note
+
+
+def keep_member_model(tracker: Tracker, run_id: str, model: InferenceModel) -> None:
+    """The member's model file in its run, whether or not the ensemble uses it: any member can be
+    predicted with, explained or re-chosen later (`runs:/<member run>/member`). Under a second: no
+    MLflow model format, no signature, just the tensors and the description."""
+    with tempfile.TemporaryDirectory(prefix="convtune-member-") as folder:
+        model.save(Path(folder) / MODEL_FILE)
+        tracker.log_artifacts(run_id, folder, MEMBER_MODEL_PATH)
 
 
 def validation_digest(data: ImageDataModule) -> str:

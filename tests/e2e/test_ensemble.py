@@ -33,13 +33,14 @@ from search.cli.main import main
 from search.experiment.spec import load_experiment, validate_experiment
 from search.reproduce.ensemble import EnsembleReproduction, reproduce_ensemble
 from search.reproduce.ensemble_model import EnsembleModel
+from search.reproduce.member import MEMBER_MODEL_PATH
 from search.reproduce.options import ReproduceOptions
 from search.reproduce.plan import recorded_config
 from search.study.runner import TuneOptions, tune
 from search.study.storage import open_storage
 from search.study.study import find_study
 from search.tracking import vocabulary as v
-from search.tracking.model_store import load_inference_model
+from search.tracking.model_store import InferenceModel, load_inference_model
 from search.tracking.settings import load_settings
 from search.tracking.tracker import Tracker
 from tests.conftest import tiny_experiment, write_experiment
@@ -240,6 +241,14 @@ def test_the_ensemble_run_links_every_member_run(in_study: Ensembled) -> None:
         assert member_run.info.status == "FINISHED"
     description = json.loads(result.model.description.to_json())
     assert description["member_runs"] == [member_runs[i] for i in result.choice.used]
+
+
+def test_every_member_keeps_its_model_in_its_run_used_or_not(in_study: Ensembled) -> None:
+    images = torch.randint(0, 256, (5, 1, 8, 8), dtype=torch.uint8)
+    for member in in_study.result.members:
+        kept = load_inference_model(f"runs:/{member.run_id}/{MEMBER_MODEL_PATH}")
+        assert isinstance(kept, InferenceModel) and kept.tta == member.model.tta
+        assert torch.allclose(kept.predict(images), member.model.predict(images), atol=1e-6)
 
 
 def test_the_guard_makes_the_test_split_unreadable() -> None:
