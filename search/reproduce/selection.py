@@ -6,6 +6,7 @@ Nothing here reads the test split; `search.reproduce.evaluate.final_test` does, 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -146,12 +147,20 @@ class EnsembleChoice:
         return [index for index, weight in enumerate(self.weights) if weight > 0]
 
 
-def _score(probabilities: Tensor, labels: Tensor) -> tuple[float, float]:
-    """What selection maximizes: accuracy, then the lower negative log-likelihood."""
-    return accuracy(probabilities, labels), -mean_nll(probabilities, labels)
+Criterion = Literal["accuracy", "nll"]
+CRITERIA: tuple[Criterion, ...] = ("accuracy", "nll")
 
 
-def greedy_counts(probabilities: list[Tensor], labels: Tensor, rounds: int) -> list[int]:
+def _score(probabilities: Tensor, labels: Tensor, criterion: Criterion = "accuracy") -> tuple[float, float]:
+    """What selection maximizes: accuracy, then the lower negative log-likelihood (`accuracy`), or
+    the lower negative log-likelihood, then accuracy (`nll`)."""
+    correct, nll = accuracy(probabilities, labels), -mean_nll(probabilities, labels)
+    return (correct, nll) if criterion == "accuracy" else (nll, correct)
+
+
+def greedy_counts(
+    probabilities: list[Tensor], labels: Tensor, rounds: int, criterion: Criterion = "accuracy"
+) -> list[int]:
     """Caruana et al. (2004), ensemble selection with replacement: start empty, add in each round
     the member whose addition scores best, keep the best-scoring prefix of the rounds (the earliest
     among equals: the fewest picks). The first pick is the best single member."""
@@ -159,7 +168,7 @@ def greedy_counts(probabilities: list[Tensor], labels: Tensor, rounds: int) -> l
     total = torch.zeros_like(probabilities[0])
     history: list[tuple[tuple[float, float], list[int]]] = []
     for picked in range(1, rounds + 1):
-        candidates = [_score((total + p) / picked, labels) for p in probabilities]
+        candidates = [_score((total + p) / picked, labels, criterion) for p in probabilities]
         best = max(range(len(candidates)), key=lambda i: (candidates[i], -i))
         counts[best] += 1
         total = total + probabilities[best]
@@ -169,15 +178,21 @@ def greedy_counts(probabilities: list[Tensor], labels: Tensor, rounds: int) -> l
 
 
 def choose_ensemble(
-    probabilities: list[Tensor], labels: Tensor, *, rounds: int | None = None
+    probabilities: list[Tensor],
+    labels: Tensor,
+    *,
+    rounds: int | None = None,
+    criterion: Criterion = "accuracy",
 ) -> EnsembleChoice:
     """Greedy selection with replacement against the plain average of all members, both scored on
-    the validation split (accuracy, then negative log-likelihood); a tie goes to the plain average,
-    which fits the validation split less. `rounds` defaults to 4 per member (at least 10)."""
+    the validation split by `criterion` (see `_score`); a tie goes to the plain average, which fits
+    the validation split less. `rounds` defaults to 4 per member (at least 10)."""
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {', '.join(CRITERIA)}, but got criterion={criterion!r}.")
     if not probabilities:
         raise ValueError("choose_ensemble needs the validation probabilities of at least one member.")
     members = len(probabilities)
-    counts = greedy_counts(probabilities, labels, rounds or max(10, 4 * members))
+    counts = greedy_counts(probabilities, labels, rounds or max(10, 4 * members), criterion)
     greedy_weights = [count / sum(counts) for count in counts]
     greedy = sum(w * p for w, p in zip(greedy_weights, probabilities, strict=True))
     average = sum(probabilities) / members
@@ -187,7 +202,7 @@ def choose_ensemble(
         "greedy": accuracy(greedy, labels),
         "best single": max(singles),
     }
-    if _score(greedy, labels) > _score(average, labels):
+    if _score(greedy, labels, criterion) > _score(average, labels, criterion):
         return EnsembleChoice("greedy", greedy_weights, *_unpack(greedy, labels), scores)
     return EnsembleChoice("average", [1 / members] * members, *_unpack(average, labels), scores)
 

@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from lightning_modules.config import EvaluateConfig
-from search.reproduce.selection import AveragingReport, accuracy, choose_ensemble, choose_tta, greedy_counts
+from search.reproduce.selection import (
+    AveragingReport,
+    accuracy,
+    choose_ensemble,
+    choose_tta,
+    greedy_counts,
+    mean_nll,
+)
 from tests.helpers.tiny_runs import untrained_model
 
 
@@ -33,6 +40,20 @@ def test_plain_average_wins_ties() -> None:
     probabilities = [_one_hot([0, 1, 2]), _one_hot([0, 1, 2])]
     choice = choose_ensemble(probabilities, labels)
     assert choice.method == "average" and choice.weights == [0.5, 0.5]
+
+
+def test_the_nll_criterion_trades_an_image_for_a_better_calibrated_mix() -> None:
+    labels = torch.tensor([0, 0, 0, 0])
+    sharp = torch.tensor([[0.99, 0.005, 0.005]] * 2 + [[0.5, 0.45, 0.05], [0.005, 0.99, 0.005]])
+    soft = torch.tensor([[0.6, 0.2, 0.2]] * 2 + [[0.3, 0.6, 0.1], [0.5, 0.3, 0.2]])
+    by_accuracy = choose_ensemble([sharp, soft], labels, criterion="accuracy")
+    by_nll = choose_ensemble([sharp, soft], labels, criterion="nll")
+    assert by_accuracy.accuracy == 0.75 and by_nll.accuracy == 0.5, "each maximizes its own criterion"
+    assert by_nll.nll < by_accuracy.nll
+    candidates = [sharp, soft, (sharp + soft) / 2]
+    assert by_nll.nll <= min(mean_nll(p, labels) for p in candidates) + 1e-9
+    with pytest.raises(ValueError, match="criterion must be one of accuracy, nll, but got criterion='auc'"):
+        choose_ensemble([sharp], labels, criterion="auc")  # type: ignore[arg-type]
 
 
 def test_tta_is_kept_only_when_it_raises_the_validation_accuracy() -> None:
