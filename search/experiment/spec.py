@@ -160,14 +160,25 @@ class SearchConfig(StrictModel):
         return [self.resolved_direction] + ["minimize"] * len(self.cost_objectives)
 
 
+# Greedy selection replaces the plain average only when it wins by more than this many standard
+# errors on the validation split: on an hour run's members and on digits this chose ensembles that
+# tested +0.04 and +0.06 points better, over validation resamples, than any gain (0) did
+# (benchmarks/ensemble_selection.py, docs/performance.md, twelfth run)
+DEFAULT_GREEDY_MARGIN = 2.0
+
+
 class ReproduceConfig(StrictModel):
     """What `convtune reproduce` trains when its flags do not say (they win), and what `convtune tune
     --budget` reproduces after the search: `epochs` (like `--epochs`), `top_k` (like `--top-k`; 1 is
     the single best trial, registered as @champion), `set` (dotted keys like `--set`, applied to the
-    reproduction only, e.g. `{data.train_fraction: 1}`)."""
+    reproduction only, e.g. `{data.train_fraction: 1}`), `select_by` and `greedy_margin` (like
+    `--select-by` and `--greedy-margin`: how the ensemble of `top_k` members is chosen on the
+    validation split)."""
 
     epochs: Annotated[int, Field(ge=1)] | None = None
     top_k: Annotated[int, Field(ge=1, le=20)] | None = None
+    select_by: Literal["accuracy", "nll"] = "accuracy"
+    greedy_margin: Annotated[float, Field(ge=0)] = DEFAULT_GREEDY_MARGIN
     set: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -181,7 +181,13 @@ def _in_run(
     notes += deadline_notes
     tracker.link_ensemble_members(run_id, [member.run_id for member in members])
     images, labels = datamodule.val_images, datamodule.val_labels
-    choice = choose_ensemble([member.validation_probabilities(images) for member in members], labels)
+    section = spec.reproduce
+    choice = choose_ensemble(
+        [member.validation_probabilities(images) for member in members],
+        labels,
+        criterion=options.select_by or section.select_by,  # type: ignore[arg-type]
+        margin=section.greedy_margin if options.greedy_margin is None else options.greedy_margin,
+    )
     used = choice.used
     try:
         ensemble = EnsembleModel(
@@ -312,6 +318,8 @@ def _log(tracker: Tracker, result: EnsembleReproduction) -> None:
         "val/acc_average": choice.scores["average"],
         "val/acc_greedy": choice.scores["greedy"],
         "val/acc_best_single": choice.scores["best single"],
+        **{f"val/nll_{name.replace(' ', '_')}": value for name, value in choice.nll_scores.items()},
+        "val/greedy_lead_se": choice.greedy_lead,
         "members": float(len(choice.used)),
     }
     best_single = max(result.members, key=lambda m: m.val_accuracy)
@@ -327,6 +335,8 @@ def _log(tracker: Tracker, result: EnsembleReproduction) -> None:
         result.run_id,
         {
             v.TAG_ENSEMBLE_METHOD: choice.method,
+            v.TAG_ENSEMBLE_SELECTED_BY: choice.criterion,
+            v.TAG_ENSEMBLE_GREEDY_MARGIN: f"{choice.margin:g}",
             v.TAG_ENSEMBLE_WEIGHTS: ",".join(f"{w:.4g}" for w in choice.weights),
         },
     )

@@ -24,10 +24,17 @@ class ReproduceOptions:
     # `tune --budget`: a member started after another has finished gets the epochs that fit before its
     # deadline at the finished members' pace, up to this many (search.reproduce.pace)
     epoch_ceiling: int | None = None
+    # `--top-k`: what chooses the ensemble, "accuracy" or "nll" (None: the experiment's reproduce.select_by)
+    select_by: str | None = None
+    greedy_margin: float | None = None  # `--top-k`: None: the experiment's reproduce.greedy_margin
 
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ConfigError(f"--workers must be at least 1, but got --workers {self.workers}.")
+        if self.greedy_margin is not None and not self.greedy_margin >= 0:
+            raise ConfigError(
+                f"--greedy-margin must be at least 0, but got --greedy-margin {self.greedy_margin}."
+            )
 
     def budget(self) -> Budget | None:
         """`pick` parsed (a `ConfigError` when malformed, or given with `trial`)."""

@@ -5,7 +5,7 @@ Nothing here reads the test split; `search.reproduce.evaluate.final_test` does, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -140,6 +140,10 @@ class EnsembleChoice:
     accuracy: float
     nll: float
     scores: dict[str, float]  # validation accuracy of each candidate: "average", "greedy", "best single"
+    nll_scores: dict[str, float] = field(default_factory=dict)  # their validation NLL, likewise
+    criterion: str = "accuracy"  # what chose it: "accuracy" (then NLL) or "nll" (then accuracy)
+    margin: float = 0.0  # the standard errors by which greedy had to beat the average (0: any gain)
+    greedy_lead: float = 0.0  # by how many standard errors greedy beat the average (negative: trailed)
 
     @property
     def used(self) -> list[int]:
@@ -183,12 +187,17 @@ def choose_ensemble(
     *,
     rounds: int | None = None,
     criterion: Criterion = "accuracy",
+    margin: float = 0.0,
 ) -> EnsembleChoice:
     """Greedy selection with replacement against the plain average of all members, both scored on
     the validation split by `criterion` (see `_score`); a tie goes to the plain average, which fits
-    the validation split less. `rounds` defaults to 4 per member (at least 10)."""
+    the validation split less. With `margin` > 0 greedy must beat the average by more than `margin`
+    standard errors of their paired per-image difference (`beats_by`). `rounds` defaults to 4 per
+    member (at least 10)."""
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {', '.join(CRITERIA)}, but got criterion={criterion!r}.")
+    if not margin >= 0:
+        raise ValueError(f"margin must be at least 0, but got margin={margin}.")
     if not probabilities:
         raise ValueError("choose_ensemble needs the validation probabilities of at least one member.")
     members = len(probabilities)
@@ -202,9 +211,44 @@ def choose_ensemble(
         "greedy": accuracy(greedy, labels),
         "best single": max(singles),
     }
-    if _score(greedy, labels, criterion) > _score(average, labels, criterion):
-        return EnsembleChoice("greedy", greedy_weights, *_unpack(greedy, labels), scores)
-    return EnsembleChoice("average", [1 / members] * members, *_unpack(average, labels), scores)
+    best_single = probabilities[max(range(members), key=lambda i: (singles[i], -i))]
+    nll_scores = {
+        name: mean_nll(p, labels)
+        for name, p in (("average", average), ("greedy", greedy), ("best single", best_single))
+    }
+    lead = beats_by(greedy, average, labels, criterion)
+    if margin > 0:
+        greedy_wins = lead > margin
+    else:
+        greedy_wins = _score(greedy, labels, criterion) > _score(average, labels, criterion)
+    if greedy_wins:
+        method, weights, chosen = "greedy", greedy_weights, greedy
+    else:
+        method, weights, chosen = "average", [1 / members] * members, average
+    figures = _unpack(chosen, labels)
+    return EnsembleChoice(method, weights, *figures, scores, nll_scores, criterion, margin, lead)
+
+
+def per_image(probabilities: Tensor, labels: Tensor, criterion: Criterion) -> Tensor:
+    """Each image's score, higher is better: 1 when classified right, else 0 (`accuracy`), or the
+    log-probability of its true class (`nll`)."""
+    labels = labels.cpu().long()
+    if criterion == "accuracy":
+        return (probabilities.argmax(dim=1) == labels).double()
+    return probabilities[torch.arange(len(labels)), labels].clamp_min(1e-12).log().double()
+
+
+def beats_by(challenger: Tensor, incumbent: Tensor, labels: Tensor, criterion: Criterion) -> float:
+    """How many standard errors `challenger` scores above `incumbent` on the same images: the mean
+    of their per-image differences over its standard error (for accuracy, about (b - c) / sqrt(b + c)
+    with b and c the images only one of them gets right, McNemar's statistic); 0 when they agree on
+    every image, negative when the incumbent scores higher."""
+    differences = per_image(challenger, labels, criterion) - per_image(incumbent, labels, criterion)
+    if len(differences) < 2:
+        return 0.0
+    error = float(differences.std()) / len(differences) ** 0.5
+    mean = float(differences.mean())
+    return mean / error if error > 0 else 0.0
 
 
 def _unpack(probabilities: Tensor, labels: Tensor) -> tuple[float, float]:

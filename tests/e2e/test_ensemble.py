@@ -269,13 +269,23 @@ def test_cli_top_k_says_which_selection_it_made(
     capsys.readouterr()
     assert main(["reproduce", experiment, "--top-k", "2", "--epochs", "1", "--no-register"]) == 0
     out = capsys.readouterr().out
-    assert out.count("member ") >= 2 and "ensemble chosen on the validation split:" in out
+    assert out.count("member ") >= 2 and "ensemble chosen on the validation split by accuracy (" in out
     first, second = (m.trial.number for m in in_study.result.members)
     assert f"member 0: trial {first} started, 1 epoch (1 of 2 training)" in out  # one after another
     assert f"member 1: trial {second} trained in " in out and "(2 of 2 done)" in out
     assert "plain average" in out and "greedy" in out and "test split: accuracy" in out
     assert "model logged, not registered: models:/m-" in out
     assert main(["reproduce", experiment, "--top-k", "2", "--trial", "0"]) == 2
+    capsys.readouterr()
+    args = ["reproduce", experiment, "--top-k", "2", "--epochs", "1", "--no-register", "--select-by", "nll"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "ensemble chosen on the validation split by nll (greedy must lead by 2 SE; it led by " in out
+    assert "validation NLL " in out
+    run = mlflow_client().get_run(out.split("mlflow run: ")[1].split()[0])
+    assert run.data.tags[v.TAG_ENSEMBLE_SELECTED_BY] == "nll" and "val/greedy_lead_se" in run.data.metrics
+    assert run.data.tags[v.TAG_ENSEMBLE_GREEDY_MARGIN] == "2", "the default margin"
+    assert {"val/nll_average", "val/nll_greedy", "val/nll_best_single"} <= set(run.data.metrics)
 
 
 def test_workers_retrain_the_members_at_the_same_time(

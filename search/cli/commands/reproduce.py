@@ -17,14 +17,16 @@ Examples:
   convtune reproduce experiments/fashion_mnist.yaml --top-k 3 --workers 2   # members trained 2 at a time
   convtune predict models:/quickstart@champion digit.png
 
-The experiment's `reproduce:` section ({epochs: E, top_k: K, set: {key: value}}) gives the defaults
-of --epochs, --top-k and --set (the flags win; --trial or --pick ignore its top_k).
+The experiment's `reproduce:` section ({epochs: E, top_k: K, set: {key: value}, select_by: S,
+greedy_margin: M}) gives the defaults of --epochs, --top-k, --set, --select-by and --greedy-margin
+(the flags win; --trial or --pick ignore its top_k).
 
 With --top-k K (K > 1) it retrains the K best trials with distinct params (one after another, each in its own
 MLflow run nested under the ensemble's run), chooses their ensemble on the validation split (greedy
-selection with replacement, or the plain average of all K when that scores at least as well), tests
-it once and registers it as one model under the alias `ensemble` (models:/<study>@ensemble), which
-predict, evaluate, export and explain (per member) accept.
+selection with replacement, or the plain average of all K unless greedy wins by more than
+--greedy-margin standard errors; scored by validation accuracy, or with --select-by nll by negative
+log-likelihood), tests it once and registers it as one model under the alias `ensemble`
+(models:/<study>@ensemble), which predict, evaluate, export and explain (per member) accept.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     from search.reproduce.member import Member
     from search.reproduce.options import ReproduceOptions
     from search.reproduce.reproduce import Reproduction
+    from search.reproduce.selection import EnsembleChoice
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -76,6 +79,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="with --top-k: retrain up to N members at once, each in its own process (on the CPU the "
         "cores are split between them; on 2 cores, 2 long members at once did x1.6 the work of one "
         "after another)",
+    )
+    parser.add_argument(
+        "--select-by",
+        choices=("accuracy", "nll"),
+        help="with --top-k: what chooses the ensemble on the validation split: accuracy (then NLL), or "
+        "the negative log-likelihood (then accuracy), which a handful of images cannot tip "
+        "(default: the experiment's reproduce.select_by, else accuracy)",
+    )
+    parser.add_argument(
+        "--greedy-margin",
+        type=float,
+        metavar="SE",
+        help="with --top-k: greedy selection replaces the plain average of all K only when it wins on "
+        "the validation split by more than SE standard errors of their per-image difference; 0 takes "
+        "any gain, which a few images can tip (default: the experiment's reproduce.greedy_margin, else 2)",
     )
     parser.add_argument(
         "--epochs", type=int, metavar="E", help="train E epochs instead of the trial's (no longer comparable)"
@@ -118,6 +136,12 @@ def run(args: argparse.Namespace) -> int:
             f"--workers {args.workers} retrains ensemble members at once, but this reproduces one model; "
             "give it with --top-k K (K >= 2)."
         )
+    for flag, value in (("--select-by", args.select_by), ("--greedy-margin", args.greedy_margin)):
+        if value is not None and (top_k is None or top_k < 2):
+            raise ConfigError(
+                f"{flag} {value} chooses an ensemble of several members, but this reproduces "
+                "one model; give it with --top-k K (K >= 2)."
+            )
     options = ReproduceOptions(
         trial=args.trial,
         epochs=args.epochs if args.epochs is not None else section.epochs,
@@ -127,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
         register=not args.no_register,
         pick=args.pick,
         workers=args.workers,
+        select_by=args.select_by,
+        greedy_margin=args.greedy_margin,
     )
     quiet_training_logs()
     console = Console(soft_wrap=True)
@@ -239,6 +265,27 @@ def _raw_figures(member: Member) -> str:
     )
 
 
+def ensemble_line(choice: EnsembleChoice, members: int) -> str:
+    """Which ensemble the validation split chose, by what, and what each candidate scored there."""
+    accuracies, nlls = choice.scores, choice.nll_scores
+    by_accuracy = (
+        f"validation accuracy {choice.accuracy:.4f} (plain average {accuracies['average']:.4f}, greedy "
+        f"{accuracies['greedy']:.4f}, best single {accuracies['best single']:.4f})"
+    )
+    rule = ""
+    if choice.margin:
+        rule = f" (greedy must lead by {choice.margin:g} SE; it led by {choice.greedy_lead:.1f})"
+    heading = f"ensemble chosen on the validation split by {choice.criterion}{rule}: {choice.method} "
+    heading += f"({len(choice.used)} of {members} members); "
+    if choice.criterion != "nll":
+        return heading + by_accuracy
+    by_nll = (
+        f"validation NLL {choice.nll:.4f} (plain average {nlls['average']:.4f}, greedy {nlls['greedy']:.4f}, "
+        f"best single {nlls['best single']:.4f})"
+    )
+    return f"{heading}{by_nll}; {by_accuracy}"
+
+
 def print_ensemble(console: Console, result: EnsembleReproduction) -> None:
     for note in result.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
@@ -251,13 +298,7 @@ def print_ensemble(console: Console, result: EnsembleReproduction) -> None:
             f"{_raw_figures(member)}, tta {','.join(member.model.tta) or 'off'}; run {member.run_id})",
             highlight=False,
         )
-    scores = choice.scores
-    console.print(
-        f"ensemble chosen on the validation split: {choice.method} ({len(choice.used)} of "
-        f"{len(result.members)} members); validation accuracy {choice.accuracy:.4f} (plain average "
-        f"{scores['average']:.4f}, greedy {scores['greedy']:.4f}, best single {scores['best single']:.4f})",
-        highlight=False,
-    )
+    console.print(ensemble_line(choice, len(result.members)), highlight=False)
     console.print(
         f"test split: accuracy {result.test.accuracy:.4f} on {result.test.total:,} images "
         f"({result.seconds:.1f} s)"

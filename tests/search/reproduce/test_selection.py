@@ -9,6 +9,7 @@ from lightning_modules.config import EvaluateConfig
 from search.reproduce.selection import (
     AveragingReport,
     accuracy,
+    beats_by,
     choose_ensemble,
     choose_tta,
     greedy_counts,
@@ -54,6 +55,37 @@ def test_the_nll_criterion_trades_an_image_for_a_better_calibrated_mix() -> None
     assert by_nll.nll <= min(mean_nll(p, labels) for p in candidates) + 1e-9
     with pytest.raises(ValueError, match="criterion must be one of accuracy, nll, but got criterion='auc'"):
         choose_ensemble([sharp], labels, criterion="auc")  # type: ignore[arg-type]
+
+
+def _right_on(correct: list[bool]) -> torch.Tensor:
+    """Probabilities over 2 classes for images of class 0: right (0.6 on class 0) or wrong."""
+    return torch.tensor([[0.6, 0.4] if right else [0.4, 0.6] for right in correct])
+
+
+def test_beats_by_is_mcnemars_statistic_for_accuracy() -> None:
+    labels = torch.zeros(100, dtype=torch.long)
+    challenger = _right_on([True] * 90 + [False] * 10)
+    incumbent = _right_on([True] * 85 + [False] * 15)  # b = 5 images only the challenger gets right, c = 0
+    differences = torch.tensor([0.0] * 85 + [1.0] * 5 + [0.0] * 10)
+    expected = float(differences.mean() / (differences.std() / 10))
+    assert beats_by(challenger, incumbent, labels, "accuracy") == pytest.approx(expected)
+    assert 2.0 < expected < 2.3  # about (b - c) / sqrt(b + c) = 2.24
+    assert beats_by(incumbent, challenger, labels, "accuracy") == pytest.approx(-expected)
+    assert beats_by(challenger, challenger, labels, "accuracy") == 0.0
+
+
+def test_with_a_margin_greedy_must_beat_the_plain_average_by_more_than_noise() -> None:
+    labels = torch.tensor([0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+    best = _one_hot([0, 0, 0, 0, 0, 0, 0, 0, 1, 2])  # 8 of 10
+    weak = _one_hot([1, 2, 1, 0, 0, 0, 0, 0, 1, 2], confidence=0.95)  # 5 of 10, sure where wrong
+    anywhere = choose_ensemble([best, weak], labels, criterion="accuracy")
+    assert anywhere.method == "greedy" and anywhere.weights == [1.0, 0.0], "greedy kept the best alone"
+    assert anywhere.scores["greedy"] > anywhere.scores["average"]
+    strict = choose_ensemble([best, weak], labels, criterion="accuracy", margin=2.0)
+    assert strict.method == "average" and strict.weights == [0.5, 0.5]
+    assert 0 < strict.greedy_lead < 2.0 and strict.margin == 2.0
+    with pytest.raises(ValueError, match="margin must be at least 0, but got margin=-1"):
+        choose_ensemble([best], labels, margin=-1)
 
 
 def test_tta_is_kept_only_when_it_raises_the_validation_accuracy() -> None:
