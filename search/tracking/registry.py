@@ -78,21 +78,31 @@ def log_model(
     signature = infer_signature(example.numpy(), probabilities)
     with tempfile.TemporaryDirectory(prefix="convtune-model-") as folder:
         model_file = model.save(Path(folder) / MODEL_FILE)
-        return call_with_retry(
-            mlflow.pytorch.log_model,
-            model,
-            name=MLFLOW_MODEL_NAME,
-            run_id=run_id,
-            model_id=tracker.new_logged_model(run_id, MLFLOW_MODEL_NAME),
-            signature=signature,
-            input_example=example.numpy(),
-            serialization_format="pt2",
-            registered_model_name=registered_name,
-            extra_files=[str(model_file)],
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-            metadata={"convtune": json.loads(model.description.to_json())},
-            what="logging the model",
-        )
+
+        def attempt() -> ModelInfo:
+            # a fresh LoggedModel per attempt: MLflow links a model to its run once and refuses a
+            # second link (`UNIQUE constraint failed: inputs...`), so an attempt cut off by an outage
+            # after that link must not be repeated with the same model
+            model_id = tracker.new_logged_model(run_id, MLFLOW_MODEL_NAME)
+            try:
+                return mlflow.pytorch.log_model(
+                    model,
+                    name=MLFLOW_MODEL_NAME,
+                    run_id=run_id,
+                    model_id=model_id,
+                    signature=signature,
+                    input_example=example.numpy(),
+                    serialization_format="pt2",
+                    registered_model_name=registered_name,
+                    extra_files=[str(model_file)],
+                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+                    metadata={"convtune": json.loads(model.description.to_json())},
+                )
+            except Exception:
+                tracker.discard_logged_model(model_id)
+                raise
+
+        return call_with_retry(attempt, what="logging the model")
 
 
 def download_model(uri: str) -> Path:

@@ -9,6 +9,7 @@ registered in `search.parallel.open_work` until it is closed, so that a crash cl
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -20,6 +21,8 @@ from search.tracking import vocabulary as v
 from search.tracking.resilience import ResilientClient
 from search.tracking.settings import TrackingSettings
 from search.tracking.store import TrackingStore
+
+_logger = logging.getLogger(__name__)
 
 STATE_TO_STATUS = {
     "COMPLETE": RunStatus.to_string(RunStatus.FINISHED),
@@ -262,6 +265,14 @@ class Tracker(TrackingStore):
             run.info.experiment_id, name=name, source_run_id=run_id, params=params
         )
         return str(model.model_id)
+
+    def discard_logged_model(self, model_id: str) -> None:
+        """Deletes a LoggedModel whose logging failed part-way, so the run lists no half-written
+        model; once, without waiting out an outage (a model left behind then stays PENDING)."""
+        try:
+            self._client.wrapped.delete_logged_model(model_id)
+        except Exception as error:  # the store is down: the failure being handled is what matters
+            _logger.warning("could not delete the unfinished logged model %s: %s", model_id, error)
 
     def register_model(self, name: str, version: str, alias: str, tags: Mapping[str, str]) -> None:
         """Points `alias` at a registered model version and tags it."""

@@ -9,7 +9,7 @@ import torch
 
 from search.errors import ConvtuneError
 from search.tracking.model_store import MODEL_FILE, load_inference_model
-from search.tracking.registry import CHAMPION_ALIAS, download_model, log_and_register
+from search.tracking.registry import CHAMPION_ALIAS, download_model, log_and_register, log_model
 from search.tracking.settings import load_settings
 from search.tracking.tracker import Tracker
 from tests.helpers.parallel_helpers import mlflow_client
@@ -37,3 +37,33 @@ def test_an_unknown_model_is_one_clear_error(workdir: Path) -> None:
     with pytest.raises(ConvtuneError, match=r"cannot load model models:/nothing@champion \(") as error:
         download_model("models:/nothing@champion")
     assert "\n" not in str(error.value) and "mlflow.yml" in str(error.value)
+
+
+def test_a_model_logging_cut_off_after_linking_its_run_is_retried_as_a_new_model(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An outage can end an attempt after MLflow linked the model to the run, which it refuses to do
+    twice for one model: the retry logs a new model and deletes the unfinished one."""
+    import mlflow.pytorch
+
+    real = mlflow.pytorch.log_model
+    model_ids: list[str] = []
+
+    def cut_off_once(*args: object, **kwargs: object) -> object:
+        model_ids.append(str(kwargs["model_id"]))
+        info = real(*args, **kwargs)
+        if len(model_ids) == 1:
+            raise ConnectionError("Failed to establish a new connection: Connection refused")
+        return info
+
+    monkeypatch.setattr(mlflow.pytorch, "log_model", cut_off_once)
+    tracker = Tracker(load_settings())
+    run_id = tracker.start_reproduction(study_name="cut", trial_number=0, original_run_id=None, tags={})
+    model = untrained_model([])
+    images = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8)
+    info = log_model(model, tracker, run_id, example=images[:2])
+    tracker.end_run(run_id)
+    assert len(model_ids) == 2 and model_ids[0] != model_ids[1] and info.model_id == model_ids[1]
+    with pytest.raises(Exception, match=r"not found|RESOURCE_DOES_NOT_EXIST|deleted"):
+        mlflow_client().get_logged_model(model_ids[0])
+    assert torch.equal(load_inference_model(info.model_uri).predict(images), model.predict(images))
