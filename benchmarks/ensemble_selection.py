@@ -34,7 +34,7 @@ from torch import Tensor
 from lightning_modules.config import DataConfig
 from lightning_modules.data.datamodule import ImageDataModule
 from search.reproduce.member import MEMBER_MODEL_PATH
-from search.reproduce.selection import accuracy, choose_ensemble, mean_nll
+from search.reproduce.selection import accuracy, best_single_index, choose_ensemble, mean_nll
 from search.tracking import load_settings
 from search.tracking import vocabulary as v
 from search.tracking.model_store import InferenceModel, load_inference_model
@@ -55,9 +55,8 @@ def _average(probabilities: list[Tensor], labels: Tensor) -> list[float]:
 
 
 def _best_single(probabilities: list[Tensor], labels: Tensor) -> list[float]:
-    scores = [accuracy(p, labels) for p in probabilities]
-    best = max(range(len(scores)), key=lambda i: (scores[i], -i))
-    return [1.0 if i == best else 0.0 for i in range(len(scores))]
+    best = best_single_index(probabilities, labels)
+    return [1.0 if i == best else 0.0 for i in range(len(probabilities))]
 
 
 RULES: dict[str, Rule] = {

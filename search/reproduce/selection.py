@@ -15,15 +15,32 @@ from lightning_modules.config import EvaluateConfig
 from lightning_modules.tta import view
 from search.tracking.model_store import PREDICT_BATCH, InferenceModel, channels_last
 
+Criterion = Literal["accuracy", "nll"]
+CRITERIA: tuple[Criterion, ...] = ("accuracy", "nll")
+
+
+def per_image(probabilities: Tensor, labels: Tensor, criterion: Criterion) -> Tensor:
+    """Each image's score, higher is better: 1 when classified right, else 0 (`accuracy`), or the
+    log-probability of its true class (`nll`)."""
+    labels = labels.cpu().long()
+    if criterion == "accuracy":
+        return (probabilities.argmax(dim=1) == labels).float()
+    return probabilities[torch.arange(len(labels)), labels].clamp_min(1e-12).log()
+
 
 def accuracy(probabilities: Tensor, labels: Tensor) -> float:
-    return float((probabilities.argmax(dim=1) == labels.cpu()).float().mean()) if len(labels) else 0.0
+    return float(per_image(probabilities, labels, "accuracy").mean()) if len(labels) else 0.0
 
 
 def mean_nll(probabilities: Tensor, labels: Tensor) -> float:
     """Negative log-likelihood of the true classes (the tie-break between equal accuracies)."""
-    picked = probabilities[torch.arange(len(labels)), labels.cpu().long()]
-    return float(-picked.clamp_min(1e-12).log().mean()) if len(labels) else 0.0
+    return float(-per_image(probabilities, labels, "nll").mean()) if len(labels) else 0.0
+
+
+def best_single_index(probabilities: list[Tensor], labels: Tensor) -> int:
+    """The member with the highest accuracy (the first among equals)."""
+    singles = [accuracy(p, labels) for p in probabilities]
+    return max(range(len(singles)), key=lambda i: (singles[i], -i))
 
 
 @dataclass(frozen=True)
@@ -151,10 +168,6 @@ class EnsembleChoice:
         return [index for index, weight in enumerate(self.weights) if weight > 0]
 
 
-Criterion = Literal["accuracy", "nll"]
-CRITERIA: tuple[Criterion, ...] = ("accuracy", "nll")
-
-
 def _score(probabilities: Tensor, labels: Tensor, criterion: Criterion = "accuracy") -> tuple[float, float]:
     """What selection maximizes: accuracy, then the lower negative log-likelihood (`accuracy`), or
     the lower negative log-likelihood, then accuracy (`nll`)."""
@@ -205,37 +218,22 @@ def choose_ensemble(
     greedy_weights = [count / sum(counts) for count in counts]
     greedy = sum(w * p for w, p in zip(greedy_weights, probabilities, strict=True))
     average = sum(probabilities) / members
-    singles = [accuracy(p, labels) for p in probabilities]
-    scores = {
-        "average": accuracy(average, labels),
-        "greedy": accuracy(greedy, labels),
-        "best single": max(singles),
+    candidates = {
+        "average": average,
+        "greedy": greedy,
+        "best single": probabilities[best_single_index(probabilities, labels)],
     }
-    best_single = probabilities[max(range(members), key=lambda i: (singles[i], -i))]
-    nll_scores = {
-        name: mean_nll(p, labels)
-        for name, p in (("average", average), ("greedy", greedy), ("best single", best_single))
-    }
+    scores = {name: accuracy(p, labels) for name, p in candidates.items()}
+    nll_scores = {name: mean_nll(p, labels) for name, p in candidates.items()}
     lead = beats_by(greedy, average, labels, criterion)
     if margin > 0:
         greedy_wins = lead > margin
     else:
         greedy_wins = _score(greedy, labels, criterion) > _score(average, labels, criterion)
-    if greedy_wins:
-        method, weights, chosen = "greedy", greedy_weights, greedy
-    else:
-        method, weights, chosen = "average", [1 / members] * members, average
-    figures = _unpack(chosen, labels)
-    return EnsembleChoice(method, weights, *figures, scores, nll_scores, criterion, margin, lead)
-
-
-def per_image(probabilities: Tensor, labels: Tensor, criterion: Criterion) -> Tensor:
-    """Each image's score, higher is better: 1 when classified right, else 0 (`accuracy`), or the
-    log-probability of its true class (`nll`)."""
-    labels = labels.cpu().long()
-    if criterion == "accuracy":
-        return (probabilities.argmax(dim=1) == labels).double()
-    return probabilities[torch.arange(len(labels)), labels].clamp_min(1e-12).log().double()
+    method, weights = ("greedy", greedy_weights) if greedy_wins else ("average", [1 / members] * members)
+    return EnsembleChoice(
+        method, weights, scores[method], nll_scores[method], scores, nll_scores, criterion, margin, lead
+    )
 
 
 def beats_by(challenger: Tensor, incumbent: Tensor, labels: Tensor, criterion: Criterion) -> float:
@@ -244,12 +242,9 @@ def beats_by(challenger: Tensor, incumbent: Tensor, labels: Tensor, criterion: C
     with b and c the images only one of them gets right, McNemar's statistic); 0 when they agree on
     every image, negative when the incumbent scores higher."""
     differences = per_image(challenger, labels, criterion) - per_image(incumbent, labels, criterion)
+    differences = differences.double()
     if len(differences) < 2:
         return 0.0
     error = float(differences.std()) / len(differences) ** 0.5
     mean = float(differences.mean())
     return mean / error if error > 0 else 0.0
-
-
-def _unpack(probabilities: Tensor, labels: Tensor) -> tuple[float, float]:
-    return accuracy(probabilities, labels), mean_nll(probabilities, labels)

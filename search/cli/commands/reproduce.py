@@ -131,16 +131,16 @@ def run(args: argparse.Namespace) -> int:
     section = loaded.reproduce
     chosen = args.trial is not None or args.pick is not None
     top_k = args.top_k if args.top_k is not None else None if chosen else section.top_k
-    if args.workers > 1 and (top_k is None or top_k < 2):
-        raise ConfigError(
-            f"--workers {args.workers} retrains ensemble members at once, but this reproduces one model; "
-            "give it with --top-k K (K >= 2)."
-        )
-    for flag, value in (("--select-by", args.select_by), ("--greedy-margin", args.greedy_margin)):
-        if value is not None and (top_k is None or top_k < 2):
+    chooses = "chooses an ensemble of several members"
+    ensemble_flags = (
+        (args.workers > 1, f"--workers {args.workers}", "retrains ensemble members at once"),
+        (args.select_by is not None, f"--select-by {args.select_by}", chooses),
+        (args.greedy_margin is not None, f"--greedy-margin {args.greedy_margin}", chooses),
+    )
+    for given, flag, what in ensemble_flags:
+        if given and (top_k is None or top_k < 2):
             raise ConfigError(
-                f"{flag} {value} chooses an ensemble of several members, but this reproduces "
-                "one model; give it with --top-k K (K >= 2)."
+                f"{flag} {what}, but this reproduces one model; give it with --top-k K (K >= 2)."
             )
     options = ReproduceOptions(
         trial=args.trial,
