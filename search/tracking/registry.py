@@ -55,17 +55,29 @@ def log_and_register(
     tags: Mapping[str, str] | None = None,
 ) -> RegisteredModel:
     """Logs `model` to the run, registers a new version under `registered_name`, points `alias` at it."""
-    info = log_model(model, tracker, run_id, example=example, registered_name=registered_name)
-    version = str(info.registered_model_version)
+    info = log_model(model, tracker, run_id, example=example)
+    version = register_version(tracker, registered_name, info.model_id)
     tracker.register_model(registered_name, version, alias, dict(tags or {}))
     return RegisteredModel(registered_name, version, alias, info.model_uri)
 
 
-def log_model(
-    model: AnyModel, tracker: Tracker, run_id: str, *, example: Tensor, registered_name: str | None = None
-) -> ModelInfo:
-    """Logs `model` to the run (a LoggedModel linked to it); also a new version of `registered_name`
-    when one is given. `info.model_uri` (`models:/m-...`) is what `predict` and `export` accept."""
+def register_version(tracker: Tracker, name: str, model_id: str) -> str:
+    """A new version of the registered model `name` for the logged model `model_id`, exactly one
+    however often an outage cuts the attempt short: a retry first looks for the version that an
+    attempt cut off after the server created it (registering again would add a second version)."""
+
+    def attempt() -> str:
+        existing = tracker.model_version_of(name, model_id)
+        if existing is not None:
+            return existing
+        return str(mlflow.register_model(f"models:/{model_id}", name).version)
+
+    return call_with_retry(attempt, what="registering the model")
+
+
+def log_model(model: AnyModel, tracker: Tracker, run_id: str, *, example: Tensor) -> ModelInfo:
+    """Logs `model` to the run (a LoggedModel linked to it). `info.model_uri` (`models:/m-...`) is
+    what `predict` and `export` accept; `register_version` makes it a registered model's version."""
     # imported here: saves ~3 s at start-up for `predict`, `evaluate` and `export`, which only download
     # (mlflow.pytorch imports Lightning for its autologging)
     import mlflow.pytorch
@@ -93,7 +105,6 @@ def log_model(
                     signature=signature,
                     input_example=example.numpy(),
                     serialization_format="pt2",
-                    registered_model_name=registered_name,
                     extra_files=[str(model_file)],
                     pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
                     metadata={"convtune": json.loads(model.description.to_json())},

@@ -274,6 +274,14 @@ class Tracker(TrackingStore):
         except Exception as error:  # the store is down: the failure being handled is what matters
             _logger.warning("could not delete the unfinished logged model %s: %s", model_id, error)
 
+    def model_version_of(self, name: str, model_id: str) -> str | None:
+        """The version of the registered model `name` made from the logged model `model_id`, if any."""
+        quoted = name.replace("'", "\\'")
+        versions = self._client.search_model_versions(filter_string=f"name = '{quoted}'")
+        source = f"models:/{model_id}"  # what a SQL store keeps: it has no model_id column
+        made = (found for found in versions if found.model_id == model_id or found.source == source)
+        return next((str(found.version) for found in made), None)
+
     def register_model(self, name: str, version: str, alias: str, tags: Mapping[str, str]) -> None:
         """Points `alias` at a registered model version and tags it."""
         self._client.set_registered_model_alias(name, alias, version)

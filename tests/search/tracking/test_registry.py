@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import mlflow
 import pytest
 import torch
 
@@ -67,3 +68,30 @@ def test_a_model_logging_cut_off_after_linking_its_run_is_retried_as_a_new_model
     with pytest.raises(Exception, match=r"not found|RESOURCE_DOES_NOT_EXIST|deleted"):
         mlflow_client().get_logged_model(model_ids[0])
     assert torch.equal(load_inference_model(info.model_uri).predict(images), model.predict(images))
+
+
+def test_a_registration_cut_off_after_the_server_created_the_version_leaves_one_version(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An outage can end the registration after the server created the version: the retry finds
+    that version instead of registering the model a second time."""
+    real = mlflow.register_model
+    calls: list[str] = []
+
+    def cut_off_once(model_uri: str, name: str, *args: object, **kwargs: object) -> object:
+        calls.append(model_uri)
+        version = real(model_uri, name, *args, **kwargs)
+        if len(calls) == 1:
+            raise ConnectionError("Failed to establish a new connection: Connection refused")
+        return version
+
+    monkeypatch.setattr(mlflow, "register_model", cut_off_once)
+    tracker = Tracker(load_settings())
+    run_id = tracker.start_reproduction(study_name="cut", trial_number=0, original_run_id=None, tags={})
+    images = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8)
+    registered = log_and_register(untrained_model([]), tracker, run_id, "cut", example=images[:2])
+    tracker.end_run(run_id)
+    versions = mlflow_client().search_model_versions("name = 'cut'")
+    assert len(calls) == 1 and [str(found.version) for found in versions] == ["1"]
+    assert registered.version == "1" and registered.model_uri == calls[0]
+    assert str(mlflow_client().get_model_version_by_alias("cut", CHAMPION_ALIAS).version) == "1"
