@@ -4,7 +4,7 @@ from an experiment's base config and a trial's params to the `RunConfig` it trai
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from lightning_modules.config import RunConfig
@@ -27,6 +27,18 @@ def config_from_params(spec: ExperimentSpec, params: Mapping[str, Any]) -> RunCo
     for key, value in params.items():
         set_dotted(tree, key, value)
     return RunConfig.model_validate(tree)
+
+
+def overlaps(key: str, other: str) -> bool:
+    """Whether setting one dotted key sets the other too: the same key, or one inside the other
+    (`model.channels` holds `model.channels.0`)."""
+    return key == other or key.startswith(other + ".") or other.startswith(key + ".")
+
+
+def set_by(keys: Iterable[str], settings: Iterable[str]) -> list[str]:
+    """Those of `keys` that one of `settings` (dotted keys) sets, in their order."""
+    chosen = list(settings)
+    return [key for key in keys if any(overlaps(key, setting) for setting in chosen)]
 
 
 def coerce_numbers(value: Any) -> Any:

@@ -10,13 +10,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from lightning_modules.config import MAX_SEED, RunConfig, StrictModel
 from search.errors import ConfigError
 from search.experiment.budgets import Budget, parse_limit
 from search.experiment.checks import check_cost_aware, check_space_values, refuse_unreadable_values
-from search.experiment.dotted import coerce_numbers, parse_override, set_dotted
+from search.experiment.dotted import coerce_numbers, parse_override, set_by, set_dotted
 from search.experiment.names import name_problem
 from search.experiment.objectives import TRAINING_METRICS, check_pareto
 from search.experiment.param_spec import ParamSpec
@@ -188,6 +188,18 @@ class ExperimentSpec(RunConfig):
     name: str
     search: SearchConfig = Field(default_factory=SearchConfig)
     reproduce: ReproduceConfig = Field(default_factory=ReproduceConfig)
+    _fixed_by_set: list[str] = PrivateAttr(default_factory=list)  # searched keys a --set fixed
+    _set_for_reproduction: list[str] = PrivateAttr(default_factory=list)  # reproduce.set and --set keys
+
+    @property
+    def fixed_by_set(self) -> list[str]:
+        """The keys `--set` fixed that the experiment file searches: no longer in `search.space`."""
+        return list(self._fixed_by_set)
+
+    @property
+    def set_for_reproduction(self) -> list[str]:
+        """The keys `reproduce.set` and `reproduce --set` set: they win over a trial's own params."""
+        return list(self._set_for_reproduction)
 
     @field_validator("name")
     @classmethod
@@ -215,6 +227,7 @@ def reproduction_spec(
         return spec
     raw = experiment_tree(spec)
     raw["reproduce"]["set"] = {}  # applied here, once
+    keys = list(spec.reproduce.set)
     for key, value in spec.reproduce.set.items():
         if key.split(".")[0] not in RunConfig.model_fields:
             raise ConfigError(
@@ -223,8 +236,12 @@ def reproduction_spec(
             )
         set_dotted(raw, key, coerce_numbers(value))
     for text in overrides:
-        set_dotted(raw, *parse_override(text))
-    return validate_experiment(raw, source=f"{source} (reproduce.set)")
+        key, value = parse_override(text)
+        set_dotted(raw, key, value)
+        keys.append(key)
+    reproduction = validate_experiment(raw, source=f"{source} (reproduce.set)")
+    reproduction._set_for_reproduction = keys
+    return reproduction
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -240,10 +257,28 @@ def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> Experime
     path = Path(path)
     raw = read_yaml(path)
     raw.setdefault("name", path.stem.replace("_", "-"))
+    keys = []
     for text in overrides:
         key, value = parse_override(text)
         set_dotted(raw, key, value)
-    return validate_experiment(raw, source=str(path))
+        keys.append(key)
+    fixed = unsearch(raw, [key for key in keys if key.split(".")[0] in RunConfig.model_fields])
+    spec = validate_experiment(raw, source=str(path))
+    spec._fixed_by_set = fixed
+    return spec
+
+
+def unsearch(raw: dict[str, Any], keys: Sequence[str]) -> list[str]:
+    """Takes the searched keys that `--set` fixes out of the space (a value the user set on the
+    command line is what they mean to train, not a starting point the sampler overwrites)."""
+    search = raw.get("search")
+    space = search.get("space") if isinstance(search, dict) else None
+    if not isinstance(space, dict):
+        return []
+    fixed = set_by([str(key) for key in space], keys)
+    for key in fixed:
+        del space[key]
+    return fixed
 
 
 def validate_experiment(raw: dict[str, Any], *, source: str = "<experiment>") -> ExperimentSpec:

@@ -18,7 +18,7 @@ from lightning_modules.config import RunConfig
 from lightning_modules.precision import resolve_precision
 from lightning_modules.strict_model import MAX_SEED
 from search.errors import ConfigError, ConvtuneError
-from search.experiment.dotted import config_from_params
+from search.experiment.dotted import config_from_params, set_by
 from search.experiment.serialized import config_from_yaml, config_params, config_yaml, training_params
 from search.experiment.spec import ExperimentSpec
 from search.reproduce.options import ReproduceOptions
@@ -57,8 +57,10 @@ def trial_config(
     spec: ExperimentSpec, trial: FrozenTrial, recorded: RunConfig | None, *, overridden: bool
 ) -> tuple[RunConfig, list[str]]:
     """The trial's config rebuilt from its params; the config its run recorded wins when the two
-    differ (the experiment file changed since), unless the user overrode fields with --set."""
-    rebuilt = config_from_params(spec, trial.params)
+    differ (the experiment file changed since), unless the user overrode fields with --set. A key
+    that --set or reproduce.set sets wins over the trial's param for it."""
+    overruled = set_by(trial.params, spec.set_for_reproduction)
+    rebuilt = config_from_params(spec, {k: v for k, v in trial.params.items() if k not in overruled})
     if recorded is None:
         return rebuilt, ["the trial's run has no config.yaml; rebuilt from the experiment file and params."]
     differing = differing_keys(rebuilt, recorded)

@@ -50,6 +50,14 @@ def augmentation_variants(spec: ExperimentSpec) -> list[list[dict[str, Any]]]:
     return variants
 
 
+def fixed_notes(spec: ExperimentSpec) -> list[str]:
+    """One note per searched key that `--set` fixed (and so took out of the search space)."""
+    return [
+        f"--set fixes {key}, which the experiment file searches: it is no longer searched."
+        for key in spec.fixed_by_set
+    ]
+
+
 def preflight(spec: ExperimentSpec) -> Preflight:
     """Validates what pydantic cannot: augmentations, the dataset's presence, the architectures."""
     for augment in augmentation_variants(spec):
@@ -83,6 +91,6 @@ def preflight(spec: ExperimentSpec) -> Preflight:
         len(datamodule.train_labels),
         len(datamodule.val_labels),
         feasibility,
-        datamodule.notes,
+        [*fixed_notes(spec), *datamodule.notes],
         space_fit(spec, (datamodule.in_channels, datamodule.image_size, datamodule.num_classes)),
     )

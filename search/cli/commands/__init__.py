@@ -20,7 +20,9 @@ def add_experiment(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override any field, e.g. --set optim.lr=0.01 --set model.channels=[16,32] (repeatable)",
+        help="override any field, e.g. --set optim.lr=0.01 --set model.channels=[16,32] (repeatable); "
+        "a searched field set this way is fixed: no longer searched, and in reproduce it wins over the "
+        "trial's value",
     )
 
 

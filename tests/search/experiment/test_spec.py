@@ -44,6 +44,22 @@ def test_overrides_apply_before_validation(tmp_path: Path) -> None:
     assert spec.trainer.max_epochs == 3
 
 
+def test_a_set_of_a_searched_key_fixes_it_and_takes_it_out_of_the_space(tmp_path: Path) -> None:
+    raw = tiny_experiment()
+    raw["search"]["space"] |= {
+        "model.channels.0": {"choice": [4, 8]},
+        "model.dropout": {"float": [0.0, 0.5]},
+        "optim.weight_decay": {"float": [1e-5, 1e-2], "log": True},
+    }
+    path = write_experiment(tmp_path, raw)
+    spec = load_experiment(path, ["optim.lr=0.05", "model.channels=[4, 8]", "search.n_trials=3"])
+    assert spec.optim.lr == 0.05 and spec.model.channels == [4, 8]
+    assert spec.fixed_by_set == ["optim.lr", "model.channels.0"]
+    assert list(spec.search.space) == ["model.dropout", "optim.weight_decay"]
+    untouched = load_experiment(path)
+    assert untouched.fixed_by_set == [] and "optim.lr" in untouched.search.space
+
+
 @pytest.mark.parametrize("name", ["../escape", "a/b", "", ".hidden"])
 def test_names_with_path_tricks_are_refused(tmp_path: Path, name: str) -> None:
     raw = tiny_experiment(name=name)

@@ -11,7 +11,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from search.errors import ConfigError, ConvtuneError
-from search.experiment.spec import ExperimentSpec, validate_experiment
+from search.experiment.spec import ExperimentSpec, reproduction_spec, validate_experiment
 from search.reproduce.options import ReproduceOptions
 from search.reproduce.plan import (
     differing_keys,
@@ -75,6 +75,21 @@ def test_the_recorded_config_wins_unless_set_overrides_it() -> None:
     assert differing_keys(rebuilt, loaded_otherwise) == [], "how batches are loaded is not what is trained"
     assert trial_config(spec, trial, loaded_otherwise, overridden=True) == (rebuilt, [])
     assert listed(["a", "b"]) == "a, b" and listed(list("abcdefgh")) == "a, b, c, d, e, f ..."
+
+
+def test_a_key_that_set_or_reproduce_set_sets_wins_over_the_trials_param() -> None:
+    """`reproduce --set optim.lr=0.05` trains at 0.05 though the trial sampled optim.lr=0.003."""
+    trial = _study((TrialState.COMPLETE, 0.5)).trials[0]
+    recorded, _ = trial_config(_spec(), trial, None, overridden=False)
+    spec = reproduction_spec(_spec(), ["optim.lr=0.05"])
+    config, notes = trial_config(spec, trial, recorded, overridden=True)
+    assert config.optim.lr == 0.05 and "changes the trial's config (optim.lr)" in notes[0]
+    raw = tiny_experiment()
+    raw["reproduce"] = {"set": {"optim.lr": 0.02}}
+    config, _ = trial_config(reproduction_spec(validate_experiment(raw)), trial, recorded, overridden=True)
+    assert config.optim.lr == 0.02
+    untouched, _ = trial_config(reproduction_spec(_spec(), ["seed=3"]), trial, recorded, overridden=True)
+    assert untouched.optim.lr == 3e-3 and untouched.seed == 3
 
 
 class _Tags:

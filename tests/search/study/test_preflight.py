@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from search.errors import ConfigError
-from search.experiment.spec import validate_experiment
+from search.experiment.spec import load_experiment, validate_experiment
 from search.study.preflight import augmentation_variants, preflight
-from tests.conftest import tiny_experiment
+from tests.conftest import tiny_experiment, write_experiment
 
 
 def test_augmentation_arguments_in_the_space_are_checked_before_training(workdir: Path) -> None:
@@ -42,3 +42,10 @@ def test_batched_backend_with_a_transform_it_cannot_batch_is_refused_before_trai
         preflight(validate_experiment(raw))
     raw["data"]["augment_backend"] = "auto"
     assert preflight(validate_experiment(raw)).num_classes == 10
+
+
+def test_a_searched_key_that_set_fixed_is_noted_before_any_trial(workdir: Path, tmp_path: Path) -> None:
+    path = write_experiment(tmp_path, tiny_experiment())
+    notes = preflight(load_experiment(path, ["optim.lr=0.05"])).notes
+    assert notes[0] == "--set fixes optim.lr, which the experiment file searches: it is no longer searched."
+    assert not any("--set" in note for note in preflight(load_experiment(path)).notes)
