@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pytorch_lightning as pl
 from optuna.trial import TrialState
+from torch.optim.lr_scheduler import OneCycleLR
 
 READ_EVERY_SECONDS = 0.5
 SEARCH_ENDED = "the search's share of the time budget ran out"
@@ -87,25 +89,88 @@ class SearchEndCallback(pl.Callback):
 
 
 class TrainingDeadline(pl.Callback):
-    """Stops training at a wall-clock deadline: after the current batch Lightning validates the partial
-    epoch and ends `fit`, so the best epoch's weights so far are what the caller restores."""
+    """Fits training to a wall-clock deadline. After each epoch, at the slower of the mean and the
+    last epoch's pace (validation included), a run that no longer fits is shortened to the epochs
+    that do, and a one-cycle schedule is re-planned to reach its floor with the new last epoch (cut
+    off by the deadline instead, it would stop part-way down at a rate a few times too high). At the
+    deadline itself, after the current batch Lightning validates the partial epoch and ends `fit`,
+    so the best epoch's weights so far are what the caller restores."""
 
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, deadline: float, clock: Callable[[], float] = time.time) -> None:
         self.deadline = deadline
+        self.clock = clock
         self.stopped_in_epoch: int | None = None
         self.max_epochs: int | None = None
+        self.planned_epochs: int | None = None
+        self.shortened_to: int | None = None
+        self._epoch_seconds: list[float] = []
+        self._epoch_started = 0.0
+
+    def on_train_start(self, trainer: pl.Trainer, *args: Any) -> None:
+        self.planned_epochs = trainer.max_epochs
+        self._epoch_started = self.clock()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        now = self.clock()
+        self._epoch_seconds.append(now - self._epoch_started)
+        self._epoch_started = now
+        done = trainer.current_epoch + 1
+        planned = int(trainer.max_epochs or done)
+        if trainer.should_stop or done >= planned:
+            return
+        pace = max(sum(self._epoch_seconds) / len(self._epoch_seconds), self._epoch_seconds[-1])
+        fitting = done + max(int((self.deadline - now) // pace), 1)
+        if fitting < planned:
+            self._shorten(trainer, done, fitting)
+
+    def _shorten(self, trainer: pl.Trainer, done: int, epochs: int) -> None:
+        trainer.fit_loop.max_epochs = epochs
+        self.shortened_to = epochs
+        for config in trainer.lr_scheduler_configs:
+            if isinstance(config.scheduler, OneCycleLR) and config.interval == "step":
+                steps_left = (epochs - done) * int(trainer.num_training_batches)
+                end_one_cycle_sooner(config.scheduler, steps_left)
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
-        if trainer.should_stop or time.time() < self.deadline:
+        if trainer.should_stop or self.clock() < self.deadline:
             return
         trainer.should_stop = True
         self.stopped_in_epoch = trainer.current_epoch + 1
         self.max_epochs = trainer.max_epochs
 
     def note(self) -> str | None:
-        if self.stopped_in_epoch is None:
-            return None
-        return (
-            f"training stopped at the time budget's deadline in epoch {self.stopped_in_epoch} of "
-            f"{self.max_epochs}; the best epoch's weights so far are kept."
-        )
+        notes = []
+        if self.shortened_to is not None:
+            notes.append(
+                f"training shortened to {self.shortened_to} of {self.planned_epochs} epochs, as many as "
+                "fit before the time budget's deadline at the pace it kept; its one-cycle schedule "
+                f"ends with epoch {self.shortened_to}"
+            )
+        if self.stopped_in_epoch is not None:
+            notes.append(
+                f"training stopped at the time budget's deadline in epoch {self.stopped_in_epoch} of "
+                f"{self.max_epochs}; the best epoch's weights so far are kept"
+            )
+        return "; ".join(notes) + "." if notes else None
+
+
+def end_one_cycle_sooner(schedule: OneCycleLR, steps_left: int) -> None:
+    """Re-plans a one-cycle schedule to end `steps_left` steps from now. While it still warms up,
+    both phases shrink in proportion; once it anneals, it goes on from the current rate (and
+    momentum) down to the same floor, only sooner, so the rate does not jump."""
+    phases = schedule._schedule_phases  # torch keeps the phases' end steps here; no public setter
+    if len(phases) != 2:  # three_phase: left as planned, the deadline cuts it
+        return
+    warmup, anneal = phases
+    done = int(schedule.last_epoch)
+    total = done + max(steps_left, 1)
+    if done <= warmup["end_step"]:
+        warmup["end_step"] = max(float(done), (warmup["end_step"] + 1) * total / schedule.total_steps - 1)
+    else:
+        warmup["end_step"] = float(done - 1)
+        for group in schedule.optimizer.param_groups:
+            group["max_lr"] = group["lr"]
+            if schedule.cycle_momentum:
+                group["base_momentum"] = group["betas"][0] if schedule.use_beta1 else group["momentum"]
+    anneal["end_step"] = float(total - 1)
+    schedule.total_steps = total

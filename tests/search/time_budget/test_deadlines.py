@@ -3,14 +3,23 @@ the reproduction's training deadline."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
 import optuna
 import pytest
+import pytorch_lightning as pl
+import torch
+from torch.optim.lr_scheduler import OneCycleLR
 
 from search.experiment.spec import validate_experiment
-from search.time_budget.deadlines import SearchClock, SearchEndCallback, TrainingDeadline
+from search.time_budget.deadlines import (
+    SearchClock,
+    SearchEndCallback,
+    TrainingDeadline,
+    end_one_cycle_sooner,
+)
 from tests.conftest import tiny_experiment
 
 
@@ -51,3 +60,64 @@ def test_training_stops_at_the_deadline_with_the_best_weights_so_far() -> None:
     assert best.best_epoch == 0
     note = deadline.note()
     assert note is not None and "epoch 1 of 50" in note
+
+
+def _one_cycle(total: int) -> tuple[torch.optim.Optimizer, OneCycleLR]:
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-2)
+    return optimizer, OneCycleLR(optimizer, max_lr=1e-2, total_steps=total)
+
+
+def _run(optimizer: torch.optim.Optimizer, schedule: OneCycleLR, steps: int) -> list[tuple[float, float]]:
+    """The (rate, momentum) each of `steps` optimizer steps used."""
+    used = []
+    for _ in range(steps):
+        group = optimizer.param_groups[0]
+        used.append((group["lr"], group["betas"][0]))
+        optimizer.step()
+        schedule.step()
+    return used
+
+
+@pytest.mark.parametrize("done", [10, 50], ids=["warming up", "annealing"])
+def test_a_one_cycle_schedule_ended_sooner_still_reaches_its_floor(done: int) -> None:
+    optimizer, schedule = _one_cycle(100)
+    before = [rate for rate, _ in _run(optimizer, schedule, done)]
+    end_one_cycle_sooner(schedule, 20)
+    after = _run(optimizer, schedule, 20)  # torch raises if a schedule is stepped past its end
+    rates = [rate for rate, _ in after]
+    assert schedule.total_steps == done + 20
+    assert rates[-1] == pytest.approx(optimizer.param_groups[0]["min_lr"]) and after[-1][1] == pytest.approx(
+        0.95
+    )
+    if done == 50:  # annealing goes on from the rate it had, down without a jump
+        assert rates[0] <= before[-1] and before[-1] - rates[0] < 0.05 * before[-1]
+        assert all(a >= b for a, b in itertools.pairwise(rates))
+
+
+def test_a_run_behind_its_deadline_is_shortened_and_its_schedule_still_ends(workdir: Path) -> None:
+    from search.reproduce.retrain import train
+
+    class Clock(pl.Callback):  # one epoch is one second of this clock; keeps the rate each step used
+        def __init__(self) -> None:
+            self.now = 0.0
+            self.rates: list[float] = []
+
+        def on_train_batch_start(self, trainer: pl.Trainer, *args: object) -> None:
+            self.rates.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+        def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
+            self.now += 1 / trainer.num_training_batches
+
+    clock = Clock()
+    deadline = TrainingDeadline(3.5, clock=lambda: clock.now)  # 3 of 6 epochs fit
+    spec = validate_experiment(tiny_experiment(trainer={"max_epochs": 6}, optim={"scheduler": "onecycle"}))
+    parts, _, _, _ = train(spec.run_config(), "val/acc", "maximize", callbacks=[clock, deadline])
+    trainer = parts.module.trainer
+    assert trainer.current_epoch == 3 and trainer.global_step == 3 * trainer.num_training_batches
+    floor = trainer.optimizers[0].param_groups[0]["min_lr"]
+    assert clock.rates[-1] == pytest.approx(floor)  # the last step at the floor, not part-way down
+    assert deadline.stopped_in_epoch is None
+    assert deadline.note() == (
+        "training shortened to 3 of 6 epochs, as many as fit before the time budget's deadline at the "
+        "pace it kept; its one-cycle schedule ends with epoch 3."
+    )
