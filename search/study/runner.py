@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import optuna
+from optuna.trial import TrialState
 
 from lightning_modules.data import clear_cache
 from lightning_modules.data.splits import clear_setup_cache
@@ -31,7 +32,7 @@ from search.study.pareto import tag_front
 from search.study.prepare import PreparedStudy, prepare_study
 from search.study.storage import StorageHandle
 from search.study.storage_url import RDB_PREFIXES
-from search.study.study import best_trial
+from search.study.study import FINISHED, best_trial, own_trials
 from search.study.trial_loop import WorkerResult, run_worker
 from search.tracking import vocabulary as v
 from search.tracking.settings import redact
@@ -90,6 +91,20 @@ def plan(spec: ExperimentSpec, options: TuneOptions) -> list[WorkerSlot]:
     return plan_workers(options.devices, options.workers, options.trials_per_device, gpus_per_trial=per_trial)
 
 
+def held_already(study: optuna.Study, n_trials: int) -> list[str]:
+    """A note when the study already holds its `n_trials` (a total, not a count of more), so that
+    resuming it trains nothing; empty otherwise (a retry waiting still runs)."""
+    trials = own_trials(study)
+    held = sum(t.state in FINISHED for t in trials)
+    if held < n_trials or any(t.state == TrialState.WAITING for t in trials):
+        return []
+    return [
+        f"study {study.study_name} already holds {held} finished trial{'s' if held != 1 else ''} and "
+        f"n_trials is {n_trials} (the trials it should hold, not more to run): nothing to train; "
+        f"--n-trials {held + n_trials} runs {n_trials} more."
+    ]
+
+
 def tune(spec: ExperimentSpec, options: TuneOptions, observer: TuneObserver | None = None) -> optuna.Study:
     """Runs (or resumes) the study: in this process for one worker, else in one process per slot."""
     observer = observer or Unwatched()
@@ -98,7 +113,8 @@ def tune(spec: ExperimentSpec, options: TuneOptions, observer: TuneObserver | No
     slots = plan(spec, options)
     prestart(slots)  # a worker pool's libraries load in the forkserver while the checks run
     prepared = prepare_study(spec, options)
-    observer.study_ready(prepared.checked.notes, prepared.warm.line() if prepared.warm is not None else None)
+    notes = [*prepared.checked.notes, *held_already(prepared.study, options.n_trials or spec.search.n_trials)]
+    observer.study_ready(notes, prepared.warm.line() if prepared.warm is not None else None)
     study, tracker, parent_run_id = prepared.study, prepared.tracker, prepared.parent_run_id
     if options.limit is not None:
         options.limit.begin(prepared, slots)

@@ -31,6 +31,7 @@ class Recorder:
 
     def study_ready(self, notes: Sequence[str], warm_start: str | None) -> None:
         self.events.append(("ready", warm_start))
+        self.notes = list(notes)
 
     @contextlib.contextmanager
     def watch_trials(self, study: optuna.Study, n_trials: int, metric: str) -> Iterator[Recorder]:
@@ -93,6 +94,17 @@ def test_without_progress_the_observer_hears_only_that_the_study_is_ready(workdi
     recorder = Recorder()
     tune(_spec(), TuneOptions(progress=False, study_hooks=[]), recorder)
     assert recorder.events == [("ready", None)]
+
+
+def test_resuming_a_study_that_holds_its_n_trials_already_says_so(workdir: Path) -> None:
+    tune(_spec(), TuneOptions(progress=False, study_hooks=[]), Recorder())
+    recorder = Recorder()
+    study = tune(_spec(), TuneOptions(progress=False, study_hooks=[]), recorder)
+    assert len(study.trials) == 1, "n_trials is the trials the study should hold: nothing more ran"
+    assert recorder.notes[-1] == (
+        "study tiny already holds 1 finished trial and n_trials is 1 (the trials it should hold, not "
+        "more to run): nothing to train; --n-trials 2 runs 1 more."
+    )
 
 
 def test_the_plan_has_a_slot_per_cpu_worker() -> None:
