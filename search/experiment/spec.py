@@ -235,10 +235,7 @@ def reproduction_spec(
                 f"{', '.join(sorted(RunConfig.model_fields))}."
             )
         set_dotted(raw, key, coerce_numbers(value))
-    for text in overrides:
-        key, value = parse_override(text)
-        set_dotted(raw, key, value)
-        keys.append(key)
+    keys += apply_overrides(raw, overrides)
     reproduction = validate_experiment(raw, source=f"{source} (reproduce.set)")
     reproduction._set_for_reproduction = keys
     return reproduction
@@ -257,15 +254,21 @@ def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> Experime
     path = Path(path)
     raw = read_yaml(path)
     raw.setdefault("name", path.stem.replace("_", "-"))
+    keys = apply_overrides(raw, overrides)
+    fixed = unsearch(raw, [key for key in keys if key.split(".")[0] in RunConfig.model_fields])
+    spec = validate_experiment(raw, source=str(path))
+    spec._fixed_by_set = fixed
+    return spec
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> list[str]:
+    """Sets each `--set key=value` in `raw`, in order; the keys set."""
     keys = []
     for text in overrides:
         key, value = parse_override(text)
         set_dotted(raw, key, value)
         keys.append(key)
-    fixed = unsearch(raw, [key for key in keys if key.split(".")[0] in RunConfig.model_fields])
-    spec = validate_experiment(raw, source=str(path))
-    spec._fixed_by_set = fixed
-    return spec
+    return keys
 
 
 def unsearch(raw: dict[str, Any], keys: Sequence[str]) -> list[str]:

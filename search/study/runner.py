@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import optuna
-from optuna.trial import TrialState
 
 from lightning_modules.data import clear_cache
 from lightning_modules.data.splits import clear_setup_cache
@@ -33,7 +32,7 @@ from search.study.prepare import PreparedStudy, prepare_study
 from search.study.storage import StorageHandle
 from search.study.storage_url import RDB_PREFIXES
 from search.study.study import FINISHED, best_trial, own_trials
-from search.study.trial_loop import WorkerResult, run_worker
+from search.study.trial_loop import WorkerResult, holds, run_worker
 from search.tracking import vocabulary as v
 from search.tracking.settings import redact
 from search.tracking.study_plots import StudyPlotsRefresher, log_study_plots, refresher_for
@@ -95,9 +94,9 @@ def held_already(study: optuna.Study, n_trials: int) -> list[str]:
     """A note when the study already holds its `n_trials` (a total, not a count of more), so that
     resuming it trains nothing; empty otherwise (a retry waiting still runs)."""
     trials = own_trials(study)
-    held = sum(t.state in FINISHED for t in trials)
-    if held < n_trials or any(t.state == TrialState.WAITING for t in trials):
+    if not holds(trials, n_trials, FINISHED):
         return []
+    held = sum(t.state in FINISHED for t in trials)
     return [
         f"study {study.study_name} already holds {held} finished trial{'s' if held != 1 else ''} and "
         f"n_trials is {n_trials} (the trials it should hold, not more to run): nothing to train; "

@@ -45,12 +45,17 @@ def claim_trial(
     with handle.claim_lock():
         if reap is not None:
             reap(study)
-        trials = own_trials(study)
-        waiting = any(t.state == TrialState.WAITING for t in trials)
-        active = sum(t.state in (*FINISHED, TrialState.RUNNING) for t in trials)
-        if not waiting and active >= n_trials:
+        if holds(own_trials(study), n_trials, (*FINISHED, TrialState.RUNNING)):
             return None
         return study.ask()
+
+
+def holds(trials: Sequence[FrozenTrial], n_trials: int, counted: Sequence[TrialState]) -> bool:
+    """Whether `trials` hold `n_trials` in the `counted` states (the study's size, not a count of
+    more to run), with no retry waiting to run."""
+    if any(t.state == TrialState.WAITING for t in trials):
+        return False
+    return sum(t.state in counted for t in trials) >= n_trials
 
 
 TrialObserver = Callable[[optuna.Study, FrozenTrial], None]
