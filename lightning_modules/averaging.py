@@ -117,6 +117,15 @@ class AveragedWeights(WeightAveraging):
         base = [float(group.get("initial_lr", group["lr"])) for group in groups]
         self._lr_scales = [lr / max(base) for lr in base] if base and max(base) > 0 else []
 
+    def replan(self, total_steps: int, steps_done: int) -> None:
+        """Training now ends after `total_steps` instead (a deadline shortened it): averaging that has
+        not started yet starts at `start` of the new length, or now if that is already past, so that a
+        shortened run still averages its last part instead of starting late or never."""
+        if self.updates > 0:
+            return
+        start = min(int(self.config.start_fraction * total_steps), max(total_steps - 1, 0))
+        self.first_step = max(start, steps_done)
+
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:

@@ -19,6 +19,7 @@ from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 from search.errors import ConvtuneError, first_line
 from search.file_lock import exclusive_lock
 from search.study import optuna_adapter as adapter
+from search.study.journal_tail import mend_journal_tail
 from search.study.storage_url import DEFAULT_STORAGE, RDB_PREFIXES, check_storage, sqlite_path
 
 
@@ -75,7 +76,9 @@ def open_storage(url: str | None, *, heartbeat_interval: int | None = None) -> S
         return _open_rdb(url, heartbeat_interval)
     path = Path(url).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
-    backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
+    lock = JournalFileOpenLock(str(path))
+    mend_journal_tail(path, lock)
+    backend = JournalFileBackend(str(path), lock_obj=lock)
     return StorageHandle(str(path), JournalStorage(backend), Path(f"{path}.claim.lock"))
 
 

@@ -19,6 +19,8 @@ import pytorch_lightning as pl
 from optuna.trial import TrialState
 from torch.optim.lr_scheduler import OneCycleLR
 
+from lightning_modules.averaging import AveragedWeights
+
 READ_EVERY_SECONDS = 0.5
 SEARCH_ENDED = "the search's share of the time budget ran out"
 
@@ -126,10 +128,13 @@ class TrainingDeadline(pl.Callback):
     def _shorten(self, trainer: pl.Trainer, done: int, epochs: int) -> None:
         trainer.fit_loop.max_epochs = epochs
         self.shortened_to = epochs
+        steps_left = (epochs - done) * int(trainer.num_training_batches)
         for config in trainer.lr_scheduler_configs:
             if isinstance(config.scheduler, OneCycleLR) and config.interval == "step":
-                steps_left = (epochs - done) * int(trainer.num_training_batches)
                 end_one_cycle_sooner(config.scheduler, steps_left)
+        for callback in trainer.callbacks:  # type: ignore[attr-defined]
+            if isinstance(callback, AveragedWeights):
+                callback.replan(trainer.global_step + steps_left, trainer.global_step)
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
         if trainer.should_stop or self.clock() < self.deadline:

@@ -121,3 +121,27 @@ def test_a_run_behind_its_deadline_is_shortened_and_its_schedule_still_ends(work
         "training shortened to 3 of 6 epochs, as many as fit before the time budget's deadline at the "
         "pace it kept; its one-cycle schedule ends with epoch 3."
     )
+
+
+def test_a_shortened_run_starts_weight_averaging_within_its_new_length(workdir: Path) -> None:
+    from lightning_modules.averaging import AveragedWeights
+    from search.reproduce.retrain import train
+
+    class Clock(pl.Callback):  # one epoch is one second of this clock
+        def __init__(self) -> None:
+            self.now = 0.0
+
+        def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
+            self.now += 1 / trainer.num_training_batches
+
+    clock = Clock()
+    deadline = TrainingDeadline(3.5, clock=lambda: clock.now)  # 3 of 8 epochs fit
+    spec = validate_experiment(
+        tiny_experiment(trainer={"max_epochs": 8, "weight_averaging": {"kind": "swa", "start": 0.5}})
+    )
+    parts, _, _, _ = train(spec.run_config(), "val/acc", "maximize", callbacks=[clock, deadline])
+    averaging = next(c for c in parts.module.trainer.callbacks if isinstance(c, AveragedWeights))
+    per_epoch = parts.module.trainer.num_training_batches
+    # planned from step 4 epochs in, past the new end; re-planned to half of the 3 epochs that fit
+    assert averaging.first_step == max(int(0.5 * 3 * per_epoch), per_epoch)
+    assert averaging.updates == 3 * per_epoch - averaging.first_step
