@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 from typing import BinaryIO
@@ -47,13 +48,12 @@ def mend_journal_tail(path: Path, lock: JournalFileOpenLock) -> Path | None:
             os.fsync(journal.fileno())
     finally:
         lock.release()
-    _logger.warning(
-        "%s ended in a record cut off mid-write (%d bytes: a full disk or a lost machine?); moved it "
-        "to %s, and the study is read up to the last whole record.",
-        path.name,
-        len(cut_off),
-        aside.name,
+    message = (
+        f"{path.name} ended in a record cut off mid-write ({len(cut_off)} bytes: a full disk or a lost "
+        f"machine?); moved it to {aside.name}, and the study is read up to the last whole record."
     )
+    _logger.warning(message)
+    print(f"warning: {message}", file=sys.stderr)  # the log file alone is not where anyone looks
     return aside
 
 

@@ -21,7 +21,7 @@ def _study_with_trials(path: Path, n: int) -> None:
 
 
 def test_a_record_cut_off_mid_write_is_moved_aside_and_the_study_goes_on(
-    workdir: Path, caplog: pytest.LogCaptureFixture
+    workdir: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
     journal = workdir / "optuna.journal"
     _study_with_trials(journal, 3)
@@ -35,6 +35,7 @@ def test_a_record_cut_off_mid_write_is_moved_aside_and_the_study_goes_on(
     (aside,) = workdir.glob("optuna.journal.cut-off-*")
     assert aside.read_bytes() == CUT_OFF
     assert "cut off mid-write (30 bytes" in caplog.text and aside.name in caplog.text
+    assert "warning: optuna.journal ended in a record cut off" in capsys.readouterr().err
     reread = optuna.load_study(study_name="s", storage=open_storage(str(journal)).storage)
     assert [trial.state for trial in reread.trials] == [optuna.trial.TrialState.COMPLETE] * 5
 
