@@ -28,33 +28,47 @@ CHUNK = 1 << 16
 def mend_journal_tail(path: Path, lock: JournalFileOpenLock) -> Path | None:
     """Moves a cut-off last record of the journal at `path` to a sibling file, under the journal's
     own lock so that no writer is part-way through a line; returns that file, or None when the
-    journal ends in a whole line (or does not exist yet)."""
+    journal ends in a whole line (or does not exist yet). A whole journal is only read: no lock, and
+    a read-only copy opens as well."""
     if not path.is_file() or path.stat().st_size == 0:
         return None
-    lock.acquire()
+    with path.open("rb") as journal:
+        end = journal.seek(0, os.SEEK_END)
+        if _last_line_end(journal, end) == end:
+            _check_last_line(path, journal, end)
+            return None
+    lock.acquire()  # the tail may be a writer's line in progress: look again under the lock
     try:
-        with path.open("rb+") as journal:
-            end = journal.seek(0, os.SEEK_END)
-            line_end = _last_line_end(journal, end)
-            if line_end == end:
-                _check_last_line(path, journal, end)
-                return None
-            journal.seek(line_end)
-            cut_off = journal.read()
-            aside = path.with_name(f"{path.name}.cut-off-{time.strftime('%Y%m%dT%H%M%S')}")
-            aside.write_bytes(cut_off)
-            journal.truncate(line_end)
-            journal.flush()
-            os.fsync(journal.fileno())
+        moved = _move_cut_off(path)
     finally:
         lock.release()
+    if moved is None:
+        return None
+    aside, size = moved
     message = (
-        f"{path.name} ended in a record cut off mid-write ({len(cut_off)} bytes: a full disk or a lost "
+        f"{path.name} ended in a record cut off mid-write ({size} bytes: a full disk or a lost "
         f"machine?); moved it to {aside.name}, and the study is read up to the last whole record."
     )
     _logger.warning(message)
     print(f"warning: {message}", file=sys.stderr)  # the log file alone is not where anyone looks
     return aside
+
+
+def _move_cut_off(path: Path) -> tuple[Path, int] | None:
+    """Truncates the journal to its last whole line, the rest written to a sibling file first."""
+    with path.open("rb+") as journal:
+        end = journal.seek(0, os.SEEK_END)
+        line_end = _last_line_end(journal, end)
+        if line_end == end:
+            return None
+        journal.seek(line_end)
+        cut_off = journal.read()
+        aside = path.with_name(f"{path.name}.cut-off-{time.strftime('%Y%m%dT%H%M%S')}")
+        aside.write_bytes(cut_off)
+        journal.truncate(line_end)
+        journal.flush()
+        os.fsync(journal.fileno())
+    return aside, len(cut_off)
 
 
 def _last_line_end(journal: BinaryIO, end: int) -> int:
