@@ -111,8 +111,7 @@ class AveragedWeights(WeightAveraging):
         return step_idx is not None and step_idx >= self.first_step
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        total = int(trainer.estimated_stepping_batches)
-        self.first_step = min(int(self.config.start_fraction * total), max(total - 1, 0))
+        self.first_step = self._start_step(int(trainer.estimated_stepping_batches))
         groups = trainer.optimizers[0].param_groups if trainer.optimizers else []
         base = [float(group.get("initial_lr", group["lr"])) for group in groups]
         self._lr_scales = [lr / max(base) for lr in base] if base and max(base) > 0 else []
@@ -123,8 +122,11 @@ class AveragedWeights(WeightAveraging):
         shortened run still averages its last part instead of starting late or never."""
         if self.updates > 0:
             return
-        start = min(int(self.config.start_fraction * total_steps), max(total_steps - 1, 0))
-        self.first_step = max(start, steps_done)
+        self.first_step = max(self._start_step(total_steps), steps_done)
+
+    def _start_step(self, total_steps: int) -> int:
+        """The step averaging starts at: `start` of `total_steps`, and never past the last step."""
+        return min(int(self.config.start_fraction * total_steps), max(total_steps - 1, 0))
 
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int

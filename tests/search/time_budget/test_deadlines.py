@@ -94,21 +94,24 @@ def test_a_one_cycle_schedule_ended_sooner_still_reaches_its_floor(done: int) ->
         assert all(a >= b for a, b in itertools.pairwise(rates))
 
 
+class EpochClock(pl.Callback):
+    """A fake clock on which one epoch is one second; keeps the rate each step used."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.rates: list[float] = []
+
+    def on_train_batch_start(self, trainer: pl.Trainer, *args: object) -> None:
+        self.rates.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
+        self.now += 1 / trainer.num_training_batches
+
+
 def test_a_run_behind_its_deadline_is_shortened_and_its_schedule_still_ends(workdir: Path) -> None:
     from search.reproduce.retrain import train
 
-    class Clock(pl.Callback):  # one epoch is one second of this clock; keeps the rate each step used
-        def __init__(self) -> None:
-            self.now = 0.0
-            self.rates: list[float] = []
-
-        def on_train_batch_start(self, trainer: pl.Trainer, *args: object) -> None:
-            self.rates.append(trainer.optimizers[0].param_groups[0]["lr"])
-
-        def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
-            self.now += 1 / trainer.num_training_batches
-
-    clock = Clock()
+    clock = EpochClock()
     deadline = TrainingDeadline(3.5, clock=lambda: clock.now)  # 3 of 6 epochs fit
     spec = validate_experiment(tiny_experiment(trainer={"max_epochs": 6}, optim={"scheduler": "onecycle"}))
     parts, _, _, _ = train(spec.run_config(), "val/acc", "maximize", callbacks=[clock, deadline])
@@ -127,14 +130,7 @@ def test_a_shortened_run_starts_weight_averaging_within_its_new_length(workdir: 
     from lightning_modules.averaging import AveragedWeights
     from search.reproduce.retrain import train
 
-    class Clock(pl.Callback):  # one epoch is one second of this clock
-        def __init__(self) -> None:
-            self.now = 0.0
-
-        def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
-            self.now += 1 / trainer.num_training_batches
-
-    clock = Clock()
+    clock = EpochClock()
     deadline = TrainingDeadline(3.5, clock=lambda: clock.now)  # 3 of 8 epochs fit
     spec = validate_experiment(
         tiny_experiment(trainer={"max_epochs": 8, "weight_averaging": {"kind": "swa", "start": 0.5}})
