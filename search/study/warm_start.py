@@ -5,15 +5,19 @@ URL]`) reads the earlier study's finished trials. Those whose params fit the new
 to the new study as priors (`Study.add_trials`, each with the new space's distributions, marked by
 the user attr `warm_start_of`): the sampler models them like its own trials, but convtune neither
 counts them against `n_trials` nor reports them as the study's best (`search.study.study.own_trials`).
-The `top_k` best of them are enqueued, so that the new study measures them first. A trial does not
-fit when the new space samples a parameter it lacks, when one of its values lies outside the new
+The `top_k` best of them are enqueued, so that the new study measures them first. A parameter the
+new space samples and the earlier study fixed takes the earlier experiment's value (what its trials
+trained with, read from the earlier study's `experiment` attr). A trial does not fit when the new
+space samples a parameter its network does not have, when one of its values lies outside the new
 range or choices, or when it searched a parameter that the new experiment fixes at another value;
 those are skipped and counted by reason. Done once per study: rerunning the study adds nothing.
 """
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +42,7 @@ from search.study.study import find_study
 from search.tracking import vocabulary as v
 
 SOURCE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
-NEW_PARAMETER = "a parameter the new space samples is missing"
+NEW_PARAMETER = "a parameter the new space samples is missing"  # neither searched nor fixed by it
 OUT_OF_RANGE = "a value lies outside the new space"
 FIXED_OTHERWISE = "a searched parameter is now fixed at another value"
 
@@ -47,6 +51,7 @@ FIXED_OTHERWISE = "a searched parameter is now fixed at another value"
 class WarmStartReport:
     source: str
     added: int = 0
+    completed: int = 0  # priors with a value the earlier study fixed, for a parameter the new one searches
     enqueued: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     earlier: bool = False  # the study was warm-started by an earlier run of it: nothing added now
@@ -56,15 +61,22 @@ class WarmStartReport:
             return f"warm start from study {self.source}: done when this study began ({self.added} priors)."
         skipped = sum(self.skipped.values())
         reasons = "; ".join(f"{count}: {reason}" for reason, count in self.skipped.items())
+        completed = f" ({self.completed} with values it fixed)" if self.completed else ""
         return (
-            f"warm start from study {self.source}: {self.added} finished trials added as priors, "
+            f"warm start from study {self.source}: {self.added} finished trials added as priors{completed}, "
             f"{skipped} skipped"
             + (f" ({reasons})" if reasons else "")
             + f", top {self.enqueued} enqueued first."
         )
 
     def as_attr(self) -> dict[str, Any]:
-        return {"study": self.source, "added": self.added, "enqueued": self.enqueued, "skipped": self.skipped}
+        return {
+            "study": self.source,
+            "added": self.added,
+            "completed": self.completed,
+            "enqueued": self.enqueued,
+            "skipped": self.skipped,
+        }
 
 
 def load_source(config: WarmStartConfig, handle: StorageHandle, study_name: str) -> optuna.Study:
@@ -100,7 +112,7 @@ def warm_start(
             "warm-start from a study of the same metric."
         )
     report = WarmStartReport(source.study_name)
-    priors, skipped = _priors(source, spec)
+    priors, skipped, report.completed = _priors(source, spec)
     study.add_trials(priors)
     report.added, report.skipped = len(priors), dict(skipped)
     for prior in _best(priors, study, top_k):
@@ -112,39 +124,66 @@ def warm_start(
     return report
 
 
-def _priors(source: optuna.Study, spec: ExperimentSpec) -> tuple[list[FrozenTrial], Counter[str]]:
+def _priors(source: optuna.Study, spec: ExperimentSpec) -> tuple[list[FrozenTrial], Counter[str], int]:
+    """The source's fitting trials as priors, the count of those skipped by reason, and how many
+    priors hold a value the source fixed."""
     priors: list[FrozenTrial] = []
     skipped: Counter[str] = Counter()
+    completed = 0
+    earlier = source.user_attrs.get(v.STUDY_ATTR_EXPERIMENT)
     for trial in source.get_trials(deepcopy=False, states=SOURCE_STATES):
         if v.ATTR_WARM_START_OF in trial.user_attrs:
             continue  # the source's own priors came from yet another study
-        distributions, problem = fit(spec, trial.params)
-        if problem is not None:
-            skipped[problem] += 1
+        trained = _trained_config(earlier, trial.params) if isinstance(earlier, dict) else None
+        found = fit(spec, trial.params, trained)
+        if found.problem is not None:
+            skipped[found.problem] += 1
             continue
-        priors.append(_prior(source.study_name, trial, distributions))
-    return priors, skipped
+        priors.append(_prior(source.study_name, trial, found))
+        completed += not set(found.params) <= set(trial.params)
+    return priors, skipped, completed
 
 
-def fit(spec: ExperimentSpec, params: dict[str, Any]) -> tuple[dict[str, BaseDistribution], str | None]:
-    """The new space's distributions for `params`, or why they do not fit it."""
+def _trained_config(experiment: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """The earlier experiment's tree with a trial's params set: what that trial trained."""
+    tree = copy.deepcopy(dict(experiment))
+    for key, value in params.items():
+        set_dotted(tree, key, value)
+    return tree
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A trial's params in the new space (searched by it, or fixed by its study), or why it does not fit."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+    distributions: dict[str, BaseDistribution] = field(default_factory=dict)
+    problem: str | None = None
+
+
+def fit(spec: ExperimentSpec, params: Mapping[str, Any], trained: Mapping[str, Any] | None = None) -> Fit:
+    """The new space's params and distributions for a trial that searched `params`, or why they do
+    not fit it. `trained`, the whole config the trial trained, gives the values of parameters the
+    new space samples and the trial's study fixed."""
     base = spec.run_dict()
     config = spec.run_dict()
+    chosen: dict[str, Any] = {}
     distributions: dict[str, BaseDistribution] = {}
     for key, param in spec.search.space.items():
         if not is_active(param, config):
             continue
-        if key not in params:
-            return {}, NEW_PARAMETER
+        value = params[key] if key in params else get_dotted(trained, key) if trained is not None else None
+        if value is None:
+            return Fit(problem=NEW_PARAMETER)
         distribution = distribution_of(param)
-        if not _contains(distribution, params[key]):
-            return {}, OUT_OF_RANGE
-        distributions[key] = distribution
-        set_dotted(config, key, params[key])
+        if not _contains(distribution, value):
+            return Fit(problem=OUT_OF_RANGE)
+        chosen[key], distributions[key] = value, distribution
+        set_dotted(config, key, value)
     for key, value in params.items():
         if key not in distributions and get_dotted(base, key) != value:
-            return {}, FIXED_OTHERWISE
-    return distributions, None
+            return Fit(problem=FIXED_OTHERWISE)
+    return Fit(chosen, distributions)
 
 
 def distribution_of(param: ParamSpec) -> BaseDistribution:
@@ -173,12 +212,12 @@ def _contains(distribution: BaseDistribution, value: Any) -> bool:
     return abs(steps - round(steps)) < 1e-8
 
 
-def _prior(source: str, trial: FrozenTrial, distributions: dict[str, BaseDistribution]) -> FrozenTrial:
+def _prior(source: str, trial: FrozenTrial, found: Fit) -> FrozenTrial:
     return optuna.trial.create_trial(
         state=trial.state,
         values=trial.values if trial.state == TrialState.COMPLETE else None,
-        params={key: trial.params[key] for key in distributions},
-        distributions=distributions,
+        params=found.params,
+        distributions=found.distributions,
         intermediate_values=dict(trial.intermediate_values),
         user_attrs={v.ATTR_WARM_START_OF: f"{source}#{trial.number}"},
     )

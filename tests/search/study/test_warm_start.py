@@ -134,19 +134,58 @@ def test_fit_names_why_a_trial_does_not_fit() -> None:
     raw = _narrow()
     raw["search"]["space"]["optim.weight_decay"] = {"float": [1e-6, 1e-2], "log": True}
     spec = validate_experiment(raw)
-    assert fit(spec, {"optim.lr": 5e-3})[1] == NEW_PARAMETER
-    assert fit(spec, {"optim.lr": 1e-3, "optim.weight_decay": 1e-4})[1] == OUT_OF_RANGE
-    distributions, problem = fit(spec, {"optim.lr": 5e-3, "optim.weight_decay": 1e-4})
-    assert problem is None and set(distributions) == {"optim.lr", "optim.weight_decay"}
+    assert fit(spec, {"optim.lr": 5e-3}).problem == NEW_PARAMETER
+    assert fit(spec, {"optim.lr": 1e-3, "optim.weight_decay": 1e-4}).problem == OUT_OF_RANGE
+    found = fit(spec, {"optim.lr": 5e-3, "optim.weight_decay": 1e-4})
+    assert found.problem is None and set(found.distributions) == {"optim.lr", "optim.weight_decay"}
     conditional = _narrow()
     conditional["search"]["space"] = {
         "optim.name": {"choice": ["sgd", "adamw"]},
         "optim.momentum": {"float": [0.5, 0.99], "when": {"optim.name": "sgd"}},
     }
     spec = validate_experiment(conditional)
-    assert fit(spec, {"optim.name": "adamw"})[1] is None  # momentum is not sampled for adamw
-    assert fit(spec, {"optim.name": "sgd"})[1] == NEW_PARAMETER
-    assert fit(spec, {"optim.name": "sgd", "optim.momentum": 0.9})[1] is None
+    assert fit(spec, {"optim.name": "adamw"}).problem is None  # momentum is not sampled for adamw
+    assert fit(spec, {"optim.name": "sgd"}).problem == NEW_PARAMETER
+    assert fit(spec, {"optim.name": "sgd", "optim.momentum": 0.9}).problem is None
+
+
+def test_a_parameter_the_earlier_study_fixed_takes_its_fixed_value() -> None:
+    raw = _narrow()
+    raw["search"]["space"]["optim.weight_decay"] = {"float": [1e-6, 1e-2], "log": True}
+    raw["model"]["channels"] = [8, 16, 16]
+    raw["search"]["space"]["model.channels.2"] = {"choice": [16, 32]}
+    spec = validate_experiment(raw)
+    earlier = {"optim": {"lr": 1e-3, "weight_decay": 1e-4}, "model": {"channels": [8, 16, 32]}}
+    found = fit(spec, {"optim.lr": 5e-3}, earlier)
+    assert found.problem is None
+    assert found.params == {"optim.lr": 5e-3, "optim.weight_decay": 1e-4, "model.channels.2": 32}
+    assert set(found.distributions) == set(found.params)
+    earlier["optim"]["weight_decay"] = 0.5
+    assert fit(spec, {"optim.lr": 5e-3}, earlier).problem == OUT_OF_RANGE
+    two_blocks = {"optim": {"weight_decay": 1e-4}, "model": {"channels": [8, 16]}}
+    assert fit(spec, {"optim.lr": 5e-3}, two_blocks).problem == NEW_PARAMETER  # no third block to take
+
+
+def test_warm_start_completes_priors_from_the_earlier_experiment(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    earlier = tiny_experiment(search__n_trials=2, trainer__max_epochs=1)
+    earlier["name"] = "earlier"
+    earlier["optim"]["weight_decay"] = 3e-4
+    earlier["search"]["space"] = {"optim.lr": {"float": [2e-3, 1e-2], "log": True}}
+    assert main(["tune", str(write_experiment(workdir, earlier, "earlier.yaml")), "--quiet"]) == 0
+    narrow = _narrow(warm_start={"study": "earlier", "top_k": 1})
+    narrow["search"]["space"]["optim.weight_decay"] = {"float": [1e-4, 1e-3], "log": True}
+    capsys.readouterr()
+    assert main(["tune", str(write_experiment(workdir, narrow)), "--quiet"]) == 0
+    assert "2 finished trials added as priors (2 with values it fixed), 0 skipped" in " ".join(
+        capsys.readouterr().err.split()
+    )
+    study = optuna.load_study(study_name="tiny", storage=open_storage(None).storage)
+    priors = [t for t in study.get_trials() if "warm_start_of" in t.user_attrs]
+    assert [t.params["optim.weight_decay"] for t in priors] == [3e-4, 3e-4]
+    seeded = [t for t in study.get_trials() if "seeded_from" in t.user_attrs]
+    assert len(seeded) == 1 and seeded[0].params["optim.weight_decay"] == 3e-4
 
 
 @pytest.mark.parametrize(
