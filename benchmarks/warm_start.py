@@ -9,10 +9,10 @@
    each arm took (from its first trial's start, its own trials only) to reach the cold arm's final
    best: the warm arm's figure against the moment the cold arm itself found it.
 
-A trial of the source fits the target only if the target's space samples no parameter it lacks
-and all its values lie in the target's ranges (docs/resume.md); the explore file searches 11
-parameters of a 2-block net, the headline 10 of a 3-block one, so run the script to see how many
-of its trials fit before reading anything into the times.
+A trial of the source fits the target only if its values (searched, or fixed by the source) lie
+in the target's ranges and it searched nothing the target fixes at another value (docs/resume.md).
+The explore file's net has 2 blocks and the headline's 3, so none of its trials fit the headline;
+run the script with `--source` to see how many of a source's trials fit before reading the times.
 
     python benchmarks/warm_start.py                                  # 15 min source + 2 x --timeout
     python benchmarks/warm_start.py --timeout 900 --workers 2
