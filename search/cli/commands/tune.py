@@ -8,7 +8,7 @@ Examples:
   convtune tune experiments/quickstart.yaml --n-trials 20 --set trainer.max_epochs=3
   convtune tune experiments/fashion_mnist.yaml --devices 0,1 --storage postgresql://localhost/optuna
   convtune tune experiments/quickstart.yaml --devices cpu --workers 2
-  convtune tune experiments/fashion_mnist.yaml --warm-start fashion-mnist-explore
+  convtune tune experiments/fashion_mnist.yaml --study fm-2 --warm-start fashion-mnist
   convtune tune experiments/fashion_mnist.yaml --devices cpu --workers 2 --budget 60m
 
 With --budget (90s, 45m, 1h30m or seconds) it searches, then reproduces the best trial (as the
