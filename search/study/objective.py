@@ -193,11 +193,12 @@ class Objective:
         self.last_parts = parts
         self.last_costs = self._record_cost(trial, config, parts, run_id, device)  # over budget: pruned
         best = BestWeights(self.spec.search.metric, "max" if self._maximize else "min")
+        epoch_metrics = EpochMetricsCallback(self.tracker, run_id)
         callbacks: list[pl.Callback] = [
             best,
             self._pruning_callback(trial),
             *self._resume_callbacks(trial, run_id, digest),
-            EpochMetricsCallback(self.tracker, run_id),
+            epoch_metrics,
         ]
         if resume is None:  # a resumed run already holds its data inputs
             callbacks.append(DataInputsCallback(self.tracker, run_id))
@@ -216,6 +217,9 @@ class Objective:
                     ckpt_path=resume.path if resume is not None else None,
                     weights_only=True if resume is not None else None,
                 )
+        except optuna.TrialPruned:
+            epoch_metrics.log_epoch(trainer)  # the epoch the pruner judged ends the run's curve
+            raise
         except NonFiniteLossError as error:
             # a search result, not a crash: pruned trials inform the sampler, failed ones are invisible to it
             trial.set_user_attr(v.ATTR_DIVERGED, str(error)[:500])

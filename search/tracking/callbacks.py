@@ -19,14 +19,24 @@ class EpochMetricsCallback(pl.Callback):
     def __init__(self, tracker: Tracker, run_id: str) -> None:
         self.tracker = tracker
         self.run_id = run_id
+        self.logged_step: int | None = None
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.log_epoch(trainer)
+
+    def log_epoch(self, trainer: pl.Trainer) -> None:
+        """The current epoch's metrics, once. Also called for the epoch a pruner stopped the trial
+        at: that callback ends the epoch before this one runs, and without it the run's curve would
+        stop an epoch short of the value the trial was pruned with."""
         metrics = {
             key: float(value)
             for key, value in trainer.callback_metrics.items()
             if key in EPOCH_METRICS and value.numel() == 1
         }
+        if not metrics or self.logged_step == trainer.current_epoch:
+            return
         self.tracker.log_epoch(self.run_id, metrics, step=trainer.current_epoch)
+        self.logged_step = trainer.current_epoch
 
 
 class DataInputsCallback(pl.Callback):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
@@ -44,6 +45,9 @@ def test_pruned_trial_is_tagged_pruned_not_failed(workdir: Path) -> None:
     assert run.data.tags["optuna.state"] == "PRUNED"
     assert run.info.status == "FINISHED"
     assert "pruned after epoch 1 of 2" in run.data.tags["convtune.pruned_reason"]
+    # the epoch the pruner judged is the last point of the run's curve, with the value it judged
+    history = _client().get_metric_history(run.info.run_id, "val/acc")
+    assert [(m.step, m.value) for m in history] == [(0, pytest.approx(trial.intermediate_values[1]))]
 
 
 def test_infeasible_trial_is_recorded_with_its_reason(workdir: Path) -> None:
