@@ -144,11 +144,15 @@ def _priors(source: optuna.Study, spec: ExperimentSpec) -> tuple[list[FrozenTria
     return priors, skipped, completed
 
 
-def _trained_config(experiment: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
-    """The earlier experiment's tree with a trial's params set: what that trial trained."""
+def _trained_config(experiment: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The earlier experiment's tree with a trial's params set: what that trial trained (None when
+    the params do not go into the tree, e.g. a study attr written by hand)."""
     tree = copy.deepcopy(dict(experiment))
-    for key, value in params.items():
-        set_dotted(tree, key, value)
+    try:
+        for key, value in params.items():
+            set_dotted(tree, key, value)
+    except ConfigError:
+        return None
     return tree
 
 

@@ -14,7 +14,7 @@ from search.cli.main import main
 from search.experiment.spec import validate_experiment
 from search.study.storage import open_storage
 from search.study.study import best_trial, count_states
-from search.study.warm_start import FIXED_OTHERWISE, NEW_PARAMETER, OUT_OF_RANGE, fit
+from search.study.warm_start import FIXED_OTHERWISE, NEW_PARAMETER, OUT_OF_RANGE, _trained_config, fit
 from tests.conftest import tiny_experiment, write_experiment
 from tests.helpers.parallel_helpers import mlflow_client
 
@@ -164,6 +164,7 @@ def test_a_parameter_the_earlier_study_fixed_takes_its_fixed_value() -> None:
     assert fit(spec, {"optim.lr": 5e-3}, earlier).problem == OUT_OF_RANGE
     two_blocks = {"optim": {"weight_decay": 1e-4}, "model": {"channels": [8, 16]}}
     assert fit(spec, {"optim.lr": 5e-3}, two_blocks).problem == NEW_PARAMETER  # no third block to take
+    assert _trained_config({"optim": 3}, {"optim.lr": 5e-3}) is None  # a tree its params do not go into
 
 
 def test_warm_start_completes_priors_from_the_earlier_experiment(
