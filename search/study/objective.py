@@ -218,7 +218,7 @@ class Objective:
                     weights_only=True if resume is not None else None,
                 )
         except optuna.TrialPruned:
-            epoch_metrics.log_epoch(trainer)  # the epoch the pruner judged ends the run's curve
+            epoch_metrics.log_judged_epoch(trainer)  # the epoch the pruner judged ends the run's curve
             raise
         except NonFiniteLossError as error:
             # a search result, not a crash: pruned trials inform the sampler, failed ones are invisible to it

@@ -20,14 +20,25 @@ class EpochMetricsCallback(pl.Callback):
         self.tracker = tracker
         self.run_id = run_id
         self.logged_step: int | None = None
+        self.validated_epoch: int | None = None
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self.validated_epoch = trainer.current_epoch
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.log_epoch(trainer)
 
+    def log_judged_epoch(self, trainer: pl.Trainer) -> None:
+        """The epoch a pruner stopped the trial at, once it was validated. The pruning callback ends
+        the epoch before this one runs, and without this the run's curve would stop an epoch short
+        of the value the trial was pruned with. A trial stopped mid-epoch (the search's end) logs
+        nothing: its metrics are still the previous epoch's."""
+        if self.validated_epoch == trainer.current_epoch:
+            self.log_epoch(trainer)
+
     def log_epoch(self, trainer: pl.Trainer) -> None:
-        """The current epoch's metrics, once. Also called for the epoch a pruner stopped the trial
-        at: that callback ends the epoch before this one runs, and without it the run's curve would
-        stop an epoch short of the value the trial was pruned with."""
+        """The current epoch's metrics, once."""
         metrics = {
             key: float(value)
             for key, value in trainer.callback_metrics.items()
