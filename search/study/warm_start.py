@@ -176,8 +176,9 @@ def fit(spec: ExperimentSpec, params: Mapping[str, Any], trained: Mapping[str, A
     for key, param in spec.search.space.items():
         if not is_active(param, config):
             continue
-        value = params[key] if key in params else get_dotted(trained, key) if trained is not None else None
-        if value is None:
+        if key in params:
+            value = params[key]
+        elif trained is None or (value := get_dotted(trained, key)) is None:
             return Fit(problem=NEW_PARAMETER)
         distribution = distribution_of(param)
         if not _contains(distribution, value):

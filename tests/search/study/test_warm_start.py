@@ -147,6 +147,9 @@ def test_fit_names_why_a_trial_does_not_fit() -> None:
     assert fit(spec, {"optim.name": "adamw"}).problem is None  # momentum is not sampled for adamw
     assert fit(spec, {"optim.name": "sgd"}).problem == NEW_PARAMETER
     assert fit(spec, {"optim.name": "sgd", "optim.momentum": 0.9}).problem is None
+    nullable = _narrow()
+    nullable["search"]["space"] = {"trainer.gradient_clip_val": {"choice": [None, 1.0]}}
+    assert fit(validate_experiment(nullable), {"trainer.gradient_clip_val": None}).problem is None  # a null
 
 
 def test_a_parameter_the_earlier_study_fixed_takes_its_fixed_value() -> None:
