@@ -87,6 +87,12 @@ def format_params(params: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def params_cell(trial: FrozenTrial, note: str, width: int) -> Text:
+    """A trial's params and, in brackets, why it stopped; plain text, so that rich does not read a
+    note such as `[cost/params = 21,594 is over ...]` as markup and drop it."""
+    return Text(format_params(trial.params) + (f"  [{note[:width]}]" if note else ""))
+
+
 def format_values(trial: FrozenTrial) -> str:
     """The metric to 4 decimals, then a Pareto trial's costs (`0.9712 / 2,130 / 0.31`)."""
     if not trial.values:
@@ -119,6 +125,6 @@ def trials_table(study: optuna.Study, *, limit: int | None = 10, title: str | No
             format_values(trial),
             str(trial.user_attrs.get(v.ATTR_DEVICE, "")),
             f"{duration:.1f}" if duration is not None else "",
-            format_params(trial.params) + (f"  [{note[:80]}]" if note else ""),
+            params_cell(trial, note, 80),
         )
     return table

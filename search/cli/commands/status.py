@@ -12,8 +12,13 @@ Examples:
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from search.cli.commands import add_experiment, add_study, checked_study
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from search.cli.progress import format_params, format_values
+    from search.cli.progress import format_values, params_cell
     from search.experiment.spec import load_experiment
     from search.parallel.checkpoints import CheckpointStore, resumable
     from search.study.pareto import front, is_pareto
@@ -56,7 +61,6 @@ def run(args: argparse.Namespace) -> int:
             note = f"retry {attrs.get(v.ATTR_RETRY_COUNT, 1)} of trial {attrs[v.ATTR_RETRY_OF]}" + (
                 f"; {note}" if note else ""
             )
-        params = format_params(trial.params)
         table.add_row(
             str(trial.number),
             trial.state.name,
@@ -65,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
             str(attrs.get(v.ATTR_DEVICE, "")),
             f"{duration:.1f}" if duration is not None else "",
             str(attrs.get(v.ATTR_RUN_ID, "")),
-            params + (f"  [{note[:100]}]" if note else ""),
+            params_cell(trial, note, 100),
         )
     console.print(table)
     running = [t for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING"]
@@ -87,7 +91,10 @@ def run(args: argparse.Namespace) -> int:
             highlight=False,
         )
     counts = count_states(study)
-    console.print(", ".join(f"{n} {state.lower()}" for state, n in counts.items() if n))
+    console.print(
+        ", ".join(f"{n} {state.lower()}" for state, n in counts.items() if n) + untrained(own_trials(study)),
+        highlight=False,
+    )
     best = best_trial(study)
     if best is None:
         console.print("no completed trial yet.")
@@ -104,3 +111,13 @@ def run(args: argparse.Namespace) -> int:
             highlight=False,
         )
     return 0
+
+
+def untrained(trials: Sequence[FrozenTrial]) -> str:
+    """` (N of them over budget, M infeasible: never trained)` for the pruned trials that never trained."""
+    from search.tracking import vocabulary as v
+
+    kinds = {v.ATTR_OVER_BUDGET: "over budget", v.ATTR_INFEASIBLE: "infeasible"}
+    counts = {kind: sum(1 for t in trials if t.user_attrs.get(attr)) for attr, kind in kinds.items()}
+    parts = [f"{n} {kind}" for kind, n in counts.items() if n]
+    return f" ({', '.join(parts)}: never trained)" if parts else ""

@@ -37,7 +37,10 @@ def test_the_table_lists_the_best_first_and_says_why_a_trial_failed() -> None:
     table = trials_table(_study(), title="top")
     numbers, states, *_, params = (list(column.cells) for column in table.columns)
     assert numbers == ["1", "0", "2"] and states == ["COMPLETE", "COMPLETE", "FAIL"]
-    assert params == ["optim.lr=0.02", "optim.lr=0.01", "  [boom]"]
+    assert [str(cell) for cell in params] == ["optim.lr=0.02", "optim.lr=0.01", "  [boom]"]
+    console = Console(file=io.StringIO(), width=120)
+    console.print(table)
+    assert "[boom]" in console.file.getvalue()  # a lowercase note in brackets is not read as markup
 
 
 def test_the_panel_counts_the_trials_and_follows_the_running_one() -> None:

@@ -35,3 +35,19 @@ def test_an_unknown_study_is_one_line(workdir: Path, capsys: pytest.CaptureFixtu
     code = main(["status", str(path), "--study", "nothing-here"])
     err = capsys.readouterr().err.strip()
     assert code != 0 and err.count("\n") == 0 and "nothing-here" in err
+
+
+def test_a_trial_never_trained_says_why_and_is_counted(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_experiment(workdir, tiny_experiment())
+    study = optuna.create_study(study_name="tiny", storage=open_storage(None).storage, direction="maximize")
+    reason = "cost/params = 21,594 is over cost/params <= 17,670"
+    study.add_trial(
+        optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED, user_attrs={"over_budget": reason})
+    )
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED))
+    assert main(["status", str(path)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"[{reason}]" in out  # rich would drop a lowercase bracketed note read as markup
+    assert "2 pruned (1 over budget: never trained)" in out
