@@ -187,8 +187,10 @@ def run_single(
 
 
 def print_reproduction(console: Console, result: Reproduction) -> None:
+    from rich.markup import escape
+
     for note in result.config_notes:
-        console.print(f"[yellow]note:[/yellow] {note}")
+        console.print(f"[yellow]note:[/yellow] {escape(note)}")  # a note may quote values: [max, none]
     original = "n/a" if result.original_value is None else repr(result.original_value)
     console.print(
         f"trial {result.trial.number}: {result.metric} original {original}, reproduced {result.value!r} "
@@ -287,8 +289,10 @@ def ensemble_line(choice: EnsembleChoice, members: int) -> str:
 
 
 def print_ensemble(console: Console, result: EnsembleReproduction) -> None:
+    from rich.markup import escape
+
     for note in result.notes:
-        console.print(f"[yellow]note:[/yellow] {note}")
+        console.print(f"[yellow]note:[/yellow] {escape(note)}")  # a note may quote values: [max, none]
     choice = result.choice
     for index, member in enumerate(result.members):
         test = "-" if member.test_accuracy is None else f"{member.test_accuracy:.4f}"
