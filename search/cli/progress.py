@@ -90,7 +90,9 @@ def format_params(params: dict[str, Any]) -> str:
 def params_cell(trial: FrozenTrial, note: str, width: int) -> Text:
     """A trial's params and, in brackets, why it stopped; plain text, so that rich does not read a
     note such as `[cost/params = 21,594 is over ...]` as markup and drop it."""
-    return Text(format_params(trial.params) + (f"  [{note[:width]}]" if note else ""))
+    if len(note) > width:
+        note = note[: width - 1] + "…"
+    return Text(format_params(trial.params) + (f"  [{note}]" if note else ""))
 
 
 def format_values(trial: FrozenTrial) -> str:

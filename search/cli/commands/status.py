@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
             str(attrs.get(v.ATTR_DEVICE, "")),
             f"{duration:.1f}" if duration is not None else "",
             str(attrs.get(v.ATTR_RUN_ID, "")),
-            params_cell(trial, note, 100),
+            params_cell(trial, note, 240),
         )
     console.print(table)
     running = [t for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING"]

@@ -7,7 +7,7 @@ import io
 import optuna
 from rich.console import Console
 
-from search.cli.progress import StudyProgress, format_params, format_values, trials_table
+from search.cli.progress import StudyProgress, format_params, format_values, params_cell, trials_table
 
 
 def _study() -> optuna.Study:
@@ -41,6 +41,12 @@ def test_the_table_lists_the_best_first_and_says_why_a_trial_failed() -> None:
     console = Console(file=io.StringIO(), width=120)
     console.print(table)
     assert "[boom]" in console.file.getvalue()  # a lowercase note in brackets is not read as markup
+
+
+def test_a_long_note_is_cut_with_an_ellipsis() -> None:
+    trial = optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED)
+    assert str(params_cell(trial, "x" * 30, 10)) == f"  [{'x' * 9}…]"
+    assert str(params_cell(trial, "short", 10)) == "  [short]"
 
 
 def test_the_panel_counts_the_trials_and_follows_the_running_one() -> None:
