@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         table.add_column(column, overflow="fold")
     for column in ("mlflow run", "params"):
         table.add_column(column, overflow="fold")
-    for trial in own_trials(study):
+    trials = own_trials(study)
+    for trial in trials:
         duration = trial.duration.total_seconds() if trial.duration else None
         attrs = trial.user_attrs
         note = next((str(attrs[k]) for k in v.TRIAL_NOTES if attrs.get(k)), "")
@@ -92,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         )
     counts = count_states(study)
     console.print(
-        ", ".join(f"{n} {state.lower()}" for state, n in counts.items() if n) + untrained(own_trials(study)),
+        ", ".join(f"{n} {state.lower()}" for state, n in counts.items() if n) + untrained(trials),
         highlight=False,
     )
     best = best_trial(study)
@@ -114,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def untrained(trials: Sequence[FrozenTrial]) -> str:
-    """` (N of them over budget, M infeasible: never trained)` for the pruned trials that never trained."""
+    """` (N over budget, M infeasible: never trained)` for the pruned trials that never trained."""
     from search.tracking import vocabulary as v
 
     kinds = {v.ATTR_OVER_BUDGET: "over budget", v.ATTR_INFEASIBLE: "infeasible"}
