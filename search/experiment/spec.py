@@ -173,12 +173,14 @@ class ReproduceConfig(StrictModel):
     the single best trial, registered as @champion), `set` (dotted keys like `--set`, applied to the
     reproduction only, e.g. `{data.train_fraction: 1}`), `select_by` and `greedy_margin` (like
     `--select-by` and `--greedy-margin`: how the ensemble of `top_k` members is chosen on the
-    validation split)."""
+    validation split), `distinct` (like `--distinct`: `params`, the K best trials with distinct
+    params, or `architecture`, the best trial of each of the K best networks)."""
 
     epochs: Annotated[int, Field(ge=1)] | None = None
     top_k: Annotated[int, Field(ge=1, le=20)] | None = None
     select_by: Literal["accuracy", "nll"] = "accuracy"
     greedy_margin: Annotated[float, Field(ge=0)] = DEFAULT_GREEDY_MARGIN
+    distinct: Literal["params", "architecture"] = "params"
     set: dict[str, Any] = Field(default_factory=dict)
 
 

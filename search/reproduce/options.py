@@ -27,6 +27,8 @@ class ReproduceOptions:
     # `--top-k`: what chooses the ensemble, "accuracy" or "nll" (None: the experiment's reproduce.select_by)
     select_by: str | None = None
     greedy_margin: float | None = None  # `--top-k`: None: the experiment's reproduce.greedy_margin
+    # `--top-k`: "params" or "architecture" (None: the experiment's reproduce.distinct)
+    distinct: str | None = None
 
     def __post_init__(self) -> None:
         if self.workers < 1:

@@ -24,7 +24,7 @@ from rich.console import Console
 
 from search.errors import ConvtuneError
 from search.experiment.spec import ExperimentSpec
-from search.reproduce.ensemble import top_trials
+from search.reproduce.ensemble import Distinct, top_trials
 from search.reproduce.options import ReproduceOptions
 from search.study.trial_time import trial_epochs, trial_seconds
 from search.time_budget import split as tb
@@ -96,7 +96,10 @@ class BudgetedSearch:
 
     def _replan(self, study: optuna.Study, *, announce: bool = False) -> None:
         assert self.workload is not None and self.clock is not None
-        measured = measure(study, self.workload.members, self.trial_images, self.spec.trainer.max_epochs)
+        measured = measure(
+            study, self.workload.members, self.trial_images, self.spec.trainer.max_epochs,
+            self.spec.reproduce.distinct,
+        )  # fmt: skip
         self.plan = tb.planned(self.workload, measured.speeds, measured.completed, self.budget, self.speedup)
         reserve, typical = self.plan.estimate.reserve, measured.typical_seconds
         self.clock.set(*tb.search_times(self.started, self.budget, reserve, typical))
@@ -142,13 +145,15 @@ class Measured:
     typical_seconds: float  # the median COMPLETE trial's wall time (0 before any)
 
 
-def measure(study: optuna.Study, members: int, images: int, default_epochs: int) -> Measured:
+def measure(
+    study: optuna.Study, members: int, images: int, default_epochs: int, distinct: Distinct = "params"
+) -> Measured:
     """The speed of the trials a reproduction would retrain now, and how long a whole trial takes."""
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
     durations = [seconds for t in complete if (seconds := trial_seconds(t)) is not None]
     if not complete:
         return Measured([], 0, 0.0)
-    best, _ = top_trials(study, members)
+    best, _ = top_trials(study, members, distinct)
     speeds = [
         tb.Speed(seconds, trial_epochs(t, default_epochs), images)
         for t in best
@@ -199,7 +204,13 @@ def reproduction_plan(limit: BudgetedSearch, study: optuna.Study, storage: str |
     if workload is None:
         raise ConvtuneError("the time budget was never planned: the search did not start.")
     left = limit.deadline - time.time()
-    measured = measure(study, workload.members, limit.trial_images, limit.spec.trainer.max_epochs)
+    measured = measure(
+        study,
+        workload.members,
+        limit.trial_images,
+        limit.spec.trainer.max_epochs,
+        limit.spec.reproduce.distinct,
+    )
     fitted = tb.fit(workload, measured.speeds, left, limit.speedup)
     if fitted is not None and nothing_fits(fitted.estimate, left):
         raise ConvtuneError(

@@ -18,10 +18,11 @@ Examples:
   convtune predict models:/quickstart@champion digit.png
 
 The experiment's `reproduce:` section ({epochs: E, top_k: K, set: {key: value}, select_by: S,
-greedy_margin: M}) gives the defaults of --epochs, --top-k, --set, --select-by and --greedy-margin
-(the flags win; --trial or --pick ignore its top_k).
+greedy_margin: M, distinct: D}) gives the defaults of --epochs, --top-k, --set, --select-by,
+--greedy-margin and --distinct (the flags win; --trial or --pick ignore its top_k).
 
-With --top-k K (K > 1) it retrains the K best trials with distinct params (one after another, each in its own
+With --top-k K (K > 1) it retrains the K best trials with distinct params (with --distinct architecture:
+the best trial of each of the K best networks; one after another, each in its own
 MLflow run nested under the ensemble's run), chooses their ensemble on the validation split (greedy
 selection with replacement, or the plain average of all K unless greedy wins by more than
 --greedy-margin standard errors; scored by validation accuracy, or with --select-by nll by negative
@@ -96,6 +97,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "any gain, which a few images can tip (default: the experiment's reproduce.greedy_margin, else 2)",
     )
     parser.add_argument(
+        "--distinct",
+        choices=("params", "architecture"),
+        help="with --top-k: which trials count as distinct members: params (any searched value differs) "
+        "or architecture (the best trial of each of the K best networks, so members differ in more than "
+        "their learning rates; default: the experiment's reproduce.distinct, else params)",
+    )
+    parser.add_argument(
         "--epochs", type=int, metavar="E", help="train E epochs instead of the trial's (no longer comparable)"
     )
     parser.add_argument(
@@ -136,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
         (args.workers > 1, f"--workers {args.workers}", "retrains ensemble members at once"),
         (args.select_by is not None, f"--select-by {args.select_by}", chooses),
         (args.greedy_margin is not None, f"--greedy-margin {args.greedy_margin}", chooses),
+        (args.distinct is not None, f"--distinct {args.distinct}", chooses),
     )
     for given, flag, what in ensemble_flags:
         if given and (top_k is None or top_k < 2):
@@ -153,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         select_by=args.select_by,
         greedy_margin=args.greedy_margin,
+        distinct=args.distinct,
     )
     quiet_training_logs()
     console = Console(soft_wrap=True)

@@ -18,6 +18,7 @@ from search.parallel.plan import WorkerSlot
 from search.time_budget import split as tb
 from search.time_budget.budgeted import (
     BudgetedSearch,
+    measure,
     members_at_once,
     reproduction_plan,
     reproduction_speedup,
@@ -35,6 +36,26 @@ def test_the_reproduction_workload_follows_the_section() -> None:
     assert workload == tb.Workload(epochs=30, images=54_000, members=3)
     plain = validate_experiment(tiny_experiment())
     assert reproduction_workload(plain, plain, trial_images=1_150) == tb.Workload(2, 1_150, 1)
+
+
+def test_the_plan_measures_the_members_the_ensemble_would_retrain() -> None:
+    study = optuna.create_study(direction="maximize")
+    channels = optuna.distributions.CategoricalDistribution([16, 64])
+    lr = optuna.distributions.FloatDistribution(1e-4, 1.0)
+    start = datetime.datetime(2026, 12, 7, 12, 0, 0)
+    for value, width, seconds in ((0.95, 64, 200), (0.94, 64, 210), (0.90, 16, 50)):
+        trial = optuna.trial.create_trial(
+            params={"model.channels.0": width, "optim.lr": value / 10},
+            distributions={"model.channels.0": channels, "optim.lr": lr},
+            value=value,
+            intermediate_values={0: value, 1: value},
+        )
+        trial.datetime_start, trial.datetime_complete = start, start + datetime.timedelta(seconds=seconds)
+        study.add_trial(trial)
+    by_params = measure(study, 2, images=1_000, default_epochs=2)
+    by_network = measure(study, 2, images=1_000, default_epochs=2, distinct="architecture")
+    assert [s.seconds for s in by_params.speeds] == [200, 210]
+    assert [s.seconds for s in by_network.speeds] == [200, 50]  # the narrow network's trial, not the twin
 
 
 def test_a_cpu_pool_worker_had_a_share_of_the_threads_the_reproduction_has_all_of() -> None:

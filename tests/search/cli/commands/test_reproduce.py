@@ -47,7 +47,9 @@ def test_the_reproduced_networks_cost_on_one_line() -> None:
     )
 
 
-@pytest.mark.parametrize("flag", [["--select-by", "nll"], ["--greedy-margin", "1.0"]])
+@pytest.mark.parametrize(
+    "flag", [["--select-by", "nll"], ["--greedy-margin", "1.0"], ["--distinct", "architecture"]]
+)
 def test_reproduce_refuses_ensemble_flags_without_an_ensemble(
     workdir: Path, capsys: pytest.CaptureFixture[str], flag: list[str]
 ) -> None:
