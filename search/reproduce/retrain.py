@@ -125,8 +125,9 @@ def retrain(spec: ExperimentSpec, options: ReproduceOptions, plan: Plan, tracker
     augmentation on the validation split."""
     clock = EpochClock()
     callbacks: list[pl.Callback] = [clock, EpochMetricsCallback(tracker, plan.run_id)]
-    deadline = None if options.deadline is None else TrainingDeadline(options.deadline)
-    if deadline is not None:
+    deadline = None
+    if options.deadline is not None:
+        deadline = TrainingDeadline(options.deadline, ceiling=options.epoch_ceiling)
         callbacks.append(deadline)
     parts, best, weights, raw_state = train(
         plan.config,

@@ -94,17 +94,24 @@ class TrainingDeadline(pl.Callback):
     """Fits training to a wall-clock deadline. After each epoch, at the slower of the mean and the
     last epoch's pace (validation included), a run that no longer fits is shortened to the epochs
     that do, and a one-cycle schedule is re-planned to reach its floor with the new last epoch (cut
-    off by the deadline instead, it would stop part-way down at a rate a few times too high). At the
-    deadline itself, after the current batch Lightning validates the partial epoch and ends `fit`,
-    so the best epoch's weights so far are what the caller restores."""
+    off by the deadline instead, it would stop part-way down at a rate a few times too high). Given a
+    `ceiling`, a run that is ahead of its deadline is lengthened the same way, to the epochs that fit
+    but at most `ceiling` (the plan is an estimate made before training; without this a member that
+    trains faster than planned ends early and its time is lost). At the deadline itself, after the
+    current batch Lightning validates the partial epoch and ends `fit`, so the best epoch's weights
+    so far are what the caller restores."""
 
-    def __init__(self, deadline: float, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, deadline: float, clock: Callable[[], float] = time.time, *, ceiling: int | None = None
+    ) -> None:
         self.deadline = deadline
         self.clock = clock
+        self.ceiling = ceiling
         self.stopped_in_epoch: int | None = None
         self.max_epochs: int | None = None
         self.planned_epochs: int | None = None
-        self.shortened_to: int | None = None
+        self.replanned_to: int | None = None  # the epochs it was re-planned to last, fewer or more
+        self.one_cycle_replanned = False
         self._epoch_seconds: list[float] = []
         self._epoch_started = 0.0
 
@@ -123,15 +130,18 @@ class TrainingDeadline(pl.Callback):
         pace = max(sum(self._epoch_seconds) / len(self._epoch_seconds), self._epoch_seconds[-1])
         fitting = done + max(int((self.deadline - now) // pace), 1)
         if fitting < planned:
-            self._shorten(trainer, done, fitting)
+            self._replan(trainer, done, fitting)
+        elif self.ceiling is not None and planned < min(fitting, self.ceiling):
+            self._replan(trainer, done, min(fitting, self.ceiling))
 
-    def _shorten(self, trainer: pl.Trainer, done: int, epochs: int) -> None:
+    def _replan(self, trainer: pl.Trainer, done: int, epochs: int) -> None:
         trainer.fit_loop.max_epochs = epochs
-        self.shortened_to = epochs
+        self.replanned_to = epochs
         steps_left = (epochs - done) * int(trainer.num_training_batches)
         for config in trainer.lr_scheduler_configs:
             if isinstance(config.scheduler, OneCycleLR) and config.interval == "step":
                 end_one_cycle_sooner(config.scheduler, steps_left)
+                self.one_cycle_replanned = True
         for callback in trainer.callbacks:  # type: ignore[attr-defined]
             if isinstance(callback, AveragedWeights):
                 callback.replan(trainer.global_step + steps_left, trainer.global_step)
@@ -145,11 +155,20 @@ class TrainingDeadline(pl.Callback):
 
     def note(self) -> str | None:
         notes = []
-        if self.shortened_to is not None:
+        planned = self.planned_epochs or 0
+        schedule = ""
+        if self.one_cycle_replanned:
+            schedule = f"; its one-cycle schedule ends with epoch {self.replanned_to}"
+        if self.replanned_to is not None and self.replanned_to > planned:
             notes.append(
-                f"training shortened to {self.shortened_to} of {self.planned_epochs} epochs, as many as "
-                "fit before the time budget's deadline at the pace it kept; its one-cycle schedule "
-                f"ends with epoch {self.shortened_to}"
+                f"training lengthened to {self.replanned_to} epochs from the {self.planned_epochs} "
+                "planned, as many as fit before the time budget's deadline at the pace it kept (at most "
+                f"{self.ceiling}){schedule}"
+            )
+        elif self.replanned_to is not None and self.replanned_to < planned:
+            notes.append(
+                f"training shortened to {self.replanned_to} of {self.planned_epochs} epochs, as many as "
+                f"fit before the time budget's deadline at the pace it kept{schedule}"
             )
         if self.stopped_in_epoch is not None:
             notes.append(
@@ -160,9 +179,10 @@ class TrainingDeadline(pl.Callback):
 
 
 def end_one_cycle_sooner(schedule: OneCycleLR, steps_left: int) -> None:
-    """Re-plans a one-cycle schedule to end `steps_left` steps from now. While it still warms up,
-    both phases shrink in proportion; once it anneals, it goes on from the current rate (and
-    momentum) down to the same floor, only sooner, so the rate does not jump."""
+    """Re-plans a one-cycle schedule to end `steps_left` steps from now, sooner or later than planned.
+    While it still warms up, both phases change in proportion; once it anneals, it goes on from the
+    current rate (and momentum) down to the same floor, only sooner or later, so the rate does not
+    jump."""
     phases = schedule._schedule_phases  # torch keeps the phases' end steps here; no public setter
     if len(phases) != 2:  # three_phase: left as planned, the deadline cuts it
         return

@@ -126,6 +126,37 @@ def test_a_run_behind_its_deadline_is_shortened_and_its_schedule_still_ends(work
     )
 
 
+def test_a_run_ahead_of_its_deadline_is_lengthened_up_to_the_ceiling_and_its_schedule_still_ends(
+    workdir: Path,
+) -> None:
+    from search.reproduce.retrain import train
+
+    clock = EpochClock()
+    deadline = TrainingDeadline(8.5, clock=lambda: clock.now, ceiling=6)  # 8 epochs would fit, 4 planned
+    spec = validate_experiment(tiny_experiment(trainer={"max_epochs": 4}, optim={"scheduler": "onecycle"}))
+    parts, _, _, _ = train(spec.run_config(), "val/acc", "maximize", callbacks=[clock, deadline])
+    trainer = parts.module.trainer
+    assert trainer.current_epoch == 6 and trainer.global_step == 6 * trainer.num_training_batches
+    floor = trainer.optimizers[0].param_groups[0]["min_lr"]
+    assert clock.rates[-1] == pytest.approx(floor)
+    peak_step = clock.rates.index(max(clock.rates))
+    assert peak_step > 1.5 * trainer.num_training_batches  # the warm-up stretched with it: 30% of 6 epochs
+    assert deadline.note() == (
+        "training lengthened to 6 epochs from the 4 planned, as many as fit before the time budget's "
+        "deadline at the pace it kept (at most 6); its one-cycle schedule ends with epoch 6."
+    )
+
+
+def test_without_a_ceiling_a_run_ahead_of_its_deadline_keeps_its_epochs(workdir: Path) -> None:
+    from search.reproduce.retrain import train
+
+    clock = EpochClock()
+    deadline = TrainingDeadline(8.5, clock=lambda: clock.now)
+    spec = validate_experiment(tiny_experiment(trainer={"max_epochs": 4}, optim={"scheduler": "onecycle"}))
+    parts, _, _, _ = train(spec.run_config(), "val/acc", "maximize", callbacks=[clock, deadline])
+    assert parts.module.trainer.current_epoch == 4 and deadline.note() is None
+
+
 def test_a_shortened_run_starts_weight_averaging_within_its_new_length(workdir: Path) -> None:
     from lightning_modules.averaging import AveragedWeights
     from search.reproduce.retrain import train
