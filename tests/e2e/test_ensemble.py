@@ -364,8 +364,9 @@ def test_sigterm_to_the_command_alone_stops_the_members_training_beside_it(in_st
 def test_under_a_deadline_a_later_member_gets_the_epochs_that_fit_at_the_earlier_ones_pace(
     in_study: Ensembled,
 ) -> None:
-    """`tune --budget`'s reproduction: the first member trains the planned epochs; the second, with ten
-    minutes left at the first one's pace of well under a second per epoch, trains up to the ceiling."""
+    """`tune --budget`'s reproduction: the first member starts with the planned epochs and, far ahead of
+    its deadline, is lengthened to the ceiling; the second, with ten minutes left at the first one's
+    pace of well under a second per epoch, starts with the ceiling's epochs."""
     spec = load_experiment(in_study.folder / "tiny.yaml")
     options = ReproduceOptions(epochs=2, register=False, deadline=time.time() + 600, epoch_ceiling=3)
     lines: list[str] = []
@@ -376,6 +377,10 @@ def test_under_a_deadline_a_later_member_gets_the_epochs_that_fit_at_the_earlier
     assert f"trial {second}: 3 epochs instead of the 2 planned, at the pace the members before it kept." in (
         result.notes
     )
+    assert any(
+        note.startswith(f"trial {first}: training lengthened to 3 epochs from the 2 planned")
+        for note in result.notes
+    )
     client = mlflow_client()
     epochs = [len(client.get_metric_history(m.run_id, "val/acc")) for m in result.members]
-    assert epochs == [2, 3]
+    assert epochs == [3, 3]
