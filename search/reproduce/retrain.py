@@ -23,6 +23,7 @@ from search.reproduce.plan import Plan
 from search.reproduce.selection import AveragingReport, TTAChoice, accuracy, choose_tta
 from search.study.weights import resolve_weights
 from search.time_budget.deadlines import TrainingDeadline
+from search.tracking import vocabulary as v
 from search.tracking.callbacks import EpochMetricsCallback
 from search.tracking.model_store import InferenceModel, inference_model_from_run
 from search.tracking.tracker import Tracker
@@ -127,7 +128,11 @@ def retrain(spec: ExperimentSpec, options: ReproduceOptions, plan: Plan, tracker
     callbacks: list[pl.Callback] = [clock, EpochMetricsCallback(tracker, plan.run_id)]
     deadline = None
     if options.deadline is not None:
-        deadline = TrainingDeadline(options.deadline, ceiling=options.epoch_ceiling)
+        deadline = TrainingDeadline(
+            options.deadline,
+            ceiling=options.epoch_ceiling,
+            on_replan=lambda epochs: tracker.set_tags(plan.run_id, {v.TAG_EPOCHS_REPLANNED: str(epochs)}),
+        )
         callbacks.append(deadline)
     parts, best, weights, raw_state = train(
         plan.config,

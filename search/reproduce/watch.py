@@ -59,7 +59,8 @@ class TrainingWatch:
                 ended.append(run)
                 continue
             last = "" if progress.last is None else f" {self.metric} {progress.last:.4f}"
-            parts.append(f"trial {run.trial} epoch {progress.epochs}/{run.epochs}{last}")
+            epochs = progress.replanned or run.epochs
+            parts.append(f"trial {run.trial} epoch {progress.epochs}/{epochs}{last}")
         with self._lock:
             self._followed = [run for run in self._followed if run not in ended]
         return " · ".join(parts)

@@ -102,11 +102,17 @@ class TrainingDeadline(pl.Callback):
     so far are what the caller restores."""
 
     def __init__(
-        self, deadline: float, clock: Callable[[], float] = time.time, *, ceiling: int | None = None
+        self,
+        deadline: float,
+        clock: Callable[[], float] = time.time,
+        *,
+        ceiling: int | None = None,
+        on_replan: Callable[[int], None] | None = None,  # gets the new number of epochs
     ) -> None:
         self.deadline = deadline
         self.clock = clock
         self.ceiling = ceiling
+        self.on_replan = on_replan
         self.stopped_in_epoch: int | None = None
         self.max_epochs: int | None = None
         self.planned_epochs: int | None = None
@@ -137,6 +143,8 @@ class TrainingDeadline(pl.Callback):
     def _replan(self, trainer: pl.Trainer, done: int, epochs: int) -> None:
         trainer.fit_loop.max_epochs = epochs
         self.replanned_to = epochs
+        if self.on_replan is not None:
+            self.on_replan(epochs)
         steps_left = (epochs - done) * int(trainer.num_training_batches)
         for config in trainer.lr_scheduler_configs:
             if isinstance(config.scheduler, OneCycleLR) and config.interval == "step":

@@ -39,6 +39,7 @@ class RunProgress:
     running: bool
     epochs: int  # epochs logged of the metric asked for
     last: float | None  # its last value
+    replanned: int | None = None  # its epochs as a deadline re-planned them (None: as planned)
 
 
 class Tracker(TrackingStore):
@@ -171,8 +172,12 @@ class Tracker(TrackingStore):
     def training_progress(self, run_id: str, metric: str) -> RunProgress:
         """Whether the run still runs, how many epochs of `metric` it has logged, and the last one."""
         history = sorted(self._client.get_metric_history(run_id, metric), key=lambda m: m.step)
-        running = self._client.get_run(run_id).info.status == RUNNING
-        return RunProgress(running, len(history), history[-1].value if history else None)
+        run = self._client.get_run(run_id)
+        replanned = run.data.tags.get(v.TAG_EPOCHS_REPLANNED)
+        last = history[-1].value if history else None
+        return RunProgress(
+            run.info.status == RUNNING, len(history), last, int(replanned) if replanned else None
+        )
 
     def close_trial_run(
         self, study_name: str, trial_number: int, run_id: str | None, reason: str, *, status: str

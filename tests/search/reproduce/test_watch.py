@@ -27,6 +27,8 @@ def test_the_line_names_each_running_runs_epoch_and_drops_ended_runs() -> None:
     assert watch.line() == "trial 62 epoch 1/20 val/acc 0.8000"
     logged["a"] = RunProgress(True, 25, 0.95)  # an ended run is not read again
     assert watch.line() == "trial 62 epoch 1/20 val/acc 0.8000"
+    logged["b"] = RunProgress(True, 21, 0.9, replanned=24)  # lengthened by a deadline
+    assert watch.line() == "trial 62 epoch 21/24 val/acc 0.9000"
 
 
 def test_the_thread_shows_the_line_until_the_training_ends_and_survives_a_failed_read() -> None:

@@ -132,11 +132,13 @@ def test_a_run_ahead_of_its_deadline_is_lengthened_up_to_the_ceiling_and_its_sch
     from search.reproduce.retrain import train
 
     clock = EpochClock()
-    deadline = TrainingDeadline(8.5, clock=lambda: clock.now, ceiling=6)  # 8 epochs would fit, 4 planned
+    replanned: list[int] = []
+    deadline = TrainingDeadline(8.5, clock=lambda: clock.now, ceiling=6, on_replan=replanned.append)
     spec = validate_experiment(tiny_experiment(trainer={"max_epochs": 4}, optim={"scheduler": "onecycle"}))
     parts, _, _, _ = train(spec.run_config(), "val/acc", "maximize", callbacks=[clock, deadline])
     trainer = parts.module.trainer
     assert trainer.current_epoch == 6 and trainer.global_step == 6 * trainer.num_training_batches
+    assert replanned == [6]  # 8 epochs would fit, 4 were planned: the ceiling
     floor = trainer.optimizers[0].param_groups[0]["min_lr"]
     assert clock.rates[-1] == pytest.approx(floor)
     peak_step = clock.rates.index(max(clock.rates))

@@ -91,5 +91,7 @@ def test_a_runs_training_progress_is_its_logged_epochs_and_whether_it_runs(track
     for epoch, value in ((1, 0.82), (0, 0.71)):  # logged out of order: the last epoch's value counts
         client.log_metric(run_id, "val/acc", value, step=epoch)
     assert tracker.training_progress(run_id, "val/acc") == RunProgress(running=True, epochs=2, last=0.82)
+    tracker.set_tags(run_id, {v.TAG_EPOCHS_REPLANNED: "24"})  # a deadline lengthened it
+    assert tracker.training_progress(run_id, "val/acc").replanned == 24
     tracker.end_run(run_id)
     assert not tracker.training_progress(run_id, "val/acc").running
