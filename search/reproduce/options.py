@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from search.errors import ConfigError
 from search.experiment.budgets import Budget, parse_budget
+from search.reproduce.top_trials import Distinct
 from search.study.pareto import alias_for
 from search.tracking.registry import CHAMPION_ALIAS
 
@@ -28,7 +29,7 @@ class ReproduceOptions:
     select_by: str | None = None
     greedy_margin: float | None = None  # `--top-k`: None: the experiment's reproduce.greedy_margin
     # `--top-k`: "params" or "architecture" (None: the experiment's reproduce.distinct)
-    distinct: str | None = None
+    distinct: Distinct | None = None
 
     def __post_init__(self) -> None:
         if self.workers < 1:

@@ -24,8 +24,8 @@ from rich.console import Console
 
 from search.errors import ConvtuneError
 from search.experiment.spec import ExperimentSpec
-from search.reproduce.ensemble import Distinct, top_trials
 from search.reproduce.options import ReproduceOptions
+from search.reproduce.top_trials import top_trials
 from search.study.trial_time import trial_epochs, trial_seconds
 from search.time_budget import split as tb
 from search.time_budget.deadlines import SearchClock, SearchEndCallback
@@ -96,10 +96,7 @@ class BudgetedSearch:
 
     def _replan(self, study: optuna.Study, *, announce: bool = False) -> None:
         assert self.workload is not None and self.clock is not None
-        measured = measure(
-            study, self.workload.members, self.trial_images, self.spec.trainer.max_epochs,
-            self.spec.reproduce.distinct,
-        )  # fmt: skip
+        measured = measure(study, self.workload.members, self.trial_images, self.spec)
         self.plan = tb.planned(self.workload, measured.speeds, measured.completed, self.budget, self.speedup)
         reserve, typical = self.plan.estimate.reserve, measured.typical_seconds
         self.clock.set(*tb.search_times(self.started, self.budget, reserve, typical))
@@ -145,17 +142,16 @@ class Measured:
     typical_seconds: float  # the median COMPLETE trial's wall time (0 before any)
 
 
-def measure(
-    study: optuna.Study, members: int, images: int, default_epochs: int, distinct: Distinct = "params"
-) -> Measured:
-    """The speed of the trials a reproduction would retrain now, and how long a whole trial takes."""
+def measure(study: optuna.Study, members: int, images: int, spec: ExperimentSpec) -> Measured:
+    """The speed of the trials a reproduction would retrain now (those `spec.reproduce` picks), and how
+    long a whole trial takes."""
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
     durations = [seconds for t in complete if (seconds := trial_seconds(t)) is not None]
     if not complete:
         return Measured([], 0, 0.0)
-    best, _ = top_trials(study, members, distinct)
+    best, _ = top_trials(study, members, spec.reproduce.distinct)
     speeds = [
-        tb.Speed(seconds, trial_epochs(t, default_epochs), images)
+        tb.Speed(seconds, trial_epochs(t, spec.trainer.max_epochs), images)
         for t in best
         if (seconds := trial_seconds(t)) is not None
     ]
@@ -204,13 +200,7 @@ def reproduction_plan(limit: BudgetedSearch, study: optuna.Study, storage: str |
     if workload is None:
         raise ConvtuneError("the time budget was never planned: the search did not start.")
     left = limit.deadline - time.time()
-    measured = measure(
-        study,
-        workload.members,
-        limit.trial_images,
-        limit.spec.trainer.max_epochs,
-        limit.spec.reproduce.distinct,
-    )
+    measured = measure(study, workload.members, limit.trial_images, limit.spec)
     fitted = tb.fit(workload, measured.speeds, left, limit.speedup)
     if fitted is not None and nothing_fits(fitted.estimate, left):
         raise ConvtuneError(

@@ -11,9 +11,8 @@ TAG_PARENT_RUN = "mlflow.parentRunId"  # MLflow's own: nests a trial's run under
 TAG_RUN_NAME = "mlflow.runName"
 TAG_STUDY = "optuna.study"
 TAG_TRIAL_NUMBER = "optuna.trial_number"
-TAG_EPOCHS_REPLANNED = (
-    "convtune.epochs_replanned"  # a time budget's deadline re-planned the training to this many
-)
+# a time budget's deadline re-planned the training to this many epochs
+TAG_EPOCHS_REPLANNED = "convtune.epochs_replanned"
 TAG_STATE = "optuna.state"  # COMPLETE / PRUNED / FAIL (and RUNNING while it runs)
 TAG_ROLE = "convtune.role"
 ROLE_STUDY = "study"

@@ -128,8 +128,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from search.experiment.spec import load_experiment, reproduction_spec
-    from search.reproduce.ensemble import MAX_TOP_K
     from search.reproduce.options import ReproduceOptions
+    from search.reproduce.top_trials import MAX_TOP_K
 
     if args.top_k is not None and not 1 <= args.top_k <= MAX_TOP_K:
         raise ConfigError(f"--top-k must be in [1, {MAX_TOP_K}], but got {args.top_k}.")

@@ -52,8 +52,10 @@ def test_the_plan_measures_the_members_the_ensemble_would_retrain() -> None:
         )
         trial.datetime_start, trial.datetime_complete = start, start + datetime.timedelta(seconds=seconds)
         study.add_trial(trial)
-    by_params = measure(study, 2, images=1_000, default_epochs=2)
-    by_network = measure(study, 2, images=1_000, default_epochs=2, distinct="architecture")
+    by_params = measure(study, 2, 1_000, validate_experiment(tiny_experiment()))
+    by_network = measure(
+        study, 2, 1_000, validate_experiment(tiny_experiment(reproduce={"distinct": "architecture"}))
+    )
     assert [s.seconds for s in by_params.speeds] == [200, 210]
     assert [s.seconds for s in by_network.speeds] == [200, 50]  # the narrow network's trial, not the twin
 
