@@ -8,6 +8,7 @@ then trains the config as `convtune reproduce` would (deterministic, `--epochs` 
 of the training split, the best validation epoch kept) and tests it once. With `--set
 'evaluate.tta=[HorizontalFlip]'` the validation split decides whether test-time augmentation is kept,
 as in `reproduce`, and the test accuracy with and without it is printed beside the chosen one.
+With `--teacher MODEL` the config is taught as `convtune reproduce --teacher` teaches it.
 
     python benchmarks/probe_config.py experiments/fashion_mnist_pareto.yaml --cost-only \\
         --set 'model.channels=[32,48,64]' --set model.convs_per_block=2 --set model.separable=true \\
@@ -29,10 +30,11 @@ import pareto_front  # the benchmark beside this one: the same cost measurement
 
 from lightning_modules.models.registry import model_from_config
 from search.experiment.dotted import config_from_params, parse_override
-from search.experiment.spec import load_experiment
+from search.experiment.spec import TeacherConfig, load_experiment
 from search.reproduce.evaluate import final_test
 from search.reproduce.retrain import to_inference_model, train
 from search.reproduce.selection import choose_tta
+from search.reproduce.teacher import Teacher, TeacherReport
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--train-fraction", type=float, default=1.0)
     parser.add_argument("--cost-only", action="store_true", help="measure the cost, do not train")
+    parser.add_argument("--teacher", metavar="MODEL", help="distil from MODEL, as reproduce --teacher")
+    parser.add_argument("--teacher-weight", type=float, default=0.5, metavar="W")
     args = parser.parse_args(argv)
     spec = load_experiment(args.experiment)
     params = dict(parse_override(text) for text in args.overrides)
@@ -68,8 +72,20 @@ def main(argv: list[str] | None = None) -> int:
     }
     if not args.cost_only:
         started = time.perf_counter()
-        parts, best, weights, _raw = train(config, spec.search.metric, spec.search.resolved_direction)
+        taught: list[TeacherReport] = []
+        teacher = None
+        if args.teacher:
+            teacher = Teacher.load(TeacherConfig(model=args.teacher, weight=args.teacher_weight))
+        parts, best, weights, _raw = train(
+            config, spec.search.metric, spec.search.resolved_direction,
+            prepare=None if teacher is None else lambda parts: taught.append(teacher.teach(parts.datamodule)),
+        )  # fmt: skip
         report["train_seconds"] = round(time.perf_counter() - started)
+        if taught:
+            report["teacher"] = args.teacher
+            report["teacher_weight"] = args.teacher_weight
+            report["teacher_val_acc"] = taught[0].val_accuracy
+            report["teacher_seconds"] = round(taught[0].seconds, 1)
         report["best_val"] = best.best_value
         report["best_epoch"] = best.best_epoch
         report["weights"] = weights

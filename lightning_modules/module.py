@@ -35,6 +35,8 @@ class ClassifierModule(pl.LightningModule):
     Metrics, logged once per epoch: `train/loss`, `val/loss`, `val/acc`, `lr`, `throughput/img_s`
     (and `test/loss`, `test/acc` when tested). With `val_tta` (transform names, see
     `lightning_modules.tta`), validation averages the logits over each image and its transforms.
+    Training targets are class ids, or class probabilities (soft targets from a teacher, see
+    `lightning_modules.distillation`): the same cross-entropy takes either.
     """
 
     def __init__(

@@ -32,13 +32,16 @@ BatchTransform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 def _check_images_labels(images: torch.Tensor, labels: torch.Tensor) -> None:
+    """Labels are class ids (N,), or class probabilities (N, C) as a float tensor (soft targets)."""
     if images.dtype != torch.uint8 or images.ndim != 4:
         raise ValueError(
             f"images must be a uint8 tensor (N, C, H, W); got {images.dtype} {tuple(images.shape)}."
         )
-    if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+    soft = labels.ndim == 2 and labels.is_floating_point()
+    if not (labels.ndim == 1 or soft) or labels.shape[0] != images.shape[0]:
         raise ValueError(
-            f"labels must have shape ({images.shape[0]},) to match images; got {tuple(labels.shape)}."
+            f"labels must have shape ({images.shape[0]},), or ({images.shape[0]}, classes) as class "
+            f"probabilities, to match images; got {tuple(labels.shape)}."
         )
 
 
@@ -69,7 +72,8 @@ class EpochSampler:
 
 
 class InMemoryLoader:
-    """Iterates (uint8 images, int64 labels) batches sliced from tensors held in memory.
+    """Iterates (uint8 images, labels) batches sliced from tensors held in memory: int64 class ids, or
+    float class probabilities (soft targets, see `lightning_modules.distillation`).
 
     With `device` the tensors are moved there once, and every batch is cut on the device. With
     `augment` (a `lightning_modules.batch_augment.BatchAugmentation`) every batch is augmented where

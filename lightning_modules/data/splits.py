@@ -1,7 +1,8 @@
 """`ImageSplits`: train/val/test splits of an in-memory dataset, as uint8 batches, without Lightning.
 
 Batches are (uint8 images (N, C, H, W), int64 labels (N,)); the LightningModule normalizes them on
-the device with `mean`/`std` from here. The test split feeds `test_dataloader()` only.
+the device with `mean`/`std` from here. The test split feeds `test_dataloader()` only. After
+`distill`, training batches carry soft targets (N, classes) in place of the labels.
 `lightning_modules.data.datamodule.ImageDataModule` is the same class as a `LightningDataModule`;
 checks that only need the data's shape and sizes (`convtune check`) use `load_splits` and so import
 no Lightning.
@@ -21,6 +22,7 @@ from lightning_modules.data.arrays import DatasetError, ImageArrays, check_memor
 from lightning_modules.data.loaders import InMemoryLoader, build_augmented_loader
 from lightning_modules.data.pixels import channel_stats, resize_images
 from lightning_modules.data.sources import load_dataset
+from lightning_modules.distillation import soft_targets
 
 _LOADER_FIELDS = {"batch_size", "eval_batch_size", "num_workers"}  # do not change the splits
 # the last setup's splits and statistics: the trials of a study share them instead of re-splitting and
@@ -67,6 +69,7 @@ class ImageSplits:
         self._mean: list[float] = []
         self._std: list[float] = []
         self._notes: list[str] = []
+        self._train_targets: torch.Tensor | None = None  # soft targets, after `distill`
 
     # ------------------------------------------------------------------------------------------------
     # setup
@@ -93,6 +96,22 @@ class ImageSplits:
         self._splits = dict(splits)
         if self.transform is not None:
             self._check_augmentation(splits["train"])
+
+    def distill(self, probabilities: torch.Tensor, weight: float) -> None:
+        """Train on soft targets from now on: each training image's label blended with a teacher's
+        class `probabilities` (N, classes), in the train split's order (see
+        `lightning_modules.distillation`). Validation and test keep their labels."""
+        labels = self.train_labels
+        if probabilities.ndim == 2 and probabilities.shape[1] != self.num_classes:
+            raise ValueError(
+                f"the teacher predicts {probabilities.shape[1]} classes but the data has "
+                f"{self.num_classes}; use a teacher trained on the same classes."
+            )
+        self._train_targets = soft_targets(labels, probabilities, weight)
+
+    @property
+    def distilled(self) -> bool:
+        return self._train_targets is not None
 
     def _select_classes(
         self, arrays: ImageArrays
@@ -157,6 +176,8 @@ class ImageSplits:
 
     def train_dataloader(self) -> InMemoryLoader | torch.utils.data.DataLoader:
         images, labels = self._split("train")
+        if self._train_targets is not None:
+            labels = self._train_targets
         batch_size = self.data.batch_size
         # a lone last sample breaks BatchNorm in training
         drop_last = len(labels) > 1 and len(labels) % batch_size == 1

@@ -167,6 +167,29 @@ class SearchConfig(StrictModel):
 DEFAULT_GREEDY_MARGIN = 2.0
 
 
+class TeacherConfig(StrictModel):
+    """`reproduce.teacher`: a trained model (`models:/name@alias`, `runs:/<id>/model` or a saved file)
+    whose class probabilities on each training image are blended with its label, `weight` parts
+    teacher to `1 - weight` label (knowledge distillation; `lightning_modules.distillation`)."""
+
+    model: str
+    weight: float = 0.5
+
+    @field_validator("model")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("model is empty; give models:/<name>@champion, runs:/<run id>/model or a path.")
+        return value.strip()
+
+    @field_validator("weight")
+    @classmethod
+    def _weight_range(cls, value: float) -> float:
+        if not 0 <= value <= 1:
+            raise ValueError(f"weight must be in [0, 1], but got weight={value}.")
+        return value
+
+
 class ReproduceConfig(StrictModel):
     """What `convtune reproduce` trains when its flags do not say (they win), and what `convtune tune
     --budget` reproduces after the search: `epochs` (like `--epochs`), `top_k` (like `--top-k`; 1 is
@@ -174,13 +197,15 @@ class ReproduceConfig(StrictModel):
     reproduction only, e.g. `{data.train_fraction: 1}`), `select_by` and `greedy_margin` (like
     `--select-by` and `--greedy-margin`: how the ensemble of `top_k` members is chosen on the
     validation split), `distinct` (like `--distinct`: `params`, the K best trials with distinct
-    params, or `architecture`, the best trial of each of the K best networks)."""
+    params, or `architecture`, the best trial of each of the K best networks), `teacher` (like
+    `--teacher`: a trained model every reproduced network learns from, see `TeacherConfig`)."""
 
     epochs: Annotated[int, Field(ge=1)] | None = None
     top_k: Annotated[int, Field(ge=1, le=20)] | None = None
     select_by: Literal["accuracy", "nll"] = "accuracy"
     greedy_margin: Annotated[float, Field(ge=0)] = DEFAULT_GREEDY_MARGIN
     distinct: Literal["params", "architecture"] = "params"
+    teacher: TeacherConfig | None = None
     set: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -41,6 +41,7 @@ from search.reproduce.pace import Pacing
 from search.reproduce.parallel_members import train_in_parallel
 from search.reproduce.plan import Plan, PlanFor, plan_reproduction
 from search.reproduce.selection import EnsembleChoice, choose_ensemble
+from search.reproduce.teacher import load_teacher
 from search.reproduce.top_trials import top_trials
 from search.reproduce.watch import Show, TrainingWatch
 from search.study.storage import open_storage
@@ -94,6 +95,12 @@ def reproduce_ensemble(
     trials, notes = top_trials(study, k, options.distinct or spec.reproduce.distinct)
     tracker = Tracker(load_settings())
     tracker.check_reachable()
+    teacher = load_teacher(spec, options)  # one that cannot be loaded stops it before any run exists
+    if teacher is not None:
+        notes.append(
+            f"every member is taught by {teacher.uri} (weight {teacher.weight:g}; each member's run "
+            f"logs the teacher's validation accuracy as {v.METRIC_TEACHER_VAL_ACC})."
+        )
     run_id = tracker.start_ensemble(
         study_name=study.study_name, trial_numbers=[t.number for t in trials], tags={}
     )

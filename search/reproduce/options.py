@@ -30,6 +30,8 @@ class ReproduceOptions:
     greedy_margin: float | None = None  # `--top-k`: None: the experiment's reproduce.greedy_margin
     # `--top-k`: "params" or "architecture" (None: the experiment's reproduce.distinct)
     distinct: Distinct | None = None
+    teacher: str | None = None  # `--teacher`: a model to distil from (None: reproduce.teacher's)
+    teacher_weight: float | None = None  # `--teacher-weight` (None: the experiment's, else 0.5)
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -37,6 +39,10 @@ class ReproduceOptions:
         if self.greedy_margin is not None and not self.greedy_margin >= 0:
             raise ConfigError(
                 f"--greedy-margin must be at least 0, but got --greedy-margin {self.greedy_margin}."
+            )
+        if self.teacher_weight is not None and not 0 <= self.teacher_weight <= 1:
+            raise ConfigError(
+                f"--teacher-weight must be in [0, 1], but got --teacher-weight {self.teacher_weight}."
             )
 
     def budget(self) -> Budget | None:

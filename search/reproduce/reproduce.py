@@ -29,6 +29,7 @@ from search.reproduce.options import ReproduceOptions
 from search.reproduce.plan import Plan, listed, plan_reproduction, select_trial
 from search.reproduce.retrain import retrain
 from search.reproduce.selection import AveragingReport, TTAChoice
+from search.reproduce.teacher import TAUGHT, load_teacher
 from search.reproduce.watch import Show, TrainingWatch
 from search.study.model_cost import measure_cost
 from search.study.pareto import metric_value, pick
@@ -114,6 +115,7 @@ def reproduce(
     trial = select_trial(study, options.trial) if budget is None else pick(study, budget)
     tracker = Tracker(load_settings())
     tracker.check_reachable()
+    load_teacher(spec, options)  # a teacher that cannot be loaded stops it here, before its run exists
     plan = plan_reproduction(spec, options, study.study_name, trial, tracker, overridden=overridden)
     started = time.perf_counter()
     try:
@@ -145,6 +147,9 @@ def _reproduce_in_run(
     result.averaging = retrained.averaging
     if retrained.deadline_note is not None:
         result.config_notes.append(retrained.deadline_note)
+    if retrained.taught:
+        result.config_notes += retrained.taught
+        result.changed.append(TAUGHT)
     result.costs = _measure(parts, config, precision=resolve_precision(config.trainer.precision, "cpu"))
     _log_results(tracker, result)
     example = parts.datamodule.val_images[:2]

@@ -5,8 +5,8 @@ test-time augmentation decided on the validation split. Nothing here reads the t
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import pytorch_lightning as pl
 import torch
@@ -21,6 +21,7 @@ from search.reproduce.options import ReproduceOptions
 from search.reproduce.pace import TrainingTime
 from search.reproduce.plan import Plan
 from search.reproduce.selection import AveragingReport, TTAChoice, accuracy, choose_tta
+from search.reproduce.teacher import TeacherReport, load_teacher
 from search.study.weights import resolve_weights
 from search.time_budget.deadlines import TrainingDeadline
 from search.tracking import vocabulary as v
@@ -36,10 +37,12 @@ def train(
     *,
     callbacks: Sequence[pl.Callback] = (),
     accelerator: str | None = None,
+    prepare: Callable[[RunParts], None] | None = None,
 ) -> tuple[RunParts, BestWeights, str, dict[str, torch.Tensor] | None]:
     """Trains `config` with deterministic algorithms and restores the best epoch's weights; returns
     which weights those are (`raw`, or `ema`/`swa` when the best epoch validated averaged weights)
-    and, under weight averaging, the module's final raw weights (else None).
+    and, under weight averaging, the module's final raw weights (else None). `prepare` gets the built
+    run before training (a teacher's soft targets go in there).
 
     Lightning's `deterministic="warn"`: deterministic kernels wherever torch has them (all of them on
     the CPU); a CUDA op without one (e.g. adaptive pooling's backward) warns instead of failing.
@@ -51,6 +54,8 @@ def train(
     )
     try:
         parts = build_run(config, weights_resolver=resolve_weights)
+        if prepare is not None:
+            prepare(parts)
         best = BestWeights(metric, "max" if mode == "maximize" else "min")
         overrides: dict[str, str] = {"deterministic": "warn"}
         if accelerator:
@@ -115,6 +120,8 @@ class Retrained:
     deadline_note: str | None = None  # training stopped at `ReproduceOptions.deadline`
     averaging: AveragingReport | None = None  # the kept weights against the final raw ones
     training: TrainingTime | None = None  # how long its start and its epochs took
+    # `reproduce.teacher`: who taught it and how well the teacher validates (and a note on its splits)
+    taught: list[str] = field(default_factory=list)
 
     @property
     def model(self) -> InferenceModel:
@@ -134,12 +141,17 @@ def retrain(spec: ExperimentSpec, options: ReproduceOptions, plan: Plan, tracker
             on_replan=lambda epochs: tracker.set_tags(plan.run_id, {v.TAG_EPOCHS_REPLANNED: str(epochs)}),
         )
         callbacks.append(deadline)
+    teacher = load_teacher(spec, options)
+    taught: list[TeacherReport] = []
+    if teacher is not None:
+        tracker.log_params(plan.run_id, teacher.params())
     parts, best, weights, raw_state = train(
         plan.config,
         spec.search.metric,
         spec.search.resolved_direction,
         callbacks=callbacks,
         accelerator=options.accelerator,
+        prepare=None if teacher is None else lambda parts: taught.append(teacher.teach(parts.datamodule)),
     )
     source = {"study": plan.study_name, "trial": str(plan.trial.number), "run_id": plan.run_id}
     data = parts.datamodule
@@ -153,7 +165,11 @@ def retrain(spec: ExperimentSpec, options: ReproduceOptions, plan: Plan, tracker
         kind = plan.config.trainer.weight_averaging.kind
         averaging = AveragingReport(kind, weights, raw_model, raw_accuracy, tta.plain_accuracy)
     training = TrainingTime(clock.startup, clock.seconds, clock.epochs)
-    return Retrained(parts, best, weights, tta, note, averaging, training)
+    retrained = Retrained(parts, best, weights, tta, note, averaging, training)
+    if teacher is not None and taught:
+        tracker.log_metrics(plan.run_id, {v.METRIC_TEACHER_VAL_ACC: taught[0].val_accuracy})
+        retrained.taught = [taught[0].describe(teacher), *([taught[0].note] if taught[0].note else [])]
+    return retrained
 
 
 def raw_inference_model(

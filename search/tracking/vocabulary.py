@@ -98,6 +98,7 @@ EPOCH_METRICS = ("train/loss", "train/acc", "val/loss", "val/acc", "lr", "throug
 METRIC_OBJECTIVE = "objective"
 METRIC_BEST_EPOCH = "best_epoch"
 METRIC_TRAIN_SECONDS = "train_seconds"
+METRIC_TEACHER_VAL_ACC = "teacher/val_acc"  # a distilled reproduction's teacher, on its validation split
 
 # --- cost of a trial's network, known before it trains: MLflow metrics and trial user attrs alike -----
 COST_PREFIX = "cost/"

@@ -15,11 +15,17 @@ Examples:
   convtune reproduce experiments/fashion_mnist_pareto.yaml --pick "cost/params <= 20000"
   convtune reproduce experiments/quickstart.yaml --top-k 3
   convtune reproduce experiments/fashion_mnist.yaml --top-k 3 --workers 2   # members trained 2 at a time
+  convtune reproduce experiments/fashion_mnist_small.yaml --teacher models:/fashion-mnist@ensemble
   convtune predict models:/quickstart@champion digit.png
 
 The experiment's `reproduce:` section ({epochs: E, top_k: K, set: {key: value}, select_by: S,
-greedy_margin: M, distinct: D}) gives the defaults of --epochs, --top-k, --set, --select-by,
---greedy-margin and --distinct (the flags win; --trial or --pick ignore its top_k).
+greedy_margin: M, distinct: D, teacher: {model: MODEL, weight: W}}) gives the defaults of --epochs,
+--top-k, --set, --select-by, --greedy-margin, --distinct, --teacher and --teacher-weight (the flags
+win; --trial or --pick ignore its top_k).
+
+With --teacher MODEL (knowledge distillation) MODEL predicts every training image once, before
+training, and the network trains on each label blended with those probabilities: a small network
+learns from the headline's ensemble what its labels alone do not say (which classes look alike).
 
 With --top-k K (K > 1) it retrains the K best trials with distinct params (with --distinct architecture:
 the best trial of each of the K best networks; one after another, each in its own
@@ -104,6 +110,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "their learning rates; default: the experiment's reproduce.distinct, else params)",
     )
     parser.add_argument(
+        "--teacher",
+        metavar="MODEL",
+        help="knowledge distillation: train on each image's label blended with MODEL's class "
+        "probabilities (models:/<name>@ensemble, models:/<name>@champion, runs:/<id>/model or a saved "
+        "file), e.g. a small network taught by the headline's ensemble (default: the experiment's "
+        "reproduce.teacher)",
+    )
+    parser.add_argument(
+        "--teacher-weight",
+        type=float,
+        metavar="W",
+        help="with a teacher: the blend, W parts teacher to 1 - W parts label, in [0, 1] (default: the "
+        "experiment's reproduce.teacher.weight, else 0.5)",
+    )
+    parser.add_argument(
         "--epochs", type=int, metavar="E", help="train E epochs instead of the trial's (no longer comparable)"
     )
     parser.add_argument(
@@ -163,6 +184,8 @@ def run(args: argparse.Namespace) -> int:
         select_by=args.select_by,
         greedy_margin=args.greedy_margin,
         distinct=args.distinct,
+        teacher=args.teacher,
+        teacher_weight=args.teacher_weight,
     )
     quiet_training_logs()
     console = Console(soft_wrap=True)

@@ -157,6 +157,8 @@ def tune_within_budget(
     from search.cli.commands.reproduce import quiet_training_logs, run_ensemble, run_single
     from search.cli.tune_display import TuneDisplay
     from search.experiment.spec import reproduction_spec
+    from search.reproduce.options import ReproduceOptions
+    from search.reproduce.teacher import load_teacher
     from search.study.runner import tune
     from search.study.study import best_trial
     from search.time_budget import budgeted
@@ -164,6 +166,7 @@ def tune_within_budget(
 
     console = Console(stderr=True)
     reproduction = reproduction_spec(spec, source=args.experiment)
+    load_teacher(reproduction, ReproduceOptions())  # reproduce.teacher must load before the search starts
     limit = budgeted.BudgetedSearch(budget, started, spec, reproduction, console)
     options.limit, options.timeout = limit, budget
     try:

@@ -172,3 +172,37 @@ def test_load_splits_reads_the_shapes_a_check_needs() -> None:
     splits = load_splits(DataConfig(dataset="digits", val_fraction=0.25, image_size=12), seed=3)
     assert (splits.in_channels, splits.image_size, splits.num_classes) == (1, (12, 12), 10)
     assert splits.sizes["val"] == round(0.25 * 1438) and not isinstance(splits, ImageDataModule)
+
+
+def _teacher_rows(ids: torch.Tensor) -> torch.Tensor:
+    """A made-up teacher: all its probability on class (id + 1) % 5, so each row names its image."""
+    return torch.nn.functional.one_hot((ids + 1) % 5, 5).float()
+
+
+@pytest.mark.parametrize("augment", [(), FLIP], ids=["plain", "batched-flip"])
+def test_distill_feeds_each_training_image_its_own_soft_target(synthetic: ImageArrays, augment: list) -> None:
+    module = _module(augment=augment)
+    ids = torch.tensor(sorted(_ids(module.train_images)))
+    order = module.train_images[:, 0, 0, 0].long() * 256 + module.train_images[:, 0, 0, 1].long()
+    module.distill(_teacher_rows(order), 0.25)
+    assert module.distilled
+    seen = 0
+    for images, targets in module.train_dataloader():
+        batch_ids = images[:, 0, 0, 0].long() * 256 + images[:, 0, 0, 1].long()
+        if augment:  # a flipped image carries its id at the other end of its first row
+            flipped = images[:, 0, 0, 0].long() * 256 + images[:, 0, 0, 1].long() == 0
+            batch_ids = torch.where(
+                flipped, images[:, 0, 0, 3].long() * 256 + images[:, 0, 0, 2].long(), batch_ids
+            )
+        expected = 0.75 * torch.nn.functional.one_hot(batch_ids % 5, 5) + 0.25 * _teacher_rows(batch_ids)
+        assert targets.dtype == torch.float32 and torch.allclose(targets, expected)
+        seen += len(batch_ids)
+    assert seen == len(ids)
+    _, val_labels = next(iter(module.val_dataloader()))
+    assert val_labels.dtype == torch.int64  # validation keeps its labels
+
+
+def test_distill_refuses_a_teacher_of_other_classes(synthetic: ImageArrays) -> None:
+    module = _module()
+    with pytest.raises(ValueError, match="the teacher predicts 3 classes but the data has 5"):
+        module.distill(torch.full((module.sizes["train"], 3), 1 / 3), 0.5)
