@@ -8,10 +8,12 @@ the blend. The teacher sees the training and validation splits only, never the t
 
 from __future__ import annotations
 
+import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from lightning_modules.data.splits import ImageSplits
@@ -48,14 +50,21 @@ def load_teacher(spec: ExperimentSpec, options: ReproduceOptions) -> Teacher | N
     return None if config is None else Teacher.load(config)
 
 
+# The last teacher predictions, by the teacher's digest and the images: (images, probabilities). The
+# members of an ensemble trained one after another in a process share their data's tensors (the
+# splits are cached per process), so a teacher predicts the training split once per process, not
+# once per member.
+_predicted: dict[str, tuple[Tensor, Tensor]] = {}
+MEMO_SIZE = 2  # the training and the validation split
+
+
 @dataclass
 class Teacher:
-    """A loaded teacher, its probabilities on the last training split it taught (computed once)."""
+    """A loaded teacher: its URI, its weight in the blend, its model."""
 
     uri: str
     weight: float
     model: AnyModel
-    _taught: tuple[Tensor, Tensor] | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, config: TeacherConfig) -> Teacher:
@@ -79,12 +88,27 @@ class Teacher:
         return TeacherReport(val_accuracy, time.perf_counter() - started, self.split_note(data))
 
     def probabilities(self, images: Tensor) -> Tensor:
-        if self._taught is not None and self._taught[0] is images:
-            return self._taught[1]
+        """The teacher's class probabilities for uint8 `images`, predicted as it is served; the same
+        images (the same tensor) by the same teacher are predicted once per process."""
+        key = f"{self.digest()}:{id(images)}"  # the memo holds `images`: no other tensor takes its id
+        memo = _predicted.get(key)
+        if memo is not None and memo[0] is images:
+            return memo[1]
         model = self.model
         predicted = model.predict(fit_images(images, model.in_channels, tuple(model.image_size)))
-        self._taught = (images, predicted)
+        _predicted[key] = (images, predicted)
+        while len(_predicted) > MEMO_SIZE:
+            del _predicted[next(iter(_predicted))]
         return predicted
+
+    def digest(self) -> str:
+        """The teacher's fingerprint: its description and every weight (a moved alias, a new file: a new
+        digest)."""
+        hashed = hashlib.sha256(self.model.description.to_json().encode())
+        for name, tensor in self.model.state_dict().items():
+            hashed.update(name.encode())
+            hashed.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        return hashed.hexdigest()
 
     def check(self, data: ImageSplits) -> None:
         if list(self.model.class_names) != data.class_names:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import pytest
@@ -65,7 +66,7 @@ def digits():  # type: ignore[no-untyped-def]
     return load_splits(DataConfig(dataset="digits", batch_size=64))
 
 
-def test_teaching_blends_the_labels_with_the_teachers_probabilities(digits) -> None:  # type: ignore[no-untyped-def]
+def test_teaching_blends_the_labels_with_the_teachers_probabilities_predicted_once(digits) -> None:  # type: ignore[no-untyped-def]
     model = untrained_model(["HorizontalFlip"])
     teacher = Teacher("file.pt", 0.4, model)
     report = teacher.teach(digits)
@@ -74,7 +75,12 @@ def test_teaching_blends_the_labels_with_the_teachers_probabilities(digits) -> N
     assert torch.allclose(digits._train_targets, expected, atol=1e-6)
     assert report.val_accuracy == accuracy(model.predict(digits.val_images), digits.val_labels)
     assert report.note is None  # trained on these very splits
-    assert teacher.probabilities(digits.train_images) is teacher.probabilities(digits.train_images)
+    first = teacher.probabilities(digits.train_images)
+    assert Teacher("again.pt", 0.9, copy.deepcopy(model)).probabilities(digits.train_images) is first
+    changed = copy.deepcopy(model)
+    with torch.no_grad():
+        next(changed.network.parameters()).add_(1.0)
+    assert Teacher("again.pt", 0.4, changed).probabilities(digits.train_images) is not first
 
 
 def test_a_teacher_of_other_classes_is_refused(digits) -> None:  # type: ignore[no-untyped-def]
