@@ -119,14 +119,23 @@ def trials_table(study: optuna.Study, *, limit: int | None = 10, title: str | No
         table.add_column(column, overflow="fold")
     for trial in sorted(trials, key=rank)[:limit]:
         duration = trial.duration.total_seconds() if trial.duration else None
-        attrs = trial.user_attrs
-        note = attrs.get(v.ATTR_INFEASIBLE) or attrs.get(v.ATTR_OVER_BUDGET) or attrs.get(v.ATTR_ERROR) or ""
         table.add_row(
             str(trial.number),
             trial.state.name,
             format_values(trial),
             str(trial.user_attrs.get(v.ATTR_DEVICE, "")),
             f"{duration:.1f}" if duration is not None else "",
-            params_cell(trial, note, 80),
+            params_cell(trial, trial_note(trial), 80),
         )
     return table
+
+
+def trial_note(trial: FrozenTrial) -> str:
+    """Why a trial ended as it did (infeasible, over budget, died, interrupted, failed), and whether
+    it retries another: the same words in `tune`'s table and `convtune status`."""
+    attrs = trial.user_attrs
+    note = next((str(attrs[key]) for key in v.TRIAL_NOTES if attrs.get(key)), "")
+    if v.ATTR_RETRY_OF not in attrs:
+        return note
+    retry = f"retry {attrs.get(v.ATTR_RETRY_COUNT, 1)} of trial {attrs[v.ATTR_RETRY_OF]}"
+    return f"{retry}; {note}" if note else retry

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from search.cli.progress import format_values, params_cell
+    from search.cli.progress import format_values, params_cell, trial_note
     from search.experiment.spec import load_experiment
     from search.parallel.checkpoints import CheckpointStore, resumable
     from search.study.pareto import front, is_pareto
@@ -57,11 +57,6 @@ def run(args: argparse.Namespace) -> int:
     for trial in trials:
         duration = trial.duration.total_seconds() if trial.duration else None
         attrs = trial.user_attrs
-        note = next((str(attrs[k]) for k in v.TRIAL_NOTES if attrs.get(k)), "")
-        if v.ATTR_RETRY_OF in attrs:
-            note = f"retry {attrs.get(v.ATTR_RETRY_COUNT, 1)} of trial {attrs[v.ATTR_RETRY_OF]}" + (
-                f"; {note}" if note else ""
-            )
         table.add_row(
             str(trial.number),
             trial.state.name,
@@ -70,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             str(attrs.get(v.ATTR_DEVICE, "")),
             f"{duration:.1f}" if duration is not None else "",
             str(attrs.get(v.ATTR_RUN_ID, "")),
-            params_cell(trial, note, 240),
+            params_cell(trial, trial_note(trial), 240),
         )
     console.print(table)
     running = [t for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING"]

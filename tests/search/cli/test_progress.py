@@ -7,7 +7,14 @@ import io
 import optuna
 from rich.console import Console
 
-from search.cli.progress import StudyProgress, format_params, format_values, params_cell, trials_table
+from search.cli.progress import (
+    StudyProgress,
+    format_params,
+    format_values,
+    params_cell,
+    trial_note,
+    trials_table,
+)
 
 
 def _study() -> optuna.Study:
@@ -41,6 +48,20 @@ def test_the_table_lists_the_best_first_and_says_why_a_trial_failed() -> None:
     console = Console(file=io.StringIO(), width=120)
     console.print(table)
     assert "[boom]" in console.file.getvalue()  # a lowercase note in brackets is not read as markup
+
+
+def test_the_note_is_the_one_convtune_status_shows() -> None:
+    """`tune`'s table and `convtune status` say the same about a trial: a died trial's retry too."""
+    died = optuna.trial.create_trial(
+        state=optuna.trial.TrialState.FAIL,
+        user_attrs={"died": "its worker died (signal 9)", "retry_of": 4, "retry_count": 2},
+    )
+    assert trial_note(died) == "retry 2 of trial 4; its worker died (signal 9)"
+    interrupted = optuna.trial.create_trial(
+        state=optuna.trial.TrialState.FAIL, user_attrs={"interrupted": "Ctrl-C"}
+    )
+    assert trial_note(interrupted) == "Ctrl-C"
+    assert trial_note(_study().trials[0]) == ""
 
 
 def test_a_long_note_is_cut_with_an_ellipsis() -> None:
