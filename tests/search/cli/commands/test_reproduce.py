@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from search.cli.commands.reproduce import cost_line, ensemble_line
+from search.cli.reproduce_display import cost_line, ensemble_line
 from search.reproduce.selection import EnsembleChoice
 from search.tracking import vocabulary as v
 from tests.conftest import tiny_experiment, write_experiment
