@@ -72,7 +72,7 @@ class Teacher:
         try:
             model = load_inference_model(config.model)
         except ConvtuneError as error:
-            raise ConfigError(f"the teacher: {first_line(error)}") from None
+            raise ConfigError(f"the teacher: {first_line(error, limit=None)}") from None
         return cls(config.model, config.weight, model)
 
     def params(self) -> dict[str, Any]:
