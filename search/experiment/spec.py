@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from lightning_modules.config import MAX_SEED, RunConfig, StrictModel
+from lightning_modules.distillation import check_weight
 from search.errors import ConfigError
 from search.experiment.budgets import Budget, parse_limit
 from search.experiment.checks import check_cost_aware, check_space_values, refuse_unreadable_values
@@ -185,9 +186,7 @@ class TeacherConfig(StrictModel):
     @field_validator("weight")
     @classmethod
     def _weight_range(cls, value: float) -> float:
-        if not 0 <= value <= 1:
-            raise ValueError(f"weight must be in [0, 1], but got weight={value}.")
-        return value
+        return check_weight(value)
 
 
 class ReproduceConfig(StrictModel):
