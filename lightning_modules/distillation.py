@@ -13,13 +13,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from lightning_modules.strict_model import check_closed_unit_interval
+
 PROBABILITY_TOLERANCE = 1e-3
 
 
 def check_weight(weight: float) -> float:
-    if not 0 <= weight <= 1:
-        raise ValueError(f"weight must be in [0, 1], but got weight={weight}.")
-    return float(weight)
+    return float(check_closed_unit_interval("weight", weight))
 
 
 def soft_targets(labels: Tensor, probabilities: Tensor, weight: float) -> Tensor:

@@ -29,3 +29,10 @@ def check_open_unit_interval(name: str, value: float) -> float:
     if not 0 < value < 1:
         raise ValueError(f"{name} must be in (0, 1), but got {name}={value}.")
     return value
+
+
+def check_closed_unit_interval(name: str, value: float) -> float:
+    """`value` if it lies in [0, 1]; else a `ValueError` naming `name`."""
+    if not 0 <= value <= 1:
+        raise ValueError(f"{name} must be in [0, 1], but got {name}={value}.")
+    return value

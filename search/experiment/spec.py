@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from lightning_modules.config import MAX_SEED, RunConfig, StrictModel
-from lightning_modules.distillation import check_weight
+from lightning_modules.strict_model import check_closed_unit_interval
 from search.errors import ConfigError
 from search.experiment.budgets import Budget, parse_limit
 from search.experiment.checks import check_cost_aware, check_space_values, refuse_unreadable_values
@@ -186,7 +186,7 @@ class TeacherConfig(StrictModel):
     @field_validator("weight")
     @classmethod
     def _weight_range(cls, value: float) -> float:
-        return check_weight(value)
+        return check_closed_unit_interval("weight", value)
 
 
 class ReproduceConfig(StrictModel):
