@@ -227,7 +227,7 @@ def _members_one_by_one(
     for index, trial in enumerate(trials):
         deadline = member_deadline(options.deadline, len(trials) - index)
         plan = plan_for(trial, pacing.epochs(trial, deadline))
-        member_options = replace(options, deadline=deadline)
+        member_options = replace(options, deadline=deadline, epoch_ceiling=pacing.ceiling_for(trial))
         progress(member_started(index, len(trials), plan, 1))
         started = time.perf_counter()
         member, data, note = train_member(spec, member_options, plan, tracker)

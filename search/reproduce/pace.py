@@ -7,8 +7,11 @@ So once a member has finished, each member started after it gets the epochs that
 deadline at the pace the finished ones kept: each finished member's seconds per training epoch (its
 validation included; what follows its training is reserved apart, as the budget's end) over its
 trial's seconds per epoch, averaged, times the new member's trial's seconds per epoch, after the
-finished members' average start-up (data, network, trainer). Never more than `ceiling` epochs (those
-the reproduction asked for before the budget reduced them).
+finished members' average start-up (data, network, trainer). Never more than the ceiling: `ceiling`
+epochs (those the reproduction asked for before the budget reduced them) at the finished members'
+trials' pace, so a network faster per epoch than theirs may train as long as they may, in more epochs
+(a one-conv fourth member of an hour run trained its 30 epochs in half its round and left a core
+idle for ten minutes), and a slower one still `ceiling` epochs.
 """
 
 from __future__ import annotations
@@ -58,7 +61,17 @@ def epochs_that_fit(
         return None
     per_epoch = statistics.fmean(pace.over_trial for pace in paces) * trial_epoch_seconds
     training = seconds_left - statistics.fmean(pace.startup for pace in paces)
-    return max(1, min(ceiling, math.floor(training / per_epoch)))
+    most = ceiling_in_time(paces, trial_epoch_seconds, ceiling)
+    return max(1, min(most, math.floor(training / per_epoch)))
+
+
+def ceiling_in_time(paces: Sequence[MemberPace], trial_epoch_seconds: float | None, ceiling: int) -> int:
+    """`ceiling` epochs at the finished members' trials' mean seconds per epoch, counted in epochs of a
+    trial that took `trial_epoch_seconds` per epoch; never fewer than `ceiling`."""
+    if not paces or trial_epoch_seconds is None or trial_epoch_seconds <= 0:
+        return ceiling
+    reference = statistics.fmean(pace.trial_epoch_seconds for pace in paces)
+    return max(ceiling, math.floor(ceiling * reference / trial_epoch_seconds + 1e-9))
 
 
 @dataclass
@@ -76,6 +89,12 @@ class Pacing:
             return None
         trial_pace = seconds_per_epoch(trial, self.default_epochs)
         return epochs_that_fit(self.paces, trial_pace, deadline - time.time(), self.ceiling)
+
+    def ceiling_for(self, trial: FrozenTrial) -> int | None:
+        """The most epochs `trial`'s member may be lengthened to (None: never lengthened)."""
+        if self.ceiling is None:
+            return None
+        return ceiling_in_time(self.paces, seconds_per_epoch(trial, self.default_epochs), self.ceiling)
 
     def finished(self, trial: FrozenTrial, training: TrainingTime | None) -> None:
         """A member of `trial` trained as `training` clocked it (None: not clocked, nothing learnt)."""

@@ -146,7 +146,8 @@ def _train_all(
             rounds_left = math.ceil((len(trials) - started) / workers)
             deadline = member_deadline(options.deadline, rounds_left)
             plan = plan_for(trials[started], pacing.epochs(trials[started], deadline))
-            member_options = replace(options, deadline=deadline)
+            ceiling = pacing.ceiling_for(trials[started])
+            member_options = replace(options, deadline=deadline, epoch_ceiling=ceiling)
             future = pool.submit(train_in_worker, spec, member_options, plan, slot.loader_workers)
             running[future] = started
             start_times[started] = time.perf_counter()
