@@ -3,8 +3,10 @@
 For each MODEL (a registered model, `models:/fashion-mnist-pareto@params-17p67k`, a run's model or a
 model file): test accuracy on the test split of the data it was trained on, parameters,
 multiply-adds, and latency per image measured here at batch 1 and 64 (float32, one CPU thread,
-channels_last, the median of 5 measurements). A model kept with test-time augmentation is measured as
-it is served: its multiply-adds and latency count every view (flip TTA: two passes). The headline champions of
+channels_last; every model timed in turn in each of `--rounds` rounds, each round's figure the median of 5
+measurements, and speed-ups the medians of the rounds' ratios). A model kept with test-time augmentation is
+measured as it is served: its multiply-adds and latency count every view (flip TTA: two passes). The headline
+champions of
 `experiments/fashion_mnist.yaml` are measured the same way, built from their configs (what a network
 costs does not depend on its trained weights), with their test accuracies from docs/performance.md.
 Then the issue's targets: a model with at most a tenth of the champion's parameters within one point
@@ -42,16 +44,31 @@ HEADLINES = {
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """A network to time: `served` runs it `views` times per image (test-time augmentation)."""
+
+    label: str
+    test_acc: float
+    params: int
+    macs: int
+    served: nn.Module
+
+
+@dataclass(frozen=True)
 class Measured:
     label: str
     test_acc: float
     params: int
     macs: int
-    latency_ms: float
+    latency_ms: float  # medians over the rounds
     latency_ms_batch: float
+    speedup: tuple[float, float] = (1.0, 1.0)  # against `timed_against`: medians of the rounds' ratios
+    timed_against: str = ""
 
     def speedups(self, reference: Measured) -> tuple[float, float]:
         """How many times faster per image than `reference`, at batch 1 and at batch 64."""
+        if reference.label == self.timed_against:
+            return self.speedup
         return reference.latency_ms / self.latency_ms, reference.latency_ms_batch / self.latency_ms_batch
 
 
@@ -65,31 +82,50 @@ def _latency(network: nn.Module, batch: int) -> float:
     return statistics.median(runs)
 
 
-def measure(
+def candidate(
     label: str, network: nn.Module, test_acc: float, served: nn.Module | None = None, views: int = 1
-) -> Measured:
-    """Parameters from `network`; multiply-adds and latency of `served` (default: the network itself),
-    which runs it `views` times per image (test-time augmentation)."""
+) -> Candidate:
+    """Parameters from `network`; multiply-adds of `served` (default: the network itself)."""
     rows = traced_table(network, SHAPE[0], SHAPE[1:])
-    served = network if served is None else served
-    return Measured(
-        label,
-        test_acc,
-        sum(row.params for row in rows),
-        views * sum(row.macs for row in rows),
-        _latency(served, 1),
-        _latency(served, 64),
-    )
+    params = sum(row.params for row in rows)
+    return Candidate(label, test_acc, params, views * sum(row.macs for row in rows), served or network)
 
 
-def headline(label: str, channels: list[int], test_acc: float) -> Measured:
+def interleaved(candidates: list[Candidate], rounds: int) -> list[Measured]:
+    """Each candidate timed in every round, in turn with the others, so that a slow spell of a busy
+    machine (one measurement here varies up to 2x) falls on all of them alike; speed-ups against the
+    first candidate are the medians of the rounds' ratios."""
+    times: dict[str, list[tuple[float, float]]] = {c.label: [] for c in candidates}
+    for _ in range(rounds):
+        for c in candidates:
+            times[c.label].append((_latency(c.served, 1), _latency(c.served, 64)))
+    reference = times[candidates[0].label]
+
+    def ratio(label: str, batch: int) -> float:
+        return statistics.median(r[batch] / t[batch] for r, t in zip(reference, times[label], strict=True))
+
+    return [
+        Measured(
+            c.label,
+            c.test_acc,
+            c.params,
+            c.macs,
+            statistics.median(t[0] for t in times[c.label]),
+            statistics.median(t[1] for t in times[c.label]),
+            (ratio(c.label, 0), ratio(c.label, 1)),
+            candidates[0].label,
+        )
+        for c in candidates
+    ]
+
+
+def headline_network(channels: list[int]) -> nn.Module:
     spec = load_experiment(REPO / "experiments" / "fashion_mnist.yaml")
     model = spec.model.model_copy(update={"channels": channels, "hidden": [128], "convs_per_block": 2})
-    network = model_from_config(model, in_channels=1, num_classes=10, image_size=SHAPE[1:])
-    return measure(label, network, test_acc)
+    return model_from_config(model, in_channels=1, num_classes=10, image_size=SHAPE[1:]).eval()
 
 
-def registered(uri: str) -> Measured:
+def registered(uri: str) -> Candidate:
     from search.reproduce.evaluate import evaluate_on_dataset
     from search.tracking.model_store import load_inference_model
 
@@ -97,7 +133,7 @@ def registered(uri: str) -> Measured:
     model = load_inference_model(uri)
     views = 1 + len(model.tta)
     label = f"{uri} (TTA: {views} views)" if model.tta else uri
-    return measure(label, model.network, evaluation.accuracy, model.served_network(), views)
+    return candidate(label, model.network, evaluation.accuracy, model.served_network(), views)
 
 
 def table(rows: list[Measured], reference: Measured) -> list[str]:
@@ -137,11 +173,15 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("models", nargs="+", metavar="MODEL")
+    parser.add_argument(
+        "--rounds", type=int, default=8, help="rounds of timing, every model once per round (default 8)"
+    )
     args = parser.parse_args(argv)
     print(f"load average {os.getloadavg()}")
-    references = [headline(label, channels, acc) for label, (channels, acc) in HEADLINES.items()]
-    models = [registered(uri) for uri in args.models]
-    print("\n".join(table([*references, *models], references[0])))
+    references = [candidate(label, headline_network(ch), acc) for label, (ch, acc) in HEADLINES.items()]
+    measured = interleaved([*references, *(registered(uri) for uri in args.models)], args.rounds)
+    references, models = measured[: len(HEADLINES)], measured[len(HEADLINES) :]
+    print("\n".join(table(measured, references[0])))
     for reference in references:
         print("\n".join(verdicts(models, reference)))
     print(f"load average {os.getloadavg()}")

@@ -3,11 +3,12 @@
 A Pareto target is only reachable if the space holds a network that meets it. This script measures
 one config (the experiment's base config with `--set` overrides) the way `benchmarks/pareto_front.py`
 measures reproduced models: parameters, multiply-adds and latency per image at batch 1 and 64
-(float32, one CPU thread, median of 5), as ratios to the headline champion. Unless `--cost-only`, it
-then trains the config as `convtune reproduce` would (deterministic, `--epochs` on `--train-fraction`
-of the training split, the best validation epoch kept) and tests it once. With `--set
-'evaluate.tta=[HorizontalFlip]'` the validation split decides whether test-time augmentation is kept,
-as in `reproduce`, and the test accuracy with and without it is printed beside the chosen one.
+(float32, one CPU thread, timed in turn with the headline champion in `--rounds` rounds), as ratios
+to it. Unless `--cost-only`, it then trains the config as `convtune reproduce` would (deterministic,
+`--epochs` on `--train-fraction` of the training split, the best validation epoch kept) and tests it
+once. With `--set 'evaluate.tta=[HorizontalFlip]'` the validation split decides whether test-time
+augmentation is kept, as in `reproduce`, and the test accuracy with and without it is printed beside
+the chosen one.
 With `--teacher MODEL` the config is taught as `convtune reproduce --teacher` teaches it.
 
     python benchmarks/probe_config.py experiments/fashion_mnist_pareto.yaml --cost-only \\
@@ -48,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cost-only", action="store_true", help="measure the cost, do not train")
     parser.add_argument("--teacher", metavar="MODEL", help="distil from MODEL, as reproduce --teacher")
     parser.add_argument("--teacher-weight", type=float, default=0.5, metavar="W")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="rounds of timing, the probe in turn with the champion (default 5)",
+    )
     args = parser.parse_args(argv)
     spec = load_experiment(args.experiment)
     params = dict(parse_override(text) for text in args.overrides)
@@ -57,8 +64,15 @@ def main(argv: list[str] | None = None) -> int:
     network = model_from_config(
         config.model, in_channels=1, num_classes=10, image_size=pareto_front.SHAPE[1:]
     )
-    champion = pareto_front.headline("headline champion (24-48-64)", [24, 48, 64], 0.9403)
-    probe = pareto_front.measure("probe", network.eval(), float("nan"))
+    champion, probe = pareto_front.interleaved(
+        [
+            pareto_front.candidate(
+                "headline champion (24-48-64)", pareto_front.headline_network([24, 48, 64]), 0.9403
+            ),
+            pareto_front.candidate("probe", network.eval(), float("nan")),
+        ],
+        rounds=args.rounds,
+    )
     batch1, batch64 = probe.speedups(champion)
     report: dict[str, object] = {
         "overrides": params,
