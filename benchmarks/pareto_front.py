@@ -6,9 +6,8 @@ multiply-adds, and latency per image measured here at batch 1 and 64 (float32, o
 channels_last; every model timed in turn in each of `--rounds` rounds, each round's figure the median of 5
 measurements, and speed-ups the medians of the rounds' ratios). A model kept with test-time augmentation is
 measured as it is served: its multiply-adds and latency count every view (flip TTA: two passes). The headline
-champions of
-`experiments/fashion_mnist.yaml` are measured the same way, built from their configs (what a network
-costs does not depend on its trained weights), with their test accuracies from docs/performance.md.
+champions of `experiments/fashion_mnist.yaml` are measured the same way, built from their configs (what a
+network costs does not depend on its trained weights), with their test accuracies from docs/performance.md.
 Then the issue's targets: a model with at most a tenth of the champion's parameters within one point
 of its test accuracy, and one at least 3x faster per image within half a point.
 
@@ -88,21 +87,22 @@ def candidate(
     """Parameters from `network`; multiply-adds of `served` (default: the network itself)."""
     rows = traced_table(network, SHAPE[0], SHAPE[1:])
     params = sum(row.params for row in rows)
-    return Candidate(label, test_acc, params, views * sum(row.macs for row in rows), served or network)
+    macs = views * sum(row.macs for row in rows)
+    return Candidate(label, test_acc, params, macs, network if served is None else served)
 
 
 def interleaved(candidates: list[Candidate], rounds: int) -> list[Measured]:
     """Each candidate timed in every round, in turn with the others, so that a slow spell of a busy
     machine (one measurement here varies up to 2x) falls on all of them alike; speed-ups against the
     first candidate are the medians of the rounds' ratios."""
-    times: dict[str, list[tuple[float, float]]] = {c.label: [] for c in candidates}
+    times: list[list[tuple[float, float]]] = [[] for _ in candidates]
     for _ in range(rounds):
-        for c in candidates:
-            times[c.label].append((_latency(c.served, 1), _latency(c.served, 64)))
-    reference = times[candidates[0].label]
+        for c, timed in zip(candidates, times, strict=True):
+            timed.append((_latency(c.served, 1), _latency(c.served, 64)))
+    reference = times[0]
 
-    def ratio(label: str, batch: int) -> float:
-        return statistics.median(r[batch] / t[batch] for r, t in zip(reference, times[label], strict=True))
+    def ratio(timed: list[tuple[float, float]], batch: int) -> float:
+        return statistics.median(r[batch] / t[batch] for r, t in zip(reference, timed, strict=True))
 
     return [
         Measured(
@@ -110,12 +110,12 @@ def interleaved(candidates: list[Candidate], rounds: int) -> list[Measured]:
             c.test_acc,
             c.params,
             c.macs,
-            statistics.median(t[0] for t in times[c.label]),
-            statistics.median(t[1] for t in times[c.label]),
-            (ratio(c.label, 0), ratio(c.label, 1)),
+            statistics.median(t[0] for t in timed),
+            statistics.median(t[1] for t in timed),
+            (ratio(timed, 0), ratio(timed, 1)),
             candidates[0].label,
         )
-        for c in candidates
+        for c, timed in zip(candidates, times, strict=True)
     ]
 
 
@@ -123,6 +123,11 @@ def headline_network(channels: list[int]) -> nn.Module:
     spec = load_experiment(REPO / "experiments" / "fashion_mnist.yaml")
     model = spec.model.model_copy(update={"channels": channels, "hidden": [128], "convs_per_block": 2})
     return model_from_config(model, in_channels=1, num_classes=10, image_size=SHAPE[1:]).eval()
+
+
+def headlines() -> list[Candidate]:
+    """The headline champions, built from their configs; the first is the reference."""
+    return [candidate(label, headline_network(ch), acc) for label, (ch, acc) in HEADLINES.items()]
 
 
 def registered(uri: str) -> Candidate:
@@ -178,8 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     print(f"load average {os.getloadavg()}")
-    references = [candidate(label, headline_network(ch), acc) for label, (ch, acc) in HEADLINES.items()]
-    measured = interleaved([*references, *(registered(uri) for uri in args.models)], args.rounds)
+    measured = interleaved([*headlines(), *(registered(uri) for uri in args.models)], args.rounds)
     references, models = measured[: len(HEADLINES)], measured[len(HEADLINES) :]
     print("\n".join(table(measured, references[0])))
     for reference in references:

@@ -65,12 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         config.model, in_channels=1, num_classes=10, image_size=pareto_front.SHAPE[1:]
     )
     champion, probe = pareto_front.interleaved(
-        [
-            pareto_front.candidate(
-                "headline champion (24-48-64)", pareto_front.headline_network([24, 48, 64]), 0.9403
-            ),
-            pareto_front.candidate("probe", network.eval(), float("nan")),
-        ],
+        [pareto_front.headlines()[0], pareto_front.candidate("probe", network.eval(), float("nan"))],
         rounds=args.rounds,
     )
     batch1, batch64 = probe.speedups(champion)
